@@ -1,0 +1,806 @@
+"""Capture a page, everything it needs to render and every video it references.
+
+The flow of one capture: fetch the seed URL (following and recording every
+redirect), parse the page with :mod:`archiver.discover`, fetch what it found
+concurrently (stylesheets and what they import, scripts, images, fonts, iframes
+one level deep, videos, HLS/DASH manifests and their segments), and write every
+exchange into the capture's own WARC files as it arrives.  A metadata record
+summarising the capture closes the last file.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import sys
+import tempfile
+import threading
+import zlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+from archiver import TOOL_NAME, __version__
+from archiver.discover import (
+    Found,
+    PageInfo,
+    is_dash,
+    is_hls,
+    parse_css,
+    parse_dash,
+    parse_hls,
+    parse_html,
+)
+from archiver.fetch import (
+    FetchError,
+    FetchSettings,
+    Response,
+    build_request,
+    dechunk,
+    open_exchange,
+)
+from archiver.model import (
+    Capture,
+    CaptureError,
+    CaptureOptions,
+    CaptureStatus,
+    RecordEntry,
+    VideoFound,
+    isoformat,
+    new_capture_id,
+    utcnow,
+)
+from archiver.urls import InvalidURL, check_url
+from archiver.warc import (
+    HTTP_REQUEST_TYPE,
+    HTTP_RESPONSE_TYPE,
+    Fields,
+    StreamingRecord,
+    WarcFile,
+    WarcSeries,
+    WrittenRecord,
+    compression_level,
+    new_record_id,
+    warc_date,
+)
+
+# Bodies up to this size are collected in memory and written in one go.
+SMALL_BODY = 1024 * 1024
+# A body that waits for the WARC file spills to disk past this size.
+SPOOL_MEMORY = 8 * 1024 * 1024
+# At most this much of a page, stylesheet or manifest is kept for parsing.
+PARSE_LIMIT = 32 * 1024 * 1024
+
+HTML_TYPES = {"text/html", "application/xhtml+xml"}
+CSS_TYPES = {"text/css"}
+
+WARC_SPEC = "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
+
+
+RecordWriter = Callable[[WarcFile, Fields], WrittenRecord]
+
+
+class Progress(Protocol):
+    """What a capture reports while it runs (the CLI draws it; tests may record it)."""
+
+    def started(self, url: str, role: str) -> None: ...
+    def advanced(self, url: str, nbytes: int) -> None: ...
+    def finished(self, url: str) -> None: ...
+
+
+class NoProgress:
+    def started(self, url: str, role: str) -> None:
+        pass
+
+    def advanced(self, url: str, nbytes: int) -> None:
+        pass
+
+    def finished(self, url: str) -> None:
+        pass
+
+
+class CaptureFailed(Exception):
+    """The seed URL could not be captured at all."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One URL to fetch within a capture."""
+
+    url: str
+    role: str
+    via: str
+    found_on: str | None
+    expand: bool = False
+    depth: int = 0  # 0: the page itself, 1: an iframe's own resources
+
+
+@dataclass
+class Fetched:
+    """What fetching a task produced: records written, and the body kept for parsing."""
+
+    task: Task
+    final_url: str
+    status: int | None = None
+    media_type: str | None = None
+    body: bytes | None = None
+    charset_header: str | None = None
+    payload_sha256: str | None = None
+    payload_length: int | None = None
+    error: str | None = None
+    location: str | None = None  # where a redirect points, resolved
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what touched the bytes, for provenance."""
+    versions = {
+        "python": platform.python_version(),
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
+    }
+    try:
+        import ssl
+
+        versions["openssl"] = ssl.OPENSSL_VERSION
+    except ImportError:  # pragma: no cover - Python always has ssl here
+        pass
+    for name in ("selectolax", "tinycss2", "m3u8", "warcio", "pyarrow"):
+        try:
+            from importlib.metadata import version
+
+            versions[name] = version(name)
+        except Exception:
+            continue
+    return versions
+
+
+def _decode_for_parsing(raw: bytes, response_headers: dict[str, str]) -> bytes:
+    """The entity for parsing: de-chunked and decompressed, capped at PARSE_LIMIT."""
+    body = raw
+    if response_headers.get("transfer-encoding", "").lower().endswith("chunked"):
+        body = dechunk(body)
+    coding = response_headers.get("content-encoding", "").strip().lower()
+    if coding in ("gzip", "x-gzip", "deflate"):
+        wbits = 47 if coding != "deflate" else 15
+        try:
+            dec = zlib.decompressobj(wbits)
+            out = dec.decompress(body, PARSE_LIMIT)
+        except zlib.error:
+            if coding != "deflate":
+                return body
+            try:
+                dec = zlib.decompressobj(-15)
+                out = dec.decompress(body, PARSE_LIMIT)
+            except zlib.error:
+                return body
+        return out
+    return body
+
+
+class Capturer:
+    """Runs captures with one set of options.
+
+    ``clock`` and ``new_id`` are injectable so tests can produce reproducible output.
+    """
+
+    def __init__(
+        self,
+        options: CaptureOptions,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        new_id: Callable[[datetime], str] = new_capture_id,
+        new_record_id: Callable[[], str] = new_record_id,
+        hostname: str | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.options = options
+        self.clock = clock
+        self.new_id = new_id
+        self.new_record_id = new_record_id
+        self.progress: Progress = progress or NoProgress()
+        self.settings = FetchSettings(
+            timeout=options.timeout, max_time=options.max_time, insecure=options.insecure
+        )
+        self.hostname = hostname or socket.gethostname()
+
+    @property
+    def warc_dir(self) -> Path:
+        return self.options.archive_dir / "warc" / self.options.collection
+
+    def capture(self, seed_url: str) -> Capture:
+        """Capture ``seed_url``; never raises for network trouble (see ``Capture.status``)."""
+        url = check_url(seed_url)
+        started = self.clock()
+        capture = Capture(
+            capture_id=self.new_id(started),
+            seed_url=url,
+            options=self.options,
+            started_at=started,
+        )
+        run = _CaptureRun(self, capture)
+        return run.run()
+
+    # warcinfo ---------------------------------------------------------------
+    def warcinfo_block(self, capture: Capture, filename: str) -> bytes:
+        opts = self.options
+        fields: list[tuple[str, str]] = [
+            ("software", f"{TOOL_NAME}/{__version__}"),
+            ("format", "WARC File Format 1.1"),
+            ("conformsTo", WARC_SPEC),
+            ("capture-id", capture.capture_id),
+            ("seed-url", capture.seed_url),
+            ("isPartOf", opts.collection),
+            ("operator", opts.operator or ""),
+            ("description", opts.note or ""),
+            ("hostname", self.hostname),
+            ("platform", platform.platform()),
+            ("http-header-user-agent", opts.user_agent),
+            ("options", json.dumps(opts.recorded(), sort_keys=True)),
+            ("libraries", json.dumps(library_versions(), sort_keys=True)),
+            ("payload-digest", "sha256 over the HTTP body as transferred (see README)"),
+        ]
+        lines = []
+        for name, value in fields:
+            clean = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in value)
+            lines.append(f"{name}: {clean}")
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+class _CaptureRun:
+    """The state of one capture while it runs."""
+
+    def __init__(self, capturer: Capturer, capture: Capture) -> None:
+        self.c = capturer
+        self.capture = capture
+        self.options = capturer.options
+        self.seen: set[str] = set()
+        self.seen_lock = threading.Lock()
+        self.series = WarcSeries(
+            capturer.warc_dir,
+            capture.capture_id,
+            self.options.warc_max_size,
+            self._warcinfo,
+        )
+        self.page_response_id: str | None = None
+        self.videos: dict[str, VideoFound] = {}
+        self.spool_dir = self.options.archive_dir / ".tmp"
+
+    def _warcinfo(self, filename: str) -> tuple[Fields, bytes]:
+        fields: Fields = [
+            ("WARC-Type", "warcinfo"),
+            ("WARC-Record-ID", self.c.new_record_id()),
+            ("WARC-Date", warc_date(self.c.clock())),
+            ("WARC-Filename", filename),
+            ("Content-Type", "application/warc-fields"),
+        ]
+        return fields, self.c.warcinfo_block(self.capture, filename)
+
+    # main flow -----------------------------------------------------------
+    def run(self) -> Capture:
+        capture = self.capture
+        try:
+            self._run()
+        except BaseException as exc:
+            self.series.discard()
+            if isinstance(exc, OSError):
+                capture.status = CaptureStatus.FAILED
+                capture.failure = f"cannot write the archive: {exc}"
+                capture.finished_at = self.c.clock()
+                capture.warc_files = []
+                return capture
+            raise
+        return capture
+
+    def _run(self) -> None:
+        capture = self.capture
+        page_task = Task(capture.seed_url, "page", "seed", None, expand=True)
+        self.seen.add(capture.seed_url)
+        page = self._fetch(page_task)
+        capture.final_url = page.final_url
+        capture.http_status = page.status
+        if page.error is not None:
+            capture.failure = page.error
+        elif page.status is not None and page.status >= 400:
+            capture.failure = f"the page answered HTTP {page.status}"
+        tasks: list[Task] = []
+        if page.error is None:
+            tasks = self._expand(page)
+        self._fetch_all(tasks)
+        capture.finished_at = self.c.clock()
+        if capture.failure:
+            capture.status = CaptureStatus.FAILED
+        elif capture.errors:
+            capture.status = CaptureStatus.PARTIAL
+        else:
+            capture.status = CaptureStatus.COMPLETE
+        wrote_response = any(r.warc_type == "response" for r in capture.records)
+        if not wrote_response:
+            self.series.discard()
+            return
+        capture.videos = list(self.videos.values())
+        with self.series.lock:
+            self._write_metadata()
+            capture.warc_files = self.series.close()
+
+    def _fetch_all(self, initial: list[Task]) -> None:
+        with ThreadPoolExecutor(
+            max_workers=self.options.concurrency, thread_name_prefix="fetch"
+        ) as pool:
+            running: dict[Future[Fetched], Task] = {}
+            for task in initial:
+                running[pool.submit(self._fetch, task)] = task
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    running.pop(fut)
+                    fetched = fut.result()
+                    for task in self._expand(fetched):
+                        running[pool.submit(self._fetch, task)] = task
+
+    def _claim(self, url: str) -> bool:
+        with self.seen_lock:
+            if url in self.seen:
+                return False
+            self.seen.add(url)
+            return True
+
+    # discovery -----------------------------------------------------------
+    def _expand(self, fetched: Fetched) -> list[Task]:
+        """Tasks for what a fetched body references."""
+        task = fetched.task
+        if fetched.body is None or not task.expand:
+            return []
+        found: Iterable[Found] = ()
+        url = fetched.final_url
+        media = fetched.media_type or ""
+        if task.role in ("page", "iframe") and (media in HTML_TYPES or not media):
+            info = parse_html(fetched.body, url, fetched.charset_header)
+            if task.role == "page":
+                self._page_info(info)
+            found = info.resources
+        elif media in CSS_TYPES or urlsplit(url).path.lower().endswith(".css"):
+            found = parse_css(fetched.body, url)
+        elif is_hls(url, media):
+            found = parse_hls(fetched.body, url)
+        elif is_dash(url, media):
+            found = parse_dash(fetched.body, url)
+        tasks = []
+        for item in found:
+            new = self._task_for(item, task, url)
+            if new is not None:
+                tasks.append(new)
+        return tasks
+
+    def _task_for(self, item: Found, parent: Task, parent_url: str) -> Task | None:
+        try:
+            url = check_url(item.url)
+        except InvalidURL:
+            return None
+        depth = parent.depth + (1 if parent.role == "iframe" else 0)
+        if item.role == "iframe" and parent.role == "iframe":
+            self.capture.not_followed.append(
+                {"url": url, "via": item.via, "found_on": parent_url, "reason": "nested iframe"}
+            )
+            return None
+        if item.role in ("video", "video-manifest") and parent.role in ("page", "iframe"):
+            with self.seen_lock:
+                self.videos.setdefault(url, VideoFound(url, item.via, parent_url, item.role))
+        if not self._claim(url):
+            return None
+        expand = (
+            item.expand
+            or item.role == "video"
+            or (item.role == "video-manifest" and item.via != "hls variant")
+        )
+        return Task(url, item.role, item.via, parent_url, expand=expand, depth=depth)
+
+    def _page_info(self, info: PageInfo) -> None:
+        capture = self.capture
+        capture.title = info.title
+        capture.author = info.author
+        capture.published_at = info.published_at
+        capture.language = info.language
+        seen: set[str] = set()
+        for link in info.outlinks:
+            if link.url not in seen:
+                seen.add(link.url)
+                capture.outlinks.append(link.url)
+
+    # fetching ------------------------------------------------------------
+    def _fetch(self, task: Task) -> Fetched:
+        """Fetch a task's URL, following and recording redirects."""
+        url = task.url
+        hops = 0
+        while True:
+            self.c.progress.started(url, task.role)
+            try:
+                fetched = self._exchange(task, url)
+            finally:
+                self.c.progress.finished(url)
+            if fetched.error is not None:
+                self._fetch_failed(task, url, fetched.error)
+                return fetched
+            if fetched.location is None:
+                self._note_video(task, fetched)
+                return fetched
+            if task.role == "page":
+                self.capture.redirects.append(url)
+            hops += 1
+            try:
+                if hops > self.options.max_redirects:
+                    raise InvalidURL(f"more than {self.options.max_redirects} redirects")
+                next_url = check_url(fetched.location)
+            except InvalidURL as exc:
+                fetched.error = f"redirect not followed: {exc}"
+                self._fetch_failed(task, url, fetched.error)
+                return fetched
+            if not self._claim(next_url) and task.role != "page":
+                return fetched  # already fetched for another reference
+            url = next_url
+
+    def _fetch_failed(self, task: Task, url: str, reason: str) -> None:
+        if task.role == "page":
+            return  # the capture itself failed: reported as its failure
+        with self.seen_lock:
+            self.capture.errors.append(CaptureError(url, reason, task.role))
+        video = self.videos.get(task.url)
+        if video is not None:
+            video.error = reason
+
+    def _note_video(self, task: Task, fetched: Fetched) -> None:
+        video = self.videos.get(task.url)
+        if video is not None:
+            video.http_status = fetched.status
+            video.payload_sha256 = fetched.payload_sha256
+            video.payload_length = fetched.payload_length
+
+    def _exchange(self, task: Task, url: str) -> Fetched:
+        """One request and response, written to the WARC as the body arrives."""
+        role = task.role
+        headers = [("User-Agent", self.options.user_agent)]
+        if role in ("page", "iframe"):
+            headers.append(("Accept", "text/html,application/xhtml+xml,*/*;q=0.8"))
+        else:
+            headers.append(("Accept", "*/*"))
+        if role in ("video", "video-segment"):
+            headers.append(("Accept-Encoding", "identity"))
+        else:
+            headers.append(("Accept-Encoding", "gzip, deflate"))
+        if task.found_on:
+            headers.append(("Referer", task.found_on))
+        fetched = Fetched(task, url)
+        try:
+            request = build_request(url, headers)
+            started = self.c.clock()
+            response = open_exchange(request, self.c.settings)
+        except FetchError as exc:
+            fetched.error = exc.reason
+            return fetched
+        fetched.status = response.status
+        fetched.media_type = response.media_type
+        fetched.charset_header = response.content_type
+        location = response.header("Location")
+        is_redirect = response.status in (301, 302, 303, 307, 308) and location
+        keep = task.expand and not is_redirect and _parse_worthy(url, response, role)
+        written = self._write_exchange(task, url, role, response, started, keep, fetched)
+        if is_redirect and location:
+            fetched.location = urljoin(url, location.strip())
+        if response.error and written:
+            reason = f"incomplete response: {response.error}"
+            if role == "page":
+                self.capture.failure = reason
+            else:
+                with self.seen_lock:
+                    self.capture.errors.append(CaptureError(url, reason, role))
+        return fetched
+
+    def _write_exchange(
+        self,
+        task: Task,
+        url: str,
+        role: str,
+        response: Response,
+        started: datetime,
+        keep: bool,
+        fetched: Fetched,
+    ) -> bool:
+        """Stream ``response`` into the WARC; fill in ``fetched``."""
+        progress = self.c.progress
+        body_iter = response.iter_body(self.options.max_size)
+        first = bytearray()
+        complete = True
+        for chunk in body_iter:
+            first += chunk
+            progress.advanced(url, len(chunk))
+            if len(first) >= SMALL_BODY:
+                complete = False
+                break
+        kept = bytearray(first[:PARSE_LIMIT]) if keep else None
+        level = compression_level(response.content_type)
+        head = response.head
+
+        def streamed(source: Callable[[StreamingRecord], None]) -> RecordWriter:
+            def write(wfile: WarcFile, fields: Fields) -> WrittenRecord:
+                stream = wfile.begin_record(fields, head, level=level)
+                source(stream)
+                return stream.finish(response.truncated)
+
+            return write
+
+        if complete:
+            block = head + bytes(first)
+            with self.series.lock:
+                req, rec = self._write_pair(
+                    response,
+                    url,
+                    started,
+                    len(block),
+                    lambda wfile, fields: wfile.write_record(
+                        fields,
+                        block,
+                        payload_offset=len(head),
+                        truncated=response.truncated,
+                        level=level,
+                    ),
+                )
+        elif self.series.lock.acquire(blocking=False):
+            # The writer is free: the body goes straight from the socket into the WARC.
+            def direct(stream: StreamingRecord) -> None:
+                stream.write(memoryview(first))
+                self._pump(body_iter, stream.write, url, kept)
+
+            try:
+                upcoming = (response.declared_length or 0) + len(head)
+                req, rec = self._write_pair(response, url, started, upcoming, streamed(direct))
+            finally:
+                self.series.lock.release()
+        else:
+            # The writer is busy with another large body: spool this one meanwhile.
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.SpooledTemporaryFile(
+                max_size=SPOOL_MEMORY, dir=str(self.spool_dir)
+            ) as spool:
+                spool.write(first)
+                self._pump(body_iter, spool.write, url, kept)
+                upcoming = spool.tell() + len(head)
+                spool.seek(0)
+                with self.series.lock:
+                    req, rec = self._write_pair(
+                        response, url, started, upcoming, streamed(lambda s: _copy(spool, s))
+                    )
+        self._entries(task, url, role, response, started, req, rec)
+        fetched.payload_sha256 = rec.payload_sha256
+        fetched.payload_length = rec.payload_length
+        if kept is not None:
+            lowered = {k.lower(): v for k, v in response.headers}
+            fetched.body = _decode_for_parsing(bytes(kept), lowered)
+        return True
+
+    def _write_pair(
+        self,
+        response: Response,
+        url: str,
+        started: datetime,
+        upcoming: int,
+        write_response: RecordWriter,
+    ) -> tuple[WrittenRecord, WrittenRecord]:
+        """The request record, then the response record; the caller holds the lock."""
+        wfile = self.series.current(upcoming)
+        req_id, resp_id = self.c.new_record_id(), self.c.new_record_id()
+        req = self._write_request(wfile, response, url, started, req_id, resp_id)
+        fields = self._response_fields(wfile, response, url, started, resp_id, req_id)
+        return req, write_response(wfile, fields)
+
+    def _pump(
+        self,
+        body_iter: Iterable[memoryview],
+        sink: Callable[[memoryview], Any],
+        url: str,
+        kept: bytearray | None,
+    ) -> None:
+        advanced = self.c.progress.advanced
+        for chunk in body_iter:
+            sink(chunk)
+            if kept is not None and len(kept) < PARSE_LIMIT:
+                kept += chunk[: PARSE_LIMIT - len(kept)]
+            advanced(url, len(chunk))
+
+    # records -------------------------------------------------------------
+    def _common_fields(
+        self, wfile: WarcFile, warc_type: str, record_id: str, url: str, when: datetime
+    ) -> Fields:
+        return [
+            ("WARC-Type", warc_type),
+            ("WARC-Record-ID", record_id),
+            ("WARC-Date", warc_date(when)),
+            ("WARC-Target-URI", url),
+            ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
+        ]
+
+    def _write_request(
+        self,
+        wfile: WarcFile,
+        response: Response,
+        url: str,
+        when: datetime,
+        req_id: str,
+        resp_id: str,
+    ) -> WrittenRecord:
+        fields = self._common_fields(wfile, "request", req_id, url, when)
+        fields += [
+            ("WARC-IP-Address", response.ip_address),
+            ("WARC-Concurrent-To", resp_id),
+            ("Content-Type", HTTP_REQUEST_TYPE),
+        ]
+        return wfile.write_record(fields, response.request.raw)
+
+    def _response_fields(
+        self,
+        wfile: WarcFile,
+        response: Response,
+        url: str,
+        when: datetime,
+        resp_id: str,
+        req_id: str,
+    ) -> Fields:
+        fields = self._common_fields(wfile, "response", resp_id, url, when)
+        fields += [
+            ("WARC-IP-Address", response.ip_address),
+            ("WARC-Concurrent-To", req_id),
+        ]
+        fields += [("WARC-Protocol", p) for p in response.protocols]
+        if response.cipher_suite:
+            fields.append(("WARC-Cipher-Suite", response.cipher_suite))
+        fields.append(("Content-Type", HTTP_RESPONSE_TYPE))
+        return fields
+
+    def _entries(
+        self,
+        task: Task,
+        url: str,
+        role: str,
+        response: Response,
+        when: datetime,
+        req: WrittenRecord,
+        rec: WrittenRecord,
+    ) -> None:
+        is_redirect = response.status in (301, 302, 303, 307, 308) and response.header("Location")
+        record_role = "redirect" if is_redirect else role
+        origin = f"{task.found_on} {task.via}" if task.found_on else task.via
+        if url != task.url:
+            origin = f"{origin} (redirected from {task.url})"
+        common: dict[str, Any] = {
+            "url": url,
+            "fetched_at": when,
+            "role": record_role,
+            "ip_address": response.ip_address,
+            "discovered_from": origin,
+        }
+        media = response.media_type
+        entries = [
+            RecordEntry(
+                record_id=req.record_id,
+                warc_type="request",
+                warc_filename=req.filename,
+                warc_offset=req.offset,
+                warc_length=req.length,
+                block_sha256=req.block_sha256,
+                concurrent_to=rec.record_id,
+                **common,
+            ),
+            RecordEntry(
+                record_id=rec.record_id,
+                warc_type="response",
+                warc_filename=rec.filename,
+                warc_offset=rec.offset,
+                warc_length=rec.length,
+                block_sha256=rec.block_sha256,
+                http_status=response.status,
+                content_type=media,
+                payload_sha256=rec.payload_sha256,
+                payload_length=rec.payload_length,
+                truncated=rec.truncated,
+                concurrent_to=req.record_id,
+                **common,
+            ),
+        ]
+        with self.seen_lock:
+            self.capture.records.extend(entries)
+            if role == "page" and not is_redirect:
+                self.page_response_id = rec.record_id
+
+    def _write_metadata(self) -> None:
+        capture = self.capture
+        wfile = self.series.current()
+        now = self.c.clock()
+        body = {
+            "capture_id": capture.capture_id,
+            "seed_url": capture.seed_url,
+            "final_url": capture.final_url,
+            "http_status": capture.http_status,
+            "status": capture.status.value,
+            "failure": capture.failure,
+            "started_at": isoformat(capture.started_at),
+            "finished_at": isoformat(capture.finished_at or now),
+            "operator": self.options.operator,
+            "collection": self.options.collection,
+            "note": self.options.note,
+            "tool": {"name": TOOL_NAME, "version": __version__},
+            "libraries": library_versions(),
+            "hostname": self.c.hostname,
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "user_agent": self.options.user_agent,
+            "options": self.options.recorded(),
+            "page": {
+                "title": capture.title,
+                "author": capture.author,
+                "published_at": capture.published_at,
+                "language": capture.language,
+            },
+            "redirects": capture.redirects,
+            "videos": [v.to_json() for v in capture.videos],
+            "outlinks": capture.outlinks,
+            "errors": [e.to_json() for e in capture.errors],
+            "not_followed": capture.not_followed,
+            "truncated": [
+                {"url": r.url, "reason": r.truncated}
+                for r in capture.records
+                if r.truncated and r.warc_type == "response"
+            ],
+            "record_count": len(capture.records),
+        }
+        block = json.dumps(body, indent=1, ensure_ascii=False, sort_keys=False).encode("utf-8")
+        fields = [
+            ("WARC-Type", "metadata"),
+            ("WARC-Record-ID", self.c.new_record_id()),
+            ("WARC-Date", warc_date(now)),
+            ("WARC-Target-URI", capture.seed_url),
+            ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
+        ]
+        if self.page_response_id:
+            fields.append(("WARC-Refers-To", self.page_response_id))
+        fields.append(("Content-Type", "application/json"))
+        rec = wfile.write_record(fields, block)
+        capture.records.append(
+            RecordEntry(
+                record_id=rec.record_id,
+                warc_type="metadata",
+                url=capture.seed_url,
+                fetched_at=now,
+                warc_filename=rec.filename,
+                warc_offset=rec.offset,
+                warc_length=rec.length,
+                block_sha256=rec.block_sha256,
+                role="metadata",
+                content_type="application/json",
+            )
+        )
+
+
+def _copy(spool: IO[bytes], stream: StreamingRecord) -> None:
+    buf = bytearray(1024 * 1024)
+    view = memoryview(buf)
+    while True:
+        n = spool.readinto(view)  # type: ignore[attr-defined]
+        if not n:
+            return
+        stream.write(view[:n])
+
+
+def _parse_worthy(url: str, response: Response, role: str) -> bool:
+    media = response.media_type or ""
+    if role in ("page", "iframe"):
+        return (
+            media in HTML_TYPES
+            or media == ""
+            or media.startswith("text/")
+            or is_hls(url, media)
+            or is_dash(url, media)
+        )
+    path = urlsplit(url).path.lower()
+    return media in CSS_TYPES or path.endswith(".css") or is_hls(url, media) or is_dash(url, media)

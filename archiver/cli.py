@@ -1,0 +1,342 @@
+"""The ``archiver`` command: a thin layer over the library.
+
+It parses options, calls the library, and turns the library's outcomes into
+messages and exit codes: 0 success, 1 a capture (or later a verification)
+failed, 2 a usage error.  No traceback reaches the user unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import click
+
+from archiver import __version__
+from archiver.capture import Capturer, Progress
+from archiver.model import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_REDIRECTS,
+    DEFAULT_TIMEOUT,
+    DEFAULT_USER_AGENT,
+    DEFAULT_WARC_MAX_SIZE,
+    Capture,
+    CaptureOptions,
+    CaptureStatus,
+)
+from archiver.urls import InvalidURL, check_url
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def archive_dir_option(func: Any) -> Any:
+    """``--archive-dir``, shared by every command that reads or writes an archive."""
+    return click.option(
+        "--archive-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="ARCHIVER_ARCHIVE_DIR",
+        default=Path("archives"),
+        show_default=True,
+        help="Archive directory (also ARCHIVER_ARCHIVE_DIR).",
+    )(func)
+
+
+class Size(click.ParamType):  # type: ignore[type-arg]
+    """A byte count: 1000, 10K, 5M, 2G (powers of 1024)."""
+
+    name = "bytes"
+    _units: ClassVar[dict[str, int]] = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        unit = text[-1:] if text[-1:] in self._units else ""
+        number = text[: len(text) - len(unit)]
+        try:
+            result = int(float(number) * self._units[unit])
+        except ValueError:
+            self.fail(f"{value!r} is not a size (examples: 500000, 10M, 2G)", param, ctx)
+        if result < 0:
+            self.fail("a size cannot be negative", param, ctx)
+        return result
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="archiver")
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Preserve online evidence, videos included, in verifiable WARC 1.1 archives.
+
+    \b
+    Example:
+      archiver capture https://example.org/news/article
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def read_url_file(path: Path) -> list[str]:
+    """URLs from a file: one per line, blank lines and ``#`` comments skipped."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--input") from exc
+    urls = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            urls.append(stripped)
+    return urls
+
+
+@cli.command()
+@click.argument("urls", nargs=-1)
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File with one URL per line (blank lines and # comments skipped).",
+)
+@archive_dir_option
+@click.option("--collection", default="default", show_default=True, help="Collection name.")
+@click.option("--operator", help="Who runs the capture (recorded in provenance).")
+@click.option("--note", help="Free-text note recorded with the capture.")
+@click.option("--user-agent", default=DEFAULT_USER_AGENT, help="User-Agent header to send.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.001),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for a connection or for any bytes of a response.",
+)
+@click.option(
+    "--max-time",
+    type=click.FloatRange(min=0.001),
+    help="Seconds one response may take in all; a body cut by it is marked truncated.",
+)
+@click.option(
+    "--max-size",
+    type=Size(),
+    help="Largest body to store per response (e.g. 500M); larger ones are stored "
+    "truncated and marked so. Default: unlimited.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=64),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Requisites fetched at once.",
+)
+@click.option(
+    "--warc-size",
+    type=Size(),
+    default=DEFAULT_WARC_MAX_SIZE,
+    show_default=True,
+    help="Start a new WARC file when one reaches this size (records are never split).",
+)
+@click.option(
+    "--max-redirects",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_REDIRECTS,
+    show_default=True,
+    help="Redirect hops followed per URL.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Capture even when a TLS certificate does not verify.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one summary object per capture on stdout, one per line.",
+)
+@click.pass_context
+def capture(
+    ctx: click.Context,
+    urls: tuple[str, ...],
+    input_file: Path | None,
+    archive_dir: Path,
+    collection: str,
+    operator: str | None,
+    note: str | None,
+    user_agent: str,
+    timeout: float,
+    max_time: float | None,
+    max_size: int | None,
+    concurrency: int,
+    warc_size: int,
+    max_redirects: int,
+    insecure: bool,
+    output_format: str,
+) -> None:
+    """Capture pages, their requisites and every video they reference into WARC files.
+
+    Each URL becomes one capture with its own WARC files under
+    ARCHIVE_DIR/warc/COLLECTION/.  Exit status: 0 when every capture succeeded
+    (complete or partial), 1 when one failed, 2 for bad input.
+
+    \b
+    Example:
+      archiver capture https://example.org/news/article --operator "A. Archivist"
+      archiver capture --input urls.txt --collection belarus-2020 --format json
+    """
+    seeds = list(urls)
+    if input_file is not None:
+        seeds += read_url_file(input_file)
+    if not seeds:
+        raise click.UsageError("no URL given (pass URLs or --input FILE)")
+    checked = []
+    for seed in seeds:
+        try:
+            checked.append(check_url(seed))
+        except InvalidURL as exc:
+            raise click.BadParameter(str(exc), param_hint="URL") from exc
+    try:
+        options = CaptureOptions(
+            archive_dir=archive_dir,
+            collection=collection,
+            operator=operator,
+            note=note,
+            user_agent=user_agent,
+            timeout=timeout,
+            max_time=max_time,
+            max_size=max_size,
+            concurrency=concurrency,
+            warc_max_size=warc_size,
+            max_redirects=max_redirects,
+            insecure=insecure,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    interactive = output_format == "text" and sys.stderr.isatty()
+    failed = 0
+    for seed in checked:
+        with progress_display(interactive) as progress:
+            result = Capturer(options, progress=progress).capture(seed)
+        if result.status is CaptureStatus.FAILED:
+            failed += 1
+        if output_format == "json":
+            click.echo(json.dumps(result.summary(), ensure_ascii=False))
+        else:
+            report(result)
+    if failed:
+        if output_format == "text" and len(checked) > 1:
+            click.echo(f"{failed} of {len(checked)} captures failed", err=True)
+        ctx.exit(EXIT_FAILED)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def report(result: Capture) -> None:
+    """A short human summary of one capture (stdout), problems on stderr."""
+    s = result.summary()
+    if result.status is CaptureStatus.FAILED:
+        click.echo(f"FAILED {result.seed_url}: {result.failure}", err=True)
+    else:
+        click.echo(
+            f"{result.status.value} {result.seed_url} -> {result.capture_id}: "
+            f"{s['record_count']} records, {len(result.videos)} videos, "
+            f"{human_bytes(s['total_bytes'])}"
+        )
+    for err in result.errors:
+        click.echo(f"  not captured: {err.url}: {err.reason}", err=True)
+    for url in s["truncated"]:
+        click.echo(f"  truncated: {url}", err=True)
+    for path in result.warc_files:
+        click.echo(f"  {path}")
+
+
+class TerminalProgress:
+    """A one-line live display on stderr: bytes, rate and what is being fetched."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[str, int] = {}
+        self._bytes = 0
+        self._done = 0
+        self._start = time.monotonic()
+        self._last = 0.0
+
+    def started(self, url: str, role: str) -> None:
+        with self._lock:
+            self._active[url] = 0
+        self._draw()
+
+    def advanced(self, url: str, nbytes: int) -> None:
+        with self._lock:
+            self._bytes += nbytes
+            self._active[url] = self._active.get(url, 0) + nbytes
+        self._draw()
+
+    def finished(self, url: str) -> None:
+        with self._lock:
+            self._active.pop(url, None)
+            self._done += 1
+        self._draw()
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 0.2:
+            return
+        self._last = now
+        with self._lock:
+            elapsed = max(now - self._start, 1e-6)
+            current = next(iter(self._active), "")
+            line = (
+                f"{self._done} fetched, {len(self._active)} active, "
+                f"{human_bytes(self._bytes)}, {human_bytes(self._bytes / elapsed)}/s  {current}"
+            )
+        width = 118
+        sys.stderr.write("\r" + line[:width].ljust(width))
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\r" + " " * 118 + "\r")
+        sys.stderr.flush()
+
+
+@contextmanager
+def progress_display(interactive: bool) -> Iterator[Progress | None]:
+    if not interactive:
+        yield None
+        return
+    display = TerminalProgress()
+    try:
+        yield display
+    finally:
+        display.close()
+
+
+def main() -> None:
+    """Entry point: run the CLI, hiding tracebacks unless --debug."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: no traceback for users
+        if debug:
+            raise
+        click.echo(f"error: {exc} (run with --debug for details)", err=True)
+        sys.exit(EXIT_FAILED)

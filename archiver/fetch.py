@@ -1,0 +1,457 @@
+"""HTTP/1.1 over a socket, keeping every byte exactly as sent and received.
+
+Evidence needs the request as sent and the response as received: status line,
+header fields in their order and spelling, and the body with its transfer coding
+(chunked framing included) and content coding (gzip stays gzip).  General HTTP
+libraries normalise all of that away, so this module speaks HTTP/1.1 itself:
+one connection per exchange, ``Connection: close``, bodies handed out in
+fixed-size chunks as they arrive, never read whole into memory.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+CHUNK_SIZE = 1024 * 1024
+MAX_HEAD_BYTES = 256 * 1024
+_SAFE_PATH = "/%:@!$&'()*+,;=-._~"
+_SAFE_QUERY = _SAFE_PATH + "?"
+
+
+class FetchError(Exception):
+    """The exchange failed before a response head was received."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Request:
+    url: str
+    raw: bytes  # the request exactly as sent
+    host: str
+    port: int
+    secure: bool
+
+
+@dataclass
+class Response:
+    """A response head as received, and a stream of its raw body."""
+
+    request: Request
+    head: bytes  # status line and header fields, exactly as received, with the blank line
+    status: int
+    reason: str
+    version: str
+    headers: list[tuple[str, str]]
+    ip_address: str
+    protocols: list[str]  # WARC-Protocol values, higher layer first
+    cipher_suite: str | None
+    tls_error: str | None = None
+    _sock: socket.socket | None = field(default=None, repr=False)
+    _buffer: bytes = field(default=b"", repr=False)
+    _deadline: float | None = field(default=None, repr=False)
+    _timeout: float = field(default=30.0, repr=False)
+    truncated: str | None = None  # set while reading: "length", "time" or "disconnect"
+    error: str | None = None  # why the body ended early, if it did
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+    @property
+    def content_type(self) -> str | None:
+        return self.header("Content-Type")
+
+    @property
+    def media_type(self) -> str | None:
+        value = self.content_type
+        if not value:
+            return None
+        return value.split(";", 1)[0].strip().lower() or None
+
+    @property
+    def chunked(self) -> bool:
+        te = self.header("Transfer-Encoding") or ""
+        return te.split(",")[-1].strip().lower() == "chunked"
+
+    def _framing(self) -> tuple[str, int | None]:
+        if self.status < 200 or self.status in (204, 304):
+            return "none", 0
+        if self.chunked:
+            return "chunked", None
+        length = self.header("Content-Length")
+        if length is not None:
+            try:
+                value = int(length.split(",")[0].strip())
+            except ValueError:
+                value = -1
+            if value >= 0:
+                return "length", value
+        return "close", None
+
+    @property
+    def declared_length(self) -> int | None:
+        kind, value = self._framing()
+        return value if kind in ("length", "none") else None
+
+    def iter_body(self, max_size: int | None = None) -> Iterator[memoryview]:
+        """Yield the raw body (as on the wire) in chunks of up to CHUNK_SIZE.
+
+        Stops at the end of the message, at ``max_size`` bytes (``truncated`` =
+        "length"), at the deadline ("time") or when the peer goes away early
+        ("disconnect", with ``error`` saying why).  A yielded view is valid only
+        until the next one is requested.
+        """
+        kind, remaining = self._framing()
+        decoder = _ChunkedEnd() if kind == "chunked" else None
+        buf = bytearray(CHUNK_SIZE)
+        view = memoryview(buf)
+        pending = self._buffer
+        self._buffer = b""
+        sent = 0
+        try:
+            while kind != "none" and remaining != 0:
+                if pending:
+                    data = memoryview(pending)
+                    pending = b""
+                else:
+                    n = self._fill(view)
+                    if n == 0:
+                        if kind == "length":
+                            self._fail_disconnect(f"connection closed {remaining} bytes early")
+                        elif kind == "chunked":
+                            self._fail_disconnect("connection closed before the last chunk")
+                        break
+                    data = view[:n]
+                done = False
+                if remaining is not None:
+                    data = data[:remaining]
+                    remaining -= len(data)
+                    done = remaining == 0
+                if decoder is not None and decoder.feed(data):
+                    data = data[: len(data) - decoder.overrun]
+                    done = True
+                if max_size is not None and sent + len(data) > max_size:
+                    data = data[: max_size - sent]
+                    self.truncated = "length"
+                    done = True
+                if len(data):
+                    yield data
+                    sent += len(data)
+                if done:
+                    break
+        except TimeoutError:
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self.truncated = "time"
+                self.error = "time limit reached while reading the body"
+            else:
+                self._fail_disconnect("timed out waiting for the body")
+        except OSError as exc:
+            self._fail_disconnect(f"connection error while reading the body: {exc}")
+        finally:
+            self.close()
+
+    def _fill(self, view: memoryview) -> int:
+        """Read at least one byte (0 at EOF), then whatever is ready, up to len(view)."""
+        fill = self._recv_into(view)
+        while fill and fill < len(view) and self._readable():
+            got = self._recv_into(view[fill:])
+            if not got:
+                break
+            fill += got
+        return fill
+
+    def _fail_disconnect(self, reason: str) -> None:
+        self.truncated = "disconnect"
+        self.error = reason
+
+    def _readable(self) -> bool:
+        sock = self._sock
+        if sock is None:
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        ready, _, _ = select.select([sock], [], [], 0)
+        return bool(ready)
+
+    def _recv_into(self, target: memoryview) -> int:
+        sock = self._sock
+        if sock is None:
+            return 0
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(min(left, self._timeout))
+        return sock.recv_into(target)
+
+    def read_all(self, max_size: int | None = None) -> bytes:
+        return b"".join(bytes(c) for c in self.iter_body(max_size))
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+
+class _ChunkedEnd:
+    """Finds where a chunked message ends, without changing a byte of it."""
+
+    def __init__(self) -> None:
+        self.state = "size"
+        self.line = bytearray()
+        self.left = 0
+        self.done = False
+        self.overrun = 0  # bytes fed past the end of the message
+
+    def feed(self, data: memoryview | bytes) -> bool:
+        pos = 0
+        n = len(data)
+        while pos < n and not self.done:
+            if self.state == "data":
+                take = min(self.left, n - pos)
+                pos += take
+                self.left -= take
+                if self.left == 0:
+                    self.state = "data-end"
+                continue
+            nl = bytes(data[pos:n]).find(b"\n")
+            if nl < 0:
+                self.line += data[pos:n]
+                if len(self.line) > 64 * 1024:
+                    raise OSError("chunk framing line too long")
+                return False
+            self.line += data[pos : pos + nl]
+            pos += nl + 1
+            line = bytes(self.line).strip()
+            self.line.clear()
+            if self.state == "size":
+                try:
+                    size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+                except ValueError as exc:
+                    raise OSError(f"invalid chunk size line {line[:40]!r}") from exc
+                if size == 0:
+                    self.state = "trailer"
+                else:
+                    self.left = size
+                    self.state = "data"
+            elif self.state == "data-end":
+                self.state = "size"
+            elif self.state == "trailer" and not line:
+                self.done = True
+        if self.done:
+            self.overrun = n - pos
+        return self.done
+
+
+def dechunk(raw: bytes) -> bytes:
+    """The entity of a chunked body (tolerant of a missing last chunk)."""
+    out = bytearray()
+    pos = 0
+    while pos < len(raw):
+        nl = raw.find(b"\n", pos)
+        if nl < 0:
+            break
+        try:
+            size = int(raw[pos:nl].split(b";", 1)[0].strip() or b"x", 16)
+        except ValueError:
+            break
+        if size == 0:
+            break
+        start = nl + 1
+        out += raw[start : start + size]
+        pos = start + size
+        if raw[pos : pos + 2] == b"\r\n":
+            pos += 2
+        elif raw[pos : pos + 1] == b"\n":
+            pos += 1
+    return bytes(out)
+
+
+def request_target(url: str) -> tuple[str, str, int, bool, str]:
+    """Split ``url`` into (scheme, host, port, secure, origin-form target)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FetchError(url, f"unsupported scheme {scheme!r}")
+    host = parts.hostname
+    if not host:
+        raise FetchError(url, "no host in URL")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError as exc:
+        raise FetchError(url, f"invalid port: {exc}") from exc
+    path = quote(parts.path or "/", safe=_SAFE_PATH)
+    target = path + ("?" + quote(parts.query, safe=_SAFE_QUERY) if parts.query else "")
+    return scheme, host, port, scheme == "https", target
+
+
+def build_request(url: str, headers: list[tuple[str, str]]) -> Request:
+    _, host, port, secure, target = request_target(url)
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise FetchError(url, f"invalid host name: {exc}") from exc
+    if ":" in ascii_host:  # IPv6 literal
+        ascii_host = f"[{ascii_host}]"
+    default_port = 443 if secure else 80
+    host_field = ascii_host if port == default_port else f"{ascii_host}:{port}"
+    lines = [f"GET {target} HTTP/1.1", f"Host: {host_field}"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    lines.append("Connection: close")
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    return Request(url=url, raw=raw, host=host, port=port, secure=secure)
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    timeout: float = 30.0  # connect, and longest wait for any bytes
+    max_time: float | None = None  # whole exchange, body included
+    insecure: bool = False
+
+
+def open_exchange(request: Request, settings: FetchSettings) -> Response:
+    """Connect, send ``request`` and read the response head."""
+    url = request.url
+    deadline = time.monotonic() + settings.max_time if settings.max_time else None
+    try:
+        sock = socket.create_connection((request.host, request.port), timeout=settings.timeout)
+    except socket.gaierror as exc:
+        raise FetchError(
+            url, f"DNS lookup failed for {request.host}: {exc.strerror or exc}"
+        ) from exc
+    except TimeoutError as exc:
+        raise FetchError(url, f"timed out connecting to {request.host}:{request.port}") from exc
+    except OSError as exc:
+        raise FetchError(
+            url, f"cannot connect to {request.host}:{request.port}: {exc.strerror or exc}"
+        ) from exc
+    ip = sock.getpeername()[0]
+    protocols = ["http/1.1"]
+    cipher = None
+    try:
+        if request.secure:
+            ctx = ssl.create_default_context()
+            if settings.insecure:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            try:
+                sock = ctx.wrap_socket(sock, server_hostname=request.host)
+            except ssl.SSLCertVerificationError as exc:
+                raise FetchError(
+                    url, f"TLS certificate rejected: {exc.verify_message or exc}"
+                ) from exc
+            except (ssl.SSLError, OSError) as exc:
+                raise FetchError(url, f"TLS handshake failed: {exc}") from exc
+            version = sock.version()
+            if version:
+                protocols.append(version.lower().replace("tlsv", "tls/"))
+            info = sock.cipher()
+            if info and info[0].startswith("TLS_"):
+                cipher = info[0]  # OpenSSL uses the IANA name for TLS 1.3 suites
+        sock.sendall(request.raw)
+        head, rest = _read_head(sock, url, deadline, settings.timeout)
+    except FetchError:
+        sock.close()
+        raise
+    except TimeoutError as exc:
+        sock.close()
+        raise FetchError(url, "timed out waiting for the response") from exc
+    except OSError as exc:
+        sock.close()
+        raise FetchError(url, f"connection error: {exc.strerror or exc}") from exc
+    version, status, reason, headers = _parse_head(head, url)
+    return Response(
+        request=request,
+        head=head,
+        status=status,
+        reason=reason,
+        version=version,
+        headers=headers,
+        ip_address=ip,
+        protocols=protocols,
+        cipher_suite=cipher,
+        _sock=sock,
+        _buffer=rest,
+        _deadline=deadline,
+        _timeout=settings.timeout,
+    )
+
+
+def _read_head(
+    sock: socket.socket, url: str, deadline: float | None, timeout: float
+) -> tuple[bytes, bytes]:
+    """Read up to the end of the final response head; 1xx interim heads are skipped."""
+    data = bytearray()
+    scanned = 0
+    while True:
+        end = _head_end(data, scanned)
+        if end is not None:
+            if _INTERIM.match(data):
+                del data[:end]
+                scanned = 0
+                continue
+            return bytes(data[:end]), bytes(data[end:])
+        scanned = max(0, len(data) - 3)
+        if len(data) > MAX_HEAD_BYTES:
+            raise FetchError(url, f"response head larger than {MAX_HEAD_BYTES} bytes")
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise FetchError(url, "time limit reached waiting for the response head")
+            sock.settimeout(min(left, timeout))
+        piece = sock.recv(65536)
+        if not piece:
+            if not data:
+                raise FetchError(url, "the server closed the connection without answering")
+            raise FetchError(url, "the server closed the connection inside the response head")
+        data += piece
+
+
+_INTERIM = re.compile(rb"HTTP/1\.[01] 1\d\d[ \r\n]")
+
+
+def _head_end(data: bytearray, start: int) -> int | None:
+    crlf = data.find(b"\r\n\r\n", start)
+    lf = data.find(b"\n\n", start)
+    ends = [i + 4 for i in (crlf,) if i >= 0] + [i + 2 for i in (lf,) if i >= 0]
+    return min(ends) if ends else None
+
+
+def _parse_head(head: bytes, url: str) -> tuple[str, int, str, list[tuple[str, str]]]:
+    text = head.decode("latin-1")
+    lines = text.replace("\r\n", "\n").split("\n")
+    status_line = lines[0]
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise FetchError(url, f"not an HTTP response: {status_line[:80]!r}")
+    status = int(parts[1])
+    if not 100 <= status <= 999:
+        raise FetchError(url, f"invalid HTTP status {status}")
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line[0] in " \t" and headers:  # obsolete line folding
+            name, value = headers[-1]
+            headers[-1] = (name, value + " " + line.strip())
+            continue
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.append((name.strip(), value.strip()))
+    return parts[0], status, parts[2] if len(parts) > 2 else "", headers

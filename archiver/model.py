@@ -1,0 +1,211 @@
+"""Typed capture and provenance objects shared by capture, WARC writing and output."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from archiver import TOOL_NAME, __version__
+
+DEFAULT_USER_AGENT = (
+    f"Mozilla/5.0 (compatible; {TOOL_NAME}/{__version__}; +https://github.com/archiver/archiver)"
+)
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_WARC_MAX_SIZE = 1_000_000_000
+DEFAULT_CONCURRENCY = 4
+DEFAULT_MAX_REDIRECTS = 20
+COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class CaptureStatus(StrEnum):
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_capture_id(moment: datetime) -> str:
+    """``YYYYMMDDhhmmss-<10 random hex>``: sortable by time, unique across machines."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(5)
+
+
+def isoformat(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def default_archive_dir() -> Path:
+    return Path(os.environ.get("ARCHIVER_ARCHIVE_DIR") or "archives")
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """Everything that shapes a capture; recorded in every warcinfo record."""
+
+    archive_dir: Path = field(default_factory=default_archive_dir)
+    collection: str = "default"
+    operator: str | None = None
+    note: str | None = None
+    user_agent: str = DEFAULT_USER_AGENT
+    timeout: float = DEFAULT_TIMEOUT
+    max_time: float | None = None
+    max_size: int | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    warc_max_size: int = DEFAULT_WARC_MAX_SIZE
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if not COLLECTION_PATTERN.match(self.collection):
+            raise ValueError(
+                f"invalid collection name {self.collection!r}: use 1-64 letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit"
+            )
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.max_size is not None and self.max_size < 0:
+            raise ValueError("max size must not be negative")
+        if self.warc_max_size < 1024:
+            raise ValueError("WARC size limit must be at least 1024 bytes")
+
+    def recorded(self) -> dict[str, Any]:
+        """The options as written into provenance (paths and secrets left out)."""
+        return {
+            "collection": self.collection,
+            "operator": self.operator,
+            "note": self.note,
+            "user_agent": self.user_agent,
+            "timeout": self.timeout,
+            "max_time": self.max_time,
+            "max_size": self.max_size,
+            "concurrency": self.concurrency,
+            "warc_max_size": self.warc_max_size,
+            "max_redirects": self.max_redirects,
+            "insecure": self.insecure,
+        }
+
+
+@dataclass(frozen=True)
+class CaptureError:
+    url: str
+    reason: str
+    role: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"url": self.url, "reason": self.reason, "role": self.role}
+
+
+@dataclass(frozen=True)
+class RecordEntry:
+    """Provenance of one WARC record written by a capture."""
+
+    record_id: str
+    warc_type: str
+    url: str | None
+    fetched_at: datetime
+    warc_filename: str
+    warc_offset: int
+    warc_length: int
+    block_sha256: str
+    role: str
+    http_status: int | None = None
+    content_type: str | None = None
+    payload_sha256: str | None = None
+    payload_length: int | None = None
+    truncated: str | None = None
+    ip_address: str | None = None
+    discovered_from: str | None = None
+    concurrent_to: str | None = None
+
+
+@dataclass
+class VideoFound:
+    """A video (or video manifest) a page referenced, and how it was found."""
+
+    url: str
+    via: str
+    found_on: str
+    role: str
+    http_status: int | None = None
+    payload_sha256: str | None = None
+    payload_length: int | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "via": self.via,
+            "found_on": self.found_on,
+            "role": self.role,
+            "http_status": self.http_status,
+            "payload_sha256": self.payload_sha256,
+            "payload_length": self.payload_length,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Capture:
+    """One capture of one seed URL: its state, provenance and records."""
+
+    capture_id: str
+    seed_url: str
+    options: CaptureOptions
+    started_at: datetime
+    status: CaptureStatus = CaptureStatus.FAILED
+    finished_at: datetime | None = None
+    final_url: str | None = None
+    http_status: int | None = None
+    title: str | None = None
+    author: str | None = None
+    published_at: str | None = None
+    language: str | None = None
+    redirects: list[str] = field(default_factory=list)
+    outlinks: list[str] = field(default_factory=list)
+    videos: list[VideoFound] = field(default_factory=list)
+    records: list[RecordEntry] = field(default_factory=list)
+    errors: list[CaptureError] = field(default_factory=list)
+    not_followed: list[dict[str, str]] = field(default_factory=list)
+    warc_files: list[Path] = field(default_factory=list)
+    failure: str | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(r.payload_length or 0 for r in self.records)
+
+    @property
+    def truncated(self) -> list[RecordEntry]:
+        return [r for r in self.records if r.truncated]
+
+    def summary(self) -> dict[str, Any]:
+        """The machine-readable summary printed by ``archiver capture --format json``."""
+        return {
+            "capture_id": self.capture_id,
+            "seed_url": self.seed_url,
+            "final_url": self.final_url,
+            "status": self.status.value,
+            "http_status": self.http_status,
+            "failure": self.failure,
+            "started_at": isoformat(self.started_at),
+            "finished_at": isoformat(self.finished_at) if self.finished_at else None,
+            "collection": self.options.collection,
+            "operator": self.options.operator,
+            "title": self.title,
+            "video_count": len(self.videos),
+            "videos": [v.to_json() for v in self.videos],
+            "record_count": len(self.records),
+            "total_bytes": self.total_bytes,
+            "truncated": [r.url for r in self.truncated],
+            "errors": [e.to_json() for e in self.errors],
+            "warc_files": [str(p) for p in self.warc_files],
+        }

@@ -1,0 +1,47 @@
+"""Which URLs may be captured: absolute http(s) URLs with a host, nothing else."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+ALLOWED_SCHEMES = ("http", "https")
+_BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+class InvalidURL(ValueError):
+    """The input is not an http(s) URL we can capture."""
+
+
+def check_url(text: str) -> str:
+    """Return the URL (fragment removed) or raise :class:`InvalidURL` saying why."""
+    value = text.strip()
+    shown = value if len(value) <= 200 else value[:200] + "…"
+    if not value:
+        raise InvalidURL("empty URL")
+    if _BAD_CHARS.search(value):
+        raise InvalidURL(f"not a URL (contains spaces or control characters): {shown!r}")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidURL(f"not a valid URL: {shown!r} ({exc})") from exc
+    scheme = parts.scheme.lower()
+    if not scheme:
+        hint = f" (did you mean https://{value}?)" if "." in value.split("/")[0] else ""
+        raise InvalidURL(f"not a URL: {shown!r}{hint}")
+    if scheme not in ALLOWED_SCHEMES:
+        raise InvalidURL(f"unsupported scheme {scheme!r} in {shown!r}: only http and https")
+    if not parts.hostname:
+        raise InvalidURL(f"no host in URL {shown!r}")
+    if port == 0:
+        raise InvalidURL(f"invalid port in URL {shown!r}")
+    return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
+
+
+def is_capturable(url: str) -> bool:
+    try:
+        check_url(url)
+    except InvalidURL:
+        return False
+    return True

@@ -1,0 +1,364 @@
+"""Writing WARC 1.1 files: one gzip member per record, digests computed as bytes pass.
+
+A :class:`WarcFile` is written under a temporary name (``.open``) and renamed only
+when closed cleanly, after an fsync.  A :class:`WarcSeries` starts a new file when
+the current one reaches its size limit; no record is ever split across files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from archiver.gzipmember import GapMember, whole_member
+
+WARC_VERSION = b"WARC/1.1"
+OPEN_SUFFIX = ".open"
+HTTP_REQUEST_TYPE = "application/http;msgtype=request"
+HTTP_RESPONSE_TYPE = "application/http;msgtype=response"
+
+# Above this size a chunk's two digests are computed on two cores.
+_PARALLEL_HASH_MIN = 256 * 1024
+# Room in a streamed record's head for the fields filled in at the end.
+_LATE_FIELDS_MAX = 512
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+Fields = list[tuple[str, str]]
+
+
+def new_record_id() -> str:
+    return f"<urn:uuid:{uuid.uuid4()}>"
+
+
+def warc_date(moment: datetime) -> str:
+    """WARC-Date in UTC with microseconds (WARC 1.1 allows fractions of a second)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def field_value(value: str) -> str:
+    """A header field value that cannot break the record: control characters escaped."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
+def render_head(fields: Fields) -> bytes:
+    lines = [WARC_VERSION]
+    for name, value in fields:
+        lines.append(f"{name}: {field_value(value)}".encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def sha256_label(digest: bytes) -> str:
+    return "sha256:" + digest.hex()
+
+
+@dataclass(frozen=True)
+class WrittenRecord:
+    """Where a record landed and what its digests are."""
+
+    record_id: str
+    warc_type: str
+    filename: str
+    offset: int
+    length: int  # bytes of the gzip member in the file
+    content_length: int
+    block_sha256: str  # hex
+    payload_sha256: str | None  # hex, None for records without a payload
+    payload_length: int | None
+    truncated: str | None
+
+
+class BlockHasher:
+    """SHA-256 of a record block and of its payload, fed chunk by chunk.
+
+    The block digest starts over ``prefix`` (the HTTP head); the payload digest
+    covers only what follows.  Large chunks are hashed on two threads, since
+    hashlib releases the GIL.
+    """
+
+    def __init__(self, prefix: bytes, payload: bool, pool: ThreadPoolExecutor | None) -> None:
+        self.block = hashlib.sha256(prefix)
+        self.payload = hashlib.sha256() if payload else None
+        self.prefix_length = len(prefix)
+        self.payload_length = 0
+        self._pool = pool
+
+    def update(self, chunk: bytes | memoryview) -> Future[None] | None:
+        """Hash ``chunk``; a returned future must be waited on before reusing it."""
+        self.payload_length += len(chunk)
+        pending: Future[None] | None = None
+        if self.payload is not None and self._pool is not None and len(chunk) >= _PARALLEL_HASH_MIN:
+            pending = self._pool.submit(self.block.update, chunk)
+            self.payload.update(chunk)
+            return pending
+        self.block.update(chunk)
+        if self.payload is not None:
+            self.payload.update(chunk)
+        return None
+
+
+class StreamingRecord:
+    """A record whose block is written as it arrives; see :mod:`archiver.gzipmember`."""
+
+    def __init__(
+        self,
+        owner: WarcFile,
+        fields: Fields,
+        block_prefix: bytes,
+        *,
+        payload: bool,
+        level: int,
+        pool: ThreadPoolExecutor | None,
+    ) -> None:
+        self._owner = owner
+        self._fields = fields
+        self._prefix = block_prefix
+        capacity = len(render_head(fields)) + _LATE_FIELDS_MAX + len(block_prefix)
+        self._member = GapMember(owner.fileobj, capacity, level)
+        self._hasher = BlockHasher(block_prefix, payload, pool)
+        self._body_length = 0
+        self._done = False
+
+    @property
+    def offset(self) -> int:
+        return self._member.offset
+
+    @property
+    def bytes_written(self) -> int:
+        return self._body_length
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        pending = self._hasher.update(chunk)
+        self._member.write(chunk)
+        self._body_length += len(chunk)
+        if pending is not None:
+            pending.result()
+
+    def finish(self, truncated: str | None = None) -> WrittenRecord:
+        if self._done:
+            raise RuntimeError("record already finished")
+        self._done = True
+        self._member.write(b"\r\n\r\n")
+        content_length = len(self._prefix) + self._body_length
+        fields = list(self._fields)
+        block = self._hasher.block.digest()
+        fields.append(("Content-Length", str(content_length)))
+        fields.append(("WARC-Block-Digest", sha256_label(block)))
+        payload_hex = None
+        if self._hasher.payload is not None:
+            payload_hex = self._hasher.payload.hexdigest()
+            fields.append(("WARC-Payload-Digest", "sha256:" + payload_hex))
+        if truncated:
+            fields.append(("WARC-Truncated", truncated))
+        head = render_head(fields) + self._prefix
+        length = self._member.finish(head)
+        values = dict(self._fields)
+        return self._owner.record_written(
+            WrittenRecord(
+                record_id=values["WARC-Record-ID"],
+                warc_type=values["WARC-Type"],
+                filename=self._owner.name,
+                offset=self._member.offset,
+                length=length,
+                content_length=content_length,
+                block_sha256=block.hex(),
+                payload_sha256=payload_hex,
+                payload_length=self._hasher.payload_length if payload_hex else None,
+                truncated=truncated,
+            )
+        )
+
+
+def compression_level(content_type: str | None) -> int:
+    """Deflate text; store media, which gzip cannot shrink and only slows down."""
+    if not content_type:
+        return 6
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media.startswith(("video/", "audio/", "image/", "font/")) and not media.endswith("svg+xml"):
+        return 0
+    if media in {
+        "application/octet-stream",
+        "application/zip",
+        "application/gzip",
+        "application/mp4",
+    }:
+        return 0
+    return 6
+
+
+class WarcFile:
+    """One ``.warc.gz`` file, written under ``<name>.open`` until :meth:`close`."""
+
+    def __init__(self, path: Path, pool: ThreadPoolExecutor | None = None) -> None:
+        self.path = path
+        self.temp_path = path.with_name(path.name + OPEN_SUFFIX)
+        self.name = path.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            raise FileExistsError(f"refusing to overwrite {path}")
+        self.fileobj: BinaryIO = open(self.temp_path, "xb")  # noqa: SIM115 - closed in close()
+        self._pool = pool
+        self.records: list[WrittenRecord] = []
+        self.closed = False
+
+    @property
+    def size(self) -> int:
+        return self.fileobj.tell()
+
+    def record_written(self, record: WrittenRecord) -> WrittenRecord:
+        self.records.append(record)
+        return record
+
+    def write_record(
+        self,
+        fields: Fields,
+        block: bytes,
+        *,
+        payload_offset: int | None = None,
+        truncated: str | None = None,
+        level: int = 6,
+    ) -> WrittenRecord:
+        """Write a record whose block is in memory.
+
+        ``payload_offset`` is where the payload starts in ``block`` (the end of the
+        HTTP head) or None for records without a payload.
+        """
+        block_digest = hashlib.sha256(block).digest()
+        out = list(fields)
+        out.append(("Content-Length", str(len(block))))
+        out.append(("WARC-Block-Digest", sha256_label(block_digest)))
+        payload_hex = None
+        payload_length = None
+        if payload_offset is not None:
+            payload = memoryview(block)[payload_offset:]
+            payload_hex = hashlib.sha256(payload).hexdigest()
+            payload_length = len(payload)
+            out.append(("WARC-Payload-Digest", "sha256:" + payload_hex))
+        if truncated:
+            out.append(("WARC-Truncated", truncated))
+        offset = self.fileobj.tell()
+        member = whole_member(render_head(out) + block + b"\r\n\r\n", level)
+        self.fileobj.write(member)
+        values = dict(fields)
+        return self.record_written(
+            WrittenRecord(
+                record_id=values["WARC-Record-ID"],
+                warc_type=values["WARC-Type"],
+                filename=self.name,
+                offset=offset,
+                length=len(member),
+                content_length=len(block),
+                block_sha256=block_digest.hex(),
+                payload_sha256=payload_hex,
+                payload_length=payload_length,
+                truncated=truncated,
+            )
+        )
+
+    def begin_record(
+        self, fields: Fields, block_prefix: bytes, *, payload: bool = True, level: int = 0
+    ) -> StreamingRecord:
+        """Start a record whose block is ``block_prefix`` followed by streamed data."""
+        return StreamingRecord(
+            self, fields, block_prefix, payload=payload, level=level, pool=self._pool
+        )
+
+    def close(self) -> Path:
+        """Flush, fsync and rename to the final name; return the final path."""
+        if self.closed:
+            return self.path
+        self.fileobj.flush()
+        os.fsync(self.fileobj.fileno())
+        self.fileobj.close()
+        if self.path.exists():
+            raise FileExistsError(f"refusing to overwrite {self.path}")
+        os.rename(self.temp_path, self.path)
+        _fsync_dir(self.path.parent)
+        self.closed = True
+        return self.path
+
+    def discard(self) -> None:
+        """Close and delete an unfinished file (nothing in it is kept)."""
+        if not self.fileobj.closed:
+            self.fileobj.close()
+        self.temp_path.unlink(missing_ok=True)
+        self.closed = True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WarcSeries:
+    """The WARC files of one capture: ``<prefix>-00000.warc.gz``, ``-00001`` …
+
+    Every file starts with a warcinfo record made by ``warcinfo``; a new file is
+    started before a record when the current one has reached ``max_size``.
+    Callers serialise access with :attr:`lock`.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str,
+        max_size: int,
+        warcinfo: Callable[[str], tuple[Fields, bytes]],
+    ) -> None:
+        self.directory = directory
+        self.prefix = prefix
+        self.max_size = max_size
+        self._warcinfo = warcinfo
+        self.lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash")
+        self.files: list[WarcFile] = []
+        self.closed_paths: list[Path] = []
+        self.warcinfo_ids: dict[str, str] = {}
+
+    def current(self, upcoming: int = 0) -> WarcFile:
+        """The file the next record goes to, rotating when it is full."""
+        cur = self.files[-1] if self.files else None
+        if cur is None or (len(cur.records) > 1 and cur.size + upcoming >= self.max_size):
+            if cur is not None:
+                self.closed_paths.append(cur.close())
+            name = f"{self.prefix}-{len(self.files):05d}.warc.gz"
+            cur = WarcFile(self.directory / name, self._pool)
+            self.files.append(cur)
+            fields, block = self._warcinfo(name)
+            info = cur.write_record(fields, block)
+            self.warcinfo_ids[name] = info.record_id
+        return cur
+
+    def warcinfo_id(self) -> str:
+        return self.warcinfo_ids[self.current().name]
+
+    @property
+    def records(self) -> Iterable[WrittenRecord]:
+        for f in self.files:
+            yield from f.records
+
+    def close(self) -> list[Path]:
+        for f in self.files:
+            if not f.closed:
+                self.closed_paths.append(f.close())
+        self._pool.shutdown()
+        return list(self.closed_paths)
+
+    def discard(self) -> None:
+        """Delete files never finished; finished files are kept."""
+        for f in self.files:
+            if not f.closed:
+                f.discard()
+        self._pool.shutdown()
