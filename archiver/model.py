@@ -39,7 +39,7 @@ def new_capture_id(moment: datetime) -> str:
 
 
 def isoformat(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def default_archive_dir() -> Path:

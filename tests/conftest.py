@@ -1,0 +1,53 @@
+"""Shared fixtures: a real fixture site on loopback, a deterministic clock and ids."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archiver.capture import Capturer
+from archiver.model import CaptureOptions
+from tests.site import FixtureSite
+
+
+class FixedClock:
+    """Starts at a fixed moment and advances one millisecond per reading."""
+
+    def __init__(self, start: datetime = datetime(2020, 8, 12, 10, 0, tzinfo=UTC)) -> None:
+        self._counter = itertools.count()
+        self.start = start
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(milliseconds=next(self._counter))
+
+
+def sequential_ids() -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: f"<urn:uuid:{uuid.UUID(int=next(counter))}>"
+
+
+@pytest.fixture
+def site() -> Iterator[FixtureSite]:
+    with FixtureSite(slow_seconds=0.3, large_video_bytes=3 * 1024 * 1024 + 17) as s:
+        yield s
+
+
+@pytest.fixture
+def make_capturer(tmp_path: Path) -> Callable[..., Capturer]:
+    def make(**overrides: object) -> Capturer:
+        options = {"archive_dir": tmp_path / "archives", "timeout": 1.5, "concurrency": 4}
+        options.update(overrides)
+        return Capturer(
+            CaptureOptions(**options),  # type: ignore[arg-type]
+            clock=FixedClock(),
+            new_id=lambda moment: "20200812100000-0123456789",
+            new_record_id=sequential_ids(),
+            hostname="test-host",
+        )
+
+    return make
