@@ -73,7 +73,7 @@ def test_status_errors_and_404(site: FixtureSite, article: Capture) -> None:
 
 
 def test_page_metadata_decoded_from_windows_1251(article: Capture) -> None:
-    assert article.title == "Беларусь: видеообращение сотрудника МЧС"  # noqa: RUF001
+    assert article.title == "Беларусь: видеообращение сотрудника МЧС"
     assert article.language == "ru"
     assert article.published_at == "2020-08-12T10:00:00Z"
     assert article.author
@@ -151,7 +151,7 @@ def test_http_messages_kept_exactly_as_received(site: FixtureSite, article: Capt
     assert css.http_header("Content-Encoding") == "gzip"
     assert css.payload[:2] == b"\x1f\x8b"  # still gzip: stored as served
     page = responses[site.url(site.ARTICLE)]
-    assert "Беларусь".encode("cp1251") in page.payload  # noqa: RUF001
+    assert "Беларусь".encode("cp1251") in page.payload
 
 
 def test_independent_tools_accept_the_warcs(site: FixtureSite, article: Capture) -> None:

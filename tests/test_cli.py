@@ -1,0 +1,305 @@
+"""The command line as users meet it: exit codes, messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from archiver.cli import cli
+from tests.site import FixtureSite
+from tests.warcs import read_all, responses_by_url
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m archiver`` as a user would, in a real process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "archiver", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+    )
+
+
+def warcs(archive: Path) -> list[Path]:
+    return sorted(archive.rglob("*.warc.gz"))
+
+
+def closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    runner = CliRunner()
+    group = cli
+    assert isinstance(group, click.Group)
+    result = runner.invoke(group, ["--help"])
+    assert result.exit_code == 0 and "Example" in result.output
+    for name in group.commands:
+        result = runner.invoke(group, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert "Example" in result.output, f"{name} --help has no example"
+
+
+def test_version_and_module_entry_point() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert "archiver" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not a url",
+        "example.org/page",
+        "file:///etc/passwd",
+        "data:text/html,<h1>hi</h1>",
+        "javascript:alert(1)",
+        "ftp://ftp.example.org/file",
+        "http://",
+        "http://host:99999/",
+    ],
+)
+def test_bad_urls_exit_2_and_write_nothing(tmp_path: Path, bad: str) -> None:
+    archive = tmp_path / "archives"
+    result = run("capture", bad, "--archive-dir", str(archive))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert bad[:20] in result.stderr
+    assert not archive.exists()
+
+
+def test_one_bad_url_among_good_ones_stops_before_anything_is_written(
+    tmp_path: Path, site: FixtureSite
+) -> None:
+    archive = tmp_path / "archives"
+    result = run(
+        "capture", site.url(site.PLAIN), "file:///etc/passwd", "--archive-dir", str(archive)
+    )
+    assert result.returncode == 2
+    assert not archive.exists()
+
+
+def test_invalid_collection_is_a_usage_error(tmp_path: Path, site: FixtureSite) -> None:
+    archive = tmp_path / "archives"
+    result = run(
+        "capture", site.url(site.PLAIN), "--collection", "../../etc", "--archive-dir", str(archive)
+    )
+    assert result.returncode == 2
+    assert "collection" in result.stderr
+    assert not archive.exists()
+
+
+def test_unreachable_url_exits_1_naming_it_and_leaves_no_warc(tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    url = f"http://127.0.0.1:{closed_port()}/article"
+    result = run("capture", url, "--archive-dir", str(archive))
+    assert result.returncode == 1
+    assert url in result.stderr
+    assert "cannot connect" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert warcs(archive) == []
+    assert not list(archive.rglob("*.open"))
+
+
+def test_dns_failure_is_reported(tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    result = run("capture", "http://no-such-host.invalid/", "--archive-dir", str(archive))
+    assert result.returncode == 1
+    assert "no-such-host.invalid" in result.stderr
+    assert "DNS" in result.stderr
+    assert warcs(archive) == []
+
+
+def test_timeout_of_the_main_url(tmp_path: Path, site: FixtureSite) -> None:
+    archive = tmp_path / "archives"
+    url = site.url(site.HANGING[0])
+    start = time.monotonic()
+    result = run("capture", url, "--timeout", "1", "--archive-dir", str(archive))
+    assert time.monotonic() - start < 30
+    assert result.returncode == 1
+    assert url in result.stderr and "timed out" in result.stderr
+    assert warcs(archive) == []
+
+
+def test_several_urls_one_failing(tmp_path: Path, site: FixtureSite) -> None:
+    archive = tmp_path / "archives"
+    bad = f"http://127.0.0.1:{closed_port()}/gone"
+    result = run(
+        "capture", bad, site.url(site.PLAIN), "--archive-dir", str(archive), "--format", "json"
+    )
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [s["status"] for s in lines] == ["failed", "complete"]
+    assert lines[0]["seed_url"] == bad and "cannot connect" in lines[0]["failure"]
+    assert lines[1]["warc_files"] and Path(lines[1]["warc_files"][0]).exists()
+    assert len(warcs(archive)) == 1
+
+
+def test_http_error_page_is_kept_but_the_capture_fails(tmp_path: Path, site: FixtureSite) -> None:
+    archive = tmp_path / "archives"
+    result = run("capture", site.url("/img/missing.png"), "--archive-dir", str(archive))
+    assert result.returncode == 1
+    assert "HTTP 404" in result.stderr
+    records = read_all(warcs(archive))
+    assert responses_by_url(records)[site.url("/img/missing.png")].http_status == 404
+    meta = next(r for r in records if r.type == "metadata").json()
+    assert meta["status"] == "failed"
+
+
+def test_input_file_json_output_and_env_archive_dir(tmp_path: Path, site: FixtureSite) -> None:
+    archive = tmp_path / "from-env"
+    listing = tmp_path / "urls.txt"
+    listing.write_text(
+        f"# seeds for the test\n\n{site.url(site.PLAIN)}\n   \n# done\n", encoding="utf-8"
+    )
+    result = run(
+        "capture",
+        "--input",
+        str(listing),
+        "--format",
+        "json",
+        "--operator",
+        "Test Operator",
+        "--note",
+        "line one\nline two",
+        "--collection",
+        "belarus-2020",
+        env={"ARCHIVER_ARCHIVE_DIR": str(archive)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # quiet when not on a terminal
+    (summary,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert summary["status"] == "complete"
+    assert summary["operator"] == "Test Operator"
+    files = warcs(archive)
+    assert [str(p) for p in files] == summary["warc_files"]
+    assert files[0].parent == archive / "warc" / "belarus-2020"
+    records = read_all(files)
+    info = records[0].block or b""
+    assert b"operator: Test Operator" in info
+    # the newline in the note cannot break the warcinfo fields
+    assert b"description: line one line two" in info
+    meta = next(r for r in records if r.type == "metadata").json()
+    assert meta["note"] == "line one\nline two"
+
+
+def test_missing_input_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("capture", "--input", str(tmp_path / "nope.txt"))
+    assert result.returncode == 2
+    assert "nope.txt" in result.stderr
+
+
+def test_no_urls_is_a_usage_error() -> None:
+    result = run("capture")
+    assert result.returncode == 2
+    assert "no URL" in result.stderr
+
+
+def test_text_output_names_files_and_problems(tmp_path: Path, site: FixtureSite) -> None:
+    archive = tmp_path / "archives"
+    result = run("capture", site.url(site.ENTRY), "--timeout", "1", "--archive-dir", str(archive))
+    assert result.returncode == 0, result.stderr  # partial is not a failure
+    assert result.stdout.startswith("partial ")
+    assert site.url(site.HANGING[0]) in result.stderr
+    assert str(warcs(archive)[0]) in result.stdout
+
+
+# --- TLS ---------------------------------------------------------------------
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class _Hello(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b"<html><title>tls</title></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[str]:
+    cert, key = _self_signed(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_untrusted_certificate_is_refused_then_captured_with_insecure(
+    tmp_path: Path, tls_server: str
+) -> None:
+    archive = tmp_path / "archives"
+    refused = run("capture", tls_server, "--archive-dir", str(archive))
+    assert refused.returncode == 1
+    assert tls_server in refused.stderr and "certificate" in refused.stderr
+    assert warcs(archive) == []
+    accepted = run("capture", tls_server, "--insecure", "--archive-dir", str(archive))
+    assert accepted.returncode == 0, accepted.stderr
+    response = responses_by_url(read_all(warcs(archive)))[tls_server]
+    assert response.all("WARC-Protocol")[0] == "http/1.1"
+    assert response.all("WARC-Protocol")[1].startswith("tls/1.")
+    suite = response.get("WARC-Cipher-Suite")
+    assert suite is None or suite.startswith("TLS_")
