@@ -79,6 +79,8 @@ PARSE_LIMIT = 32 * 1024 * 1024
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 CSS_TYPES = {"text/css"}
 
+# The metadata record's format; its JSON Schema is schemas/capture-metadata.v1.json.
+METADATA_SCHEMA = "archiver/capture-metadata/1"
 WARC_SPEC = "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
 
 
@@ -718,6 +720,7 @@ class _CaptureRun:
         wfile = self.series.current()
         now = self.c.clock()
         body = {
+            "schema": METADATA_SCHEMA,
             "capture_id": capture.capture_id,
             "seed_url": capture.seed_url,
             "final_url": capture.final_url,

@@ -8,16 +8,18 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import jsonschema
 import pytest
 from fastwarc.warc import ArchiveIterator as FastIterator
 
-from archiver.capture import Capturer
+from archiver.capture import METADATA_SCHEMA, Capturer
 from archiver.model import Capture, CaptureStatus
 from archiver.warcrules import check_record
 from tests.site import FixtureSite
 from tests.warcs import ReadRecord, read_all, responses_by_url
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -117,6 +119,17 @@ def test_metadata_record_lists_videos_outlinks_and_errors(
     assert [e["url"] for e in doc["errors"]] == [site.url(p) for p in site.HANGING]
     assert doc["page"]["language"] == "ru"
     assert doc["tool"]["name"] == "archiver"
+
+
+def test_metadata_record_matches_its_published_schema(article: Capture) -> None:
+    schema = json.loads((ROOT / "schemas" / "capture-metadata.v1.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    (meta,) = [r for r in records_of(article) if r.type == "metadata"]
+    doc = meta.json()
+    jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+    assert doc["schema"] == METADATA_SCHEMA
+    # the schema documents every key the record has
+    assert set(doc) <= set(schema["properties"])
 
 
 def test_records_follow_warc_1_1_field_rules(article: Capture) -> None:

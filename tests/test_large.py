@@ -1,0 +1,124 @@
+"""Large bodies stream with flat memory; a terminal sees progress, a pipe does not."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.site import FixtureSite
+from tests.warcs import read_all, responses_by_url
+
+MEASURE_RSS = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:]).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def capture_measuring_rss(url: str, archive: Path) -> tuple[dict[str, object], int]:
+    """Run ``archiver capture`` in its own process; return its summary and peak RSS (KB)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEASURE_RSS,
+            sys.executable,
+            "-m",
+            "archiver",
+            "capture",
+            url,
+            "--archive-dir",
+            str(archive),
+            "--format",
+            "json",
+            "--timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    peak_kb = int(result.stderr.strip().splitlines()[-1])
+    return json.loads(result.stdout), peak_kb
+
+
+@pytest.mark.slow
+def test_a_large_video_is_captured_exactly_with_flat_memory(tmp_path: Path) -> None:
+    size = int(os.environ.get("ARCHIVER_LARGE_MB", "300")) * 1024 * 1024
+    with FixtureSite(slow_seconds=0.1, large_video_bytes=size) as site:
+        url = site.url(site.LARGE_VIDEO)
+        summary, peak_kb = capture_measuring_rss(url, tmp_path / "archives")
+        expected = site.expected_payload_sha256(site.LARGE_VIDEO)
+    assert summary["status"] == "complete"
+    assert summary["total_bytes"] == size
+    assert peak_kb < 150 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+    files = [Path(p) for p in summary["warc_files"]]  # type: ignore[union-attr]
+    response = responses_by_url(read_all(files))[url]
+    assert response.payload_sha256 == expected
+    check = subprocess.run([Path(sys.executable).parent / "warcio", "check", str(files[0])])
+    assert check.returncode == 0
+
+
+def test_memory_stays_small_for_a_page_with_a_video(tmp_path: Path) -> None:
+    """The default-run version: a 24 MB video, well past every in-memory threshold."""
+    with FixtureSite(slow_seconds=0.1, large_video_bytes=24 * 1024 * 1024) as site:
+        summary, peak_kb = capture_measuring_rss(site.url(site.ENTRY), tmp_path / "archives")
+        expected = site.expected_payload_sha256(site.LARGE_VIDEO)
+        url = site.url(site.LARGE_VIDEO)
+    assert summary["status"] == "partial"  # the fixture's never-answering script
+    assert peak_kb < 150 * 1024
+    videos = {v["url"]: v for v in summary["videos"]}  # type: ignore[union-attr]
+    assert videos[url]["payload_sha256"] == expected
+
+
+def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path, site: FixtureSite) -> None:
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "archiver",
+            "capture",
+            site.url(site.PLAIN),
+            "--archive-dir",
+            str(tmp_path / "a"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            piece = os.read(primary, 4096)
+        except OSError:
+            break
+        if not piece:
+            break
+        seen += piece
+    os.close(primary)
+    assert proc.wait(60) == 0
+    text = seen.decode(errors="replace")
+    assert "fetched" in text and "/s" in text  # counts, bytes and rate
+    piped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "archiver",
+            "capture",
+            site.url(site.PLAIN),
+            "--archive-dir",
+            str(tmp_path / "b"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert piped.returncode == 0 and piped.stderr == ""
