@@ -229,15 +229,15 @@ class Capturer:
     # warcinfo ---------------------------------------------------------------
     def warcinfo_block(self, capture: Capture, filename: str) -> bytes:
         opts = self.options
-        fields: list[tuple[str, str]] = [
+        fields: list[tuple[str, str | None]] = [
             ("software", f"{TOOL_NAME}/{__version__}"),
             ("format", "WARC File Format 1.1"),
             ("conformsTo", WARC_SPEC),
             ("capture-id", capture.capture_id),
             ("seed-url", capture.seed_url),
             ("isPartOf", opts.collection),
-            ("operator", opts.operator or ""),
-            ("description", opts.note or ""),
+            ("operator", opts.operator),
+            ("description", opts.note),
             ("hostname", self.hostname),
             ("platform", platform.platform()),
             ("http-header-user-agent", opts.user_agent),
@@ -247,6 +247,8 @@ class Capturer:
         ]
         lines = []
         for name, value in fields:
+            if value is None:
+                continue
             clean = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in value)
             lines.append(f"{name}: {clean}")
         return ("\r\n".join(lines) + "\r\n").encode("utf-8")
@@ -299,6 +301,8 @@ class _CaptureRun:
 
     def _run(self) -> None:
         capture = self.capture
+        with self.series.lock:
+            self.series.current()  # the warcinfo record comes first, dated at the start
         page_task = Task(capture.seed_url, "page", "seed", None, expand=True)
         self.seen.add(capture.seed_url)
         page = self._fetch(page_task)

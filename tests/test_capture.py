@@ -286,32 +286,3 @@ def test_max_size_truncates_and_says_so(
         if r.url == site.url(site.LARGE_VIDEO) and r.warc_type == "response"
     )
     assert entry.truncated == "length" and entry.payload_length == 1_000_000
-
-
-def test_plain_capture_is_reproducible(
-    site: FixtureSite, make_capturer: Callable[..., Capturer]
-) -> None:
-    """Injected clock and ids: the same capture twice gives the same records."""
-    first = make_capturer(archive_dir=site_dir(site, "a")).capture(site.url(site.PLAIN))
-    second = make_capturer(archive_dir=site_dir(site, "b")).capture(site.url(site.PLAIN))
-    assert first.status is CaptureStatus.COMPLETE
-    a = [(r.headers, r.payload) for r in read_all(first.warc_files) if r.type != "metadata"]
-    b = [(r.headers, r.payload) for r in read_all(second.warc_files) if r.type != "metadata"]
-    strip = {"Date"}
-    assert _without(a, strip) == _without(b, strip)
-
-
-def site_dir(site: FixtureSite, name: str) -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix=f"archiver-{name}-"))
-
-
-def _without(
-    records: list[tuple[list[tuple[str, str]], bytes]], strip: set[str]
-) -> list[tuple[list[tuple[str, str]], bytes]]:
-    out = []
-    for headers, payload in records:
-        kept = [(k, v) for k, v in headers if k not in ("WARC-Block-Digest",)]
-        out.append((kept, payload))
-    return out
