@@ -516,7 +516,10 @@ class _CaptureRun:
     ) -> bool:
         """Stream ``response`` into the WARC; fill in ``fetched``."""
         progress = self.c.progress
-        body_iter = response.iter_body(self.options.max_size)
+        declared = response.declared_length
+        large = declared is None or declared > SMALL_BODY
+        # Receiving overlaps hashing and writing for large bodies (a thread per body).
+        body_iter = response.iter_body(self.options.max_size, read_ahead=2 if large else 0)
         first = bytearray()
         complete = True
         for chunk in body_iter:

@@ -10,10 +10,12 @@ fixed-size chunks as they arrive, never read whole into memory.
 
 from __future__ import annotations
 
+import queue
 import re
 import select
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,6 +63,7 @@ class Response:
     _buffer: bytes = field(default=b"", repr=False)
     _deadline: float | None = field(default=None, repr=False)
     _timeout: float = field(default=30.0, repr=False)
+    _deferred: OSError | None = field(default=None, repr=False)
     truncated: str | None = None  # set while reading: "length", "time" or "disconnect"
     error: str | None = None  # why the body ended early, if it did
 
@@ -107,18 +110,26 @@ class Response:
         kind, value = self._framing()
         return value if kind in ("length", "none") else None
 
-    def iter_body(self, max_size: int | None = None) -> Iterator[memoryview]:
+    def iter_body(
+        self, max_size: int | None = None, *, read_ahead: int = 0
+    ) -> Iterator[memoryview]:
         """Yield the raw body (as on the wire) in chunks of up to CHUNK_SIZE.
 
         Stops at the end of the message, at ``max_size`` bytes (``truncated`` =
         "length"), at the deadline ("time") or when the peer goes away early
         ("disconnect", with ``error`` saying why).  A yielded view is valid only
-        until the next one is requested.
+        until the next one is requested.  With ``read_ahead`` > 0 a thread keeps
+        receiving up to that many chunks ahead while the caller processes one.
         """
+        if read_ahead <= 0:
+            return self._iter_raw(max_size, buffers=1)
+        return _read_ahead(self._iter_raw(max_size, buffers=read_ahead + 2), read_ahead)
+
+    def _iter_raw(self, max_size: int | None, buffers: int) -> Iterator[memoryview]:
         kind, remaining = self._framing()
         decoder = _ChunkedEnd() if kind == "chunked" else None
-        buf = bytearray(CHUNK_SIZE)
-        view = memoryview(buf)
+        views = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(buffers)]
+        turn = 0
         pending = self._buffer
         self._buffer = b""
         sent = 0
@@ -128,7 +139,10 @@ class Response:
                     data = memoryview(pending)
                     pending = b""
                 else:
-                    n = self._fill(view)
+                    view = views[turn]
+                    turn = (turn + 1) % buffers
+                    want = len(view) if remaining is None else min(len(view), remaining)
+                    n = self._fill(view[:want], exact=kind == "length")
                     if n == 0:
                         if kind == "length":
                             self._fail_disconnect(f"connection closed {remaining} bytes early")
@@ -164,14 +178,26 @@ class Response:
         finally:
             self.close()
 
-    def _fill(self, view: memoryview) -> int:
-        """Read at least one byte (0 at EOF), then whatever is ready, up to len(view)."""
+    def _fill(self, view: memoryview, exact: bool) -> int:
+        """Read into ``view``: at least one byte (0 at EOF).
+
+        With ``exact`` (the bytes are announced by Content-Length) it waits until
+        the view is full; otherwise it takes only what is ready, so that the end
+        of a chunked or close-delimited body is never waited for.  An error after
+        some bytes arrived is raised at the next call, so those bytes are kept.
+        """
+        if self._deferred is not None:
+            exc, self._deferred = self._deferred, None
+            raise exc
         fill = self._recv_into(view)
-        while fill and fill < len(view) and self._readable():
-            got = self._recv_into(view[fill:])
-            if not got:
-                break
-            fill += got
+        try:
+            while fill and fill < len(view) and (exact or self._readable()):
+                got = self._recv_into(view[fill:])
+                if not got:
+                    break
+                fill += got
+        except OSError as exc:  # TimeoutError included
+            self._deferred = exc
         return fill
 
     def _fail_disconnect(self, reason: str) -> None:
@@ -207,6 +233,58 @@ class Response:
                 self._sock.close()
             finally:
                 self._sock = None
+
+
+_END = object()
+
+
+def _read_ahead(source: Iterator[memoryview], depth: int) -> Iterator[memoryview]:
+    """Run ``source`` in a thread, ``depth`` chunks ahead of the consumer.
+
+    ``source`` must rotate through at least depth + 2 buffers: one being consumed,
+    ``depth`` queued, one being filled.  If the consumer stops early, the thread
+    stops too and ``source`` is closed (which closes the connection).
+    """
+    box: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        end: object = _END
+        try:
+            for chunk in source:
+                if not put(chunk):
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            end = exc
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        put(end)
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, memoryview)
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class _ChunkedEnd:

@@ -15,6 +15,8 @@ zlib, warcio, FastWARC and ``gzip -t`` read it like any other.
 
 from __future__ import annotations
 
+import io
+import os
 import struct
 import zlib
 from typing import BinaryIO
@@ -23,7 +25,31 @@ GZIP_MAGIC = b"\x1f\x8b\x08"
 _FLAG_FEXTRA = 0x04
 _OS_UNKNOWN = 255
 _STORED_MAX = 0xFFFF
+_IOV_MAX = 1024
 _PAD_SUBFIELD_ID = b"AP"  # "archiver padding"; readers skip unknown subfields
+
+
+def write_all(fileobj: BinaryIO, parts: list[bytes | memoryview]) -> None:
+    """Write ``parts`` in order, in as few system calls as the OS allows.
+
+    Unbuffered files get one ``writev`` (no copy in Python); others a write each.
+    """
+    fileno = getattr(fileobj, "fileno", None)
+    if not isinstance(fileobj, io.FileIO) or fileno is None or not hasattr(os, "writev"):
+        for part in parts:
+            fileobj.write(part)  # buffered and in-memory files write everything
+        return
+    fd = fileno()
+    pending = [memoryview(p).cast("B") for p in parts if len(p)]
+    while pending:
+        written = os.writev(fd, pending[:_IOV_MAX])
+        while written and pending:
+            if written >= len(pending[0]):
+                written -= len(pending[0])
+                pending.pop(0)
+            else:
+                pending[0] = pending[0][written:]
+                written = 0
 
 
 def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
@@ -119,7 +145,9 @@ class GapMember:
 
     ``head_capacity`` bounds the head's length; the gap reserved for it is fixed
     when the member starts.  Call :meth:`write` with the data that follows the
-    head, then :meth:`finish` with the head itself.
+    head, then :meth:`finish` with the head itself.  At level 0 the data is framed
+    as stored blocks directly (zlib would copy every byte through its window).
+    The CRC may be fed separately (:meth:`update_crc`), e.g. from another thread.
     """
 
     def __init__(self, fileobj: BinaryIO, head_capacity: int, level: int) -> None:
@@ -127,23 +155,40 @@ class GapMember:
         self.offset = fileobj.tell()
         self._gap = HEADER_OVERHEAD + stored_size(head_capacity)
         self._f.seek(self.offset + self._gap)
-        self._comp = zlib.compressobj(level, zlib.DEFLATED, -15)
+        self._comp = None if level == 0 else zlib.compressobj(level, zlib.DEFLATED, -15)
         self._crc = 0
         self._size = 0
 
-    def write(self, data: bytes | memoryview) -> None:
+    def update_crc(self, data: bytes | memoryview) -> None:
         self._crc = zlib.crc32(data, self._crc)
+
+    def write(self, data: bytes | memoryview, *, crc: bool = True) -> None:
+        """Append ``data``; with ``crc=False`` the caller feeds :meth:`update_crc` itself."""
+        if crc:
+            self.update_crc(data)
         self._size += len(data)
-        out = self._comp.compress(data)
-        if out:
-            self._f.write(out)
+        if self._comp is not None:
+            out = self._comp.compress(data)
+            if out:
+                write_all(self._f, [out])
+            return
+        view = memoryview(data)
+        parts: list[bytes | memoryview] = []
+        for pos in range(0, len(view), _STORED_MAX):
+            piece = view[pos : pos + _STORED_MAX]
+            parts.append(struct.pack("<BHH", 0, len(piece), len(piece) ^ 0xFFFF))
+            parts.append(piece)
+        write_all(self._f, parts)
 
     def finish(self, head: bytes) -> int:
         """Write the trailer and ``head`` into the gap; return the member length."""
-        self._f.write(self._comp.flush(zlib.Z_FINISH))
+        if self._comp is not None:
+            tail = self._comp.flush(zlib.Z_FINISH)
+        else:
+            tail = struct.pack("<BHH", 1, 0, 0xFFFF)  # an empty final stored block
         crc = crc32_combine(zlib.crc32(head), self._crc, self._size)
         total = (len(head) + self._size) & 0xFFFFFFFF
-        self._f.write(struct.pack("<II", crc & 0xFFFFFFFF, total))
+        write_all(self._f, [tail, struct.pack("<II", crc & 0xFFFFFFFF, total)])
         end = self._f.tell()
         blocks = stored_blocks(head)
         pad = self._gap - HEADER_OVERHEAD - len(blocks)
@@ -151,6 +196,6 @@ class GapMember:
             raise ValueError("record head larger than the space reserved for it")
         prefix = gzip_header(pad) + blocks
         self._f.seek(self.offset)
-        self._f.write(prefix)
+        write_all(self._f, [prefix])
         self._f.seek(end)
         return end - self.offset

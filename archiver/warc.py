@@ -7,6 +7,7 @@ the current one reaches its size limit; no record is ever split across files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from archiver.gzipmember import GapMember, whole_member
+from archiver.gzipmember import GapMember, whole_member, write_all
 
 WARC_VERSION = b"WARC/1.1"
 OPEN_SUFFIX = ".open"
@@ -28,6 +29,7 @@ HTTP_RESPONSE_TYPE = "application/http;msgtype=response"
 
 # Above this size a chunk's two digests are computed on two cores.
 _PARALLEL_HASH_MIN = 256 * 1024
+_SYNC_EVERY = 64 * 1024 * 1024
 # Room in a streamed record's head for the fields filled in at the end.
 _LATE_FIELDS_MAX = 512
 
@@ -77,35 +79,6 @@ class WrittenRecord:
     truncated: str | None
 
 
-class BlockHasher:
-    """SHA-256 of a record block and of its payload, fed chunk by chunk.
-
-    The block digest starts over ``prefix`` (the HTTP head); the payload digest
-    covers only what follows.  Large chunks are hashed on two threads, since
-    hashlib releases the GIL.
-    """
-
-    def __init__(self, prefix: bytes, payload: bool, pool: ThreadPoolExecutor | None) -> None:
-        self.block = hashlib.sha256(prefix)
-        self.payload = hashlib.sha256() if payload else None
-        self.prefix_length = len(prefix)
-        self.payload_length = 0
-        self._pool = pool
-
-    def update(self, chunk: bytes | memoryview) -> Future[None] | None:
-        """Hash ``chunk``; a returned future must be waited on before reusing it."""
-        self.payload_length += len(chunk)
-        pending: Future[None] | None = None
-        if self.payload is not None and self._pool is not None and len(chunk) >= _PARALLEL_HASH_MIN:
-            pending = self._pool.submit(self.block.update, chunk)
-            self.payload.update(chunk)
-            return pending
-        self.block.update(chunk)
-        if self.payload is not None:
-            self.payload.update(chunk)
-        return None
-
-
 class StreamingRecord:
     """A record whose block is written as it arrives; see :mod:`archiver.gzipmember`."""
 
@@ -124,7 +97,9 @@ class StreamingRecord:
         self._prefix = block_prefix
         capacity = len(render_head(fields)) + _LATE_FIELDS_MAX + len(block_prefix)
         self._member = GapMember(owner.fileobj, capacity, level)
-        self._hasher = BlockHasher(block_prefix, payload, pool)
+        self._block = hashlib.sha256(block_prefix)
+        self._payload = hashlib.sha256() if payload else None
+        self._pool = pool
         self._body_length = 0
         self._done = False
 
@@ -136,12 +111,31 @@ class StreamingRecord:
     def bytes_written(self) -> int:
         return self._body_length
 
+    def _block_side(self, chunk: bytes | memoryview) -> None:
+        self._block.update(chunk)
+        self._member.update_crc(chunk)
+
     def write(self, chunk: bytes | memoryview) -> None:
-        pending = self._hasher.update(chunk)
-        self._member.write(chunk)
+        """Hash and write ``chunk``; large chunks are hashed on two cores.
+
+        The block digest and the CRC go to the worker thread while this one
+        computes the payload digest and writes; hashlib and zlib release the GIL.
+        """
         self._body_length += len(chunk)
-        if pending is not None:
-            pending.result()
+        if self._pool is not None and len(chunk) >= _PARALLEL_HASH_MIN:
+            pending = self._pool.submit(self._block_side, chunk)
+            try:
+                if self._payload is not None:
+                    self._payload.update(chunk)
+                self._member.write(chunk, crc=False)
+            finally:
+                pending.result()
+            self._owner.sync_behind()
+            return
+        self._block_side(chunk)
+        if self._payload is not None:
+            self._payload.update(chunk)
+        self._member.write(chunk, crc=False)
 
     def finish(self, truncated: str | None = None) -> WrittenRecord:
         if self._done:
@@ -150,12 +144,12 @@ class StreamingRecord:
         self._member.write(b"\r\n\r\n")
         content_length = len(self._prefix) + self._body_length
         fields = list(self._fields)
-        block = self._hasher.block.digest()
+        block = self._block.digest()
         fields.append(("Content-Length", str(content_length)))
         fields.append(("WARC-Block-Digest", sha256_label(block)))
         payload_hex = None
-        if self._hasher.payload is not None:
-            payload_hex = self._hasher.payload.hexdigest()
+        if self._payload is not None:
+            payload_hex = self._payload.hexdigest()
             fields.append(("WARC-Payload-Digest", "sha256:" + payload_hex))
         if truncated:
             fields.append(("WARC-Truncated", truncated))
@@ -172,7 +166,7 @@ class StreamingRecord:
                 content_length=content_length,
                 block_sha256=block.hex(),
                 payload_sha256=payload_hex,
-                payload_length=self._hasher.payload_length if payload_hex else None,
+                payload_length=self._body_length if payload_hex else None,
                 truncated=truncated,
             )
         )
@@ -205,14 +199,32 @@ class WarcFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             raise FileExistsError(f"refusing to overwrite {path}")
-        self.fileobj: BinaryIO = open(self.temp_path, "xb")  # noqa: SIM115 - closed in close()
+        # Unbuffered: records are written in large pieces (a whole member, or one
+        # writev per body chunk), so a Python-side buffer would only copy bytes twice.
+        self.fileobj: BinaryIO = open(self.temp_path, "xb", buffering=0)  # noqa: SIM115
         self._pool = pool
         self.records: list[WrittenRecord] = []
         self.closed = False
+        # Write-back runs behind the writer, so that the fsync at close has little left.
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync")
+        self._sync_pending: Future[None] | None = None
+        self._synced_at = 0
 
     @property
     def size(self) -> int:
         return self.fileobj.tell()
+
+    def sync_behind(self) -> None:
+        """Start flushing written data to disk in the background, every _SYNC_EVERY bytes."""
+        position = self.fileobj.tell()
+        if position - self._synced_at < _SYNC_EVERY:
+            return
+        if self._sync_pending is not None:
+            if not self._sync_pending.done():
+                return
+            self._sync_pending.result()  # raise a write-back error here, not at close
+        self._synced_at = position
+        self._sync_pending = self._syncer.submit(os.fdatasync, self.fileobj.fileno())
 
     def record_written(self, record: WrittenRecord) -> WrittenRecord:
         self.records.append(record)
@@ -247,7 +259,7 @@ class WarcFile:
             out.append(("WARC-Truncated", truncated))
         offset = self.fileobj.tell()
         member = whole_member(render_head(out) + block + b"\r\n\r\n", level)
-        self.fileobj.write(member)
+        write_all(self.fileobj, [member])
         values = dict(fields)
         return self.record_written(
             WrittenRecord(
@@ -277,6 +289,7 @@ class WarcFile:
         if self.closed:
             return self.path
         self.fileobj.flush()
+        self._finish_sync()
         os.fsync(self.fileobj.fileno())
         self.fileobj.close()
         if self.path.exists():
@@ -286,8 +299,16 @@ class WarcFile:
         self.closed = True
         return self.path
 
+    def _finish_sync(self) -> None:
+        pending, self._sync_pending = self._sync_pending, None
+        self._syncer.shutdown(wait=True)
+        if pending is not None:
+            pending.result()
+
     def discard(self) -> None:
         """Close and delete an unfinished file (nothing in it is kept)."""
+        with contextlib.suppress(OSError):  # the file is being thrown away
+            self._finish_sync()
         if not self.fileobj.closed:
             self.fileobj.close()
         self.temp_path.unlink(missing_ok=True)
