@@ -20,7 +20,6 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped,unused-ignore]
-import m3u8  # type: ignore[import-untyped,unused-ignore]
 import tinycss2  # type: ignore[import-untyped,unused-ignore]
 import tinycss2.bytes  # type: ignore[import-untyped,unused-ignore]
 import webencodings  # type: ignore[import-untyped,unused-ignore]
@@ -702,6 +701,8 @@ def parse_html(body: bytes, base_url: str, content_type: str | None = None) -> P
 
 def _m3u8_load(text: str) -> object:
     """Parse with m3u8; on failure drop or neutralise the offending tag lines."""
+    import m3u8  # type: ignore[import-untyped,unused-ignore]  # imported when needed: slow
+
     try:
         return m3u8.loads(text)
     except Exception:
