@@ -106,8 +106,8 @@ class NoProgress:
         pass
 
 
-class CaptureFailed(Exception):
-    """The seed URL could not be captured at all."""
+class CaptureInterrupted(Exception):
+    """The capture was stopped (Ctrl-C, or another fetch failed to write)."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +263,8 @@ class _CaptureRun:
         self.options = capturer.options
         self.seen: set[str] = set()
         self.seen_lock = threading.Lock()
+        self.order: dict[str, int] = {}  # discovery order, to expand results in a stable order
+        self.stop = threading.Event()
         self.series = WarcSeries(
             capturer.warc_dir,
             capture.capture_id,
@@ -333,19 +335,26 @@ class _CaptureRun:
             capture.warc_files = self.series.close()
 
     def _fetch_all(self, initial: list[Task]) -> None:
-        with ThreadPoolExecutor(
-            max_workers=self.options.concurrency, thread_name_prefix="fetch"
-        ) as pool:
-            running: dict[Future[Fetched], Task] = {}
+        pool = ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="fetch")
+        running: dict[Future[Fetched], Task] = {}
+        try:
             for task in initial:
                 running[pool.submit(self._fetch, task)] = task
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
+                for fut in sorted(done, key=lambda f: self._order(running[f])):
                     running.pop(fut)
-                    fetched = fut.result()
-                    for task in self._expand(fetched):
+                    for task in self._expand(fut.result()):
                         running[pool.submit(self._fetch, task)] = task
+        except BaseException:
+            # Ctrl-C, or a write error in a worker: stop every fetch at its next chunk.
+            self.stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+    def _order(self, task: Task) -> int:
+        return self.order.get(task.url, 0)
 
     def _claim(self, url: str) -> bool:
         with self.seen_lock:
@@ -361,6 +370,7 @@ class _CaptureRun:
         if fetched.body is None or not task.expand:
             return []
         found: Iterable[Found] = ()
+        found_html = False
         url = fetched.final_url
         media = fetched.media_type or ""
         if task.role in ("page", "iframe") and (media in HTML_TYPES or not media):
@@ -368,6 +378,7 @@ class _CaptureRun:
             if task.role == "page":
                 self._page_info(info)
             found = info.resources
+            found_html = True
         elif media in CSS_TYPES or urlsplit(url).path.lower().endswith(".css"):
             found = parse_css(fetched.body, url)
         elif is_hls(url, media):
@@ -376,12 +387,14 @@ class _CaptureRun:
             found = parse_dash(fetched.body, url)
         tasks = []
         for item in found:
-            new = self._task_for(item, task, url)
+            new = self._task_for(item, task, url, from_html=found_html)
             if new is not None:
                 tasks.append(new)
         return tasks
 
-    def _task_for(self, item: Found, parent: Task, parent_url: str) -> Task | None:
+    def _task_for(
+        self, item: Found, parent: Task, parent_url: str, *, from_html: bool
+    ) -> Task | None:
         try:
             url = check_url(item.url)
         except InvalidURL:
@@ -392,11 +405,12 @@ class _CaptureRun:
                 {"url": url, "via": item.via, "found_on": parent_url, "reason": "nested iframe"}
             )
             return None
-        if item.role in ("video", "video-manifest") and parent.role in ("page", "iframe"):
+        if item.role in ("video", "video-manifest") and from_html:
             with self.seen_lock:
                 self.videos.setdefault(url, VideoFound(url, item.via, parent_url, item.role))
         if not self._claim(url):
             return None
+        self.order[url] = len(self.order)
         expand = (
             item.expand
             or item.role == "video"
@@ -431,6 +445,10 @@ class _CaptureRun:
                 self._fetch_failed(task, url, fetched.error)
                 return fetched
             if fetched.location is None:
+                if task.role == "page" and _is_media(url, fetched.media_type):
+                    # the seed itself is a video (or a manifest): list it as one
+                    kind = "video-manifest" if fetched.body is not None else "video"
+                    self.videos.setdefault(task.url, VideoFound(url, "seed", task.url, kind))
                 self._note_video(task, fetched)
                 return fetched
             if task.role == "page":
@@ -612,7 +630,10 @@ class _CaptureRun:
         kept: bytearray | None,
     ) -> None:
         advanced = self.c.progress.advanced
+        stop = self.stop
         for chunk in body_iter:
+            if stop.is_set():
+                raise CaptureInterrupted(f"stopped while fetching {url}")
             sink(chunk)
             if kept is not None and len(kept) < PARSE_LIMIT:
                 kept += chunk[: PARSE_LIMIT - len(kept)]
@@ -800,6 +821,11 @@ def _copy(spool: IO[bytes], stream: StreamingRecord) -> None:
         if not n:
             return
         stream.write(view[:n])
+
+
+def _is_media(url: str, media_type: str | None) -> bool:
+    media = media_type or ""
+    return media.startswith(("video/", "audio/")) or is_hls(url, media) or is_dash(url, media)
 
 
 def _parse_worthy(url: str, response: Response, role: str) -> bool:

@@ -35,6 +35,7 @@ from archiver.urls import InvalidURL, check_url
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def archive_dir_option(func: Any) -> Any:
@@ -328,15 +329,19 @@ def progress_display(interactive: bool) -> Iterator[Progress | None]:
 
 
 def main() -> None:
-    """Entry point: run the CLI, hiding tracebacks unless --debug."""
+    """Entry point: run the CLI; exit 130 on Ctrl-C; no traceback unless --debug."""
     debug = "--debug" in sys.argv[1:]
     try:
-        cli.main(standalone_mode=True)
-    except KeyboardInterrupt:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:  # click's form of KeyboardInterrupt
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
     except Exception as exc:  # the last line of defence: no traceback for users
         if debug:
             raise
         click.echo(f"error: {exc} (run with --debug for details)", err=True)
         sys.exit(EXIT_FAILED)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

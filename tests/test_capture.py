@@ -286,3 +286,26 @@ def test_max_size_truncates_and_says_so(
         if r.url == site.url(site.LARGE_VIDEO) and r.warc_type == "response"
     )
     assert entry.truncated == "length" and entry.payload_length == 1_000_000
+
+
+def test_a_video_url_captured_directly_is_listed_as_the_video(
+    site: FixtureSite, make_capturer: Callable[..., Capturer]
+) -> None:
+    url = site.url(site.LARGE_VIDEO)
+    capture = make_capturer().capture(url)
+    assert capture.status is CaptureStatus.COMPLETE
+    (video,) = capture.videos
+    assert (video.url, video.via, video.role) == (url, "seed", "video")
+    assert video.payload_sha256 == site.served[url]
+
+
+def test_an_hls_manifest_captured_directly_brings_its_segments(
+    site: FixtureSite, make_capturer: Callable[..., Capturer]
+) -> None:
+    capture = make_capturer().capture(site.url("/hls/master.m3u8"))
+    (video,) = capture.videos
+    assert video.role == "video-manifest"
+    fetched = {r.url for r in capture.records if r.warc_type == "response"}
+    hls = {site.url(p) for p in site.VIDEOS if p.startswith("/hls/")}
+    assert hls <= fetched
+    assert not {site.url(p) for p in site.NOT_FETCHED} & fetched

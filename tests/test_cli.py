@@ -303,3 +303,45 @@ def test_untrusted_certificate_is_refused_then_captured_with_insecure(
     assert response.all("WARC-Protocol")[1].startswith("tls/1.")
     suite = response.get("WARC-Cipher-Suite")
     assert suite is None or suite.startswith("TLS_")
+
+
+def test_ctrl_c_stops_cleanly_with_130_and_leaves_nothing_that_looks_complete(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    from tests.rawserver import raw_server
+
+    def trickle(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\n")
+        conn.sendall(b"Content-Length: 100000000\r\n\r\n")
+        for _ in range(400):
+            conn.sendall(b"v" * 65536)
+            time.sleep(0.02)
+
+    archive = tmp_path / "archives"
+    with raw_server(trickle) as base:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "archiver",
+                "capture",
+                base + "/video.mp4",
+                "--archive-dir",
+                str(archive),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while not list(archive.rglob("*.open")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # well inside the body
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert warcs(archive) == []
+    assert list(archive.rglob("*.open")) == []
