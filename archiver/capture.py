@@ -618,8 +618,11 @@ class _CaptureRun:
         """The request record, then the response record; the caller holds the lock."""
         wfile = self.series.current(upcoming)
         req_id, resp_id = self.c.new_record_id(), self.c.new_record_id()
-        req = self._write_request(wfile, response, url, started, req_id, resp_id)
-        fields = self._response_fields(wfile, response, url, started, resp_id, req_id)
+        req = wfile.write_record(
+            self._exchange_fields(wfile, "request", (req_id, resp_id), url, started, response),
+            response.request.raw,
+        )
+        fields = self._exchange_fields(wfile, "response", (resp_id, req_id), url, started, response)
         return req, write_response(wfile, fields)
 
     def _pump(
@@ -640,52 +643,32 @@ class _CaptureRun:
             advanced(url, len(chunk))
 
     # records -------------------------------------------------------------
-    def _common_fields(
-        self, wfile: WarcFile, warc_type: str, record_id: str, url: str, when: datetime
+    def _exchange_fields(
+        self,
+        wfile: WarcFile,
+        warc_type: str,
+        ids: tuple[str, str],
+        url: str,
+        when: datetime,
+        response: Response,
     ) -> Fields:
-        return [
+        """Header fields of a request or response record; ``ids`` = (own, partner)."""
+        fields: Fields = [
             ("WARC-Type", warc_type),
-            ("WARC-Record-ID", record_id),
+            ("WARC-Record-ID", ids[0]),
             ("WARC-Date", warc_date(when)),
             ("WARC-Target-URI", url),
             ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
-        ]
-
-    def _write_request(
-        self,
-        wfile: WarcFile,
-        response: Response,
-        url: str,
-        when: datetime,
-        req_id: str,
-        resp_id: str,
-    ) -> WrittenRecord:
-        fields = self._common_fields(wfile, "request", req_id, url, when)
-        fields += [
             ("WARC-IP-Address", response.ip_address),
-            ("WARC-Concurrent-To", resp_id),
-            ("Content-Type", HTTP_REQUEST_TYPE),
+            ("WARC-Concurrent-To", ids[1]),
         ]
-        return wfile.write_record(fields, response.request.raw)
-
-    def _response_fields(
-        self,
-        wfile: WarcFile,
-        response: Response,
-        url: str,
-        when: datetime,
-        resp_id: str,
-        req_id: str,
-    ) -> Fields:
-        fields = self._common_fields(wfile, "response", resp_id, url, when)
-        fields += [
-            ("WARC-IP-Address", response.ip_address),
-            ("WARC-Concurrent-To", req_id),
-        ]
-        fields += [("WARC-Protocol", p) for p in response.protocols]
-        if response.cipher_suite:
-            fields.append(("WARC-Cipher-Suite", response.cipher_suite))
-        fields.append(("Content-Type", HTTP_RESPONSE_TYPE))
+        if warc_type == "response":
+            fields += [("WARC-Protocol", p) for p in response.protocols]
+            if response.cipher_suite:
+                fields.append(("WARC-Cipher-Suite", response.cipher_suite))
+            fields.append(("Content-Type", HTTP_RESPONSE_TYPE))
+        else:
+            fields.append(("Content-Type", HTTP_REQUEST_TYPE))
         return fields
 
     def _entries(

@@ -70,22 +70,14 @@ def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
 
     if len2 <= 0:
         return crc1
-    odd = [0xEDB88320] + [1 << n for n in range(31)]
-    even = square(odd)
-    odd = square(even)
-    while True:
-        even = square(odd)
+    one_bit = [0xEDB88320] + [1 << n for n in range(31)]
+    op = square(square(square(one_bit)))  # appending one zero byte
+    while len2:
         if len2 & 1:
-            crc1 = times(even, crc1)
+            crc1 = times(op, crc1)
         len2 >>= 1
-        if not len2:
-            break
-        odd = square(even)
-        if len2 & 1:
-            crc1 = times(odd, crc1)
-        len2 >>= 1
-        if not len2:
-            break
+        if len2:
+            op = square(op)  # twice as many zero bytes
     return crc1 ^ crc2
 
 

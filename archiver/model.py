@@ -69,6 +69,8 @@ class CaptureOptions:
                 f"invalid collection name {self.collection!r}: use 1-64 letters, digits, "
                 "'.', '_' or '-', starting with a letter or digit"
             )
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in self.user_agent):
+            raise ValueError("the user agent must not contain control characters or newlines")
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")
         if self.concurrency < 1:

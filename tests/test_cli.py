@@ -113,6 +113,21 @@ def test_invalid_collection_is_a_usage_error(tmp_path: Path, site: FixtureSite) 
     assert not archive.exists()
 
 
+def test_user_agent_cannot_inject_headers(tmp_path: Path, site: FixtureSite) -> None:
+    archive = tmp_path / "archives"
+    result = run(
+        "capture",
+        site.url(site.PLAIN),
+        "--user-agent",
+        "ua\r\nX-Injected: 1",
+        "--archive-dir",
+        str(archive),
+    )
+    assert result.returncode == 2
+    assert "user agent" in result.stderr
+    assert not archive.exists()
+
+
 def test_unreachable_url_exits_1_naming_it_and_leaves_no_warc(tmp_path: Path) -> None:
     archive = tmp_path / "archives"
     url = f"http://127.0.0.1:{closed_port()}/article"
