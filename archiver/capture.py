@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
+from zlib_ng import zlib_ng
+
 from archiver import TOOL_NAME, __version__
 from archiver.discover import (
     Found,
@@ -143,6 +145,7 @@ def library_versions() -> dict[str, str]:
     versions = {
         "python": platform.python_version(),
         "zlib": zlib.ZLIB_RUNTIME_VERSION,
+        "zlib-ng": str(zlib_ng.ZLIBNG_VERSION),
     }
     try:
         import ssl

@@ -18,8 +18,10 @@ from __future__ import annotations
 import io
 import os
 import struct
-import zlib
 from typing import BinaryIO
+
+# zlib-ng: the same deflate and CRC-32, an order of magnitude faster CRC (SIMD).
+from zlib_ng import zlib_ng as zlib
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 _FLAG_FEXTRA = 0x04
