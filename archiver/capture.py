@@ -10,6 +10,8 @@ summarising the capture closes the last file.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import platform
 import socket
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import threading
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -41,6 +44,7 @@ from archiver.discover import (
 from archiver.fetch import (
     FetchError,
     FetchSettings,
+    Interrupted,
     Response,
     build_request,
     dechunk,
@@ -57,7 +61,7 @@ from archiver.model import (
     new_capture_id,
     utcnow,
 )
-from archiver.urls import InvalidURL, check_url
+from archiver.urls import InvalidURL, check_url, referer
 from archiver.warc import (
     HTTP_REQUEST_TYPE,
     HTTP_RESPONSE_TYPE,
@@ -76,7 +80,8 @@ SMALL_BODY = 1024 * 1024
 # A body that waits for the WARC file spills to disk past this size.
 SPOOL_MEMORY = 8 * 1024 * 1024
 # At most this much of a page, stylesheet or manifest is kept for parsing.
-PARSE_LIMIT = 32 * 1024 * 1024
+PARSE_LIMIT = 16 * 1024 * 1024
+META_REFRESH = "meta[http-equiv=refresh]"
 
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 CSS_TYPES = {"text/css"}
@@ -112,6 +117,10 @@ class CaptureInterrupted(Exception):
     """The capture was stopped (Ctrl-C, or another fetch failed to write)."""
 
 
+class ArchiveWriteError(Exception):
+    """Writing the WARC failed (disk full, I/O error, or a fault mid-record): fatal."""
+
+
 @dataclass(frozen=True)
 class Task:
     """One URL to fetch within a capture."""
@@ -121,7 +130,10 @@ class Task:
     via: str
     found_on: str | None
     expand: bool = False
-    depth: int = 0  # 0: the page itself, 1: an iframe's own resources
+
+    @property
+    def is_seed(self) -> bool:
+        return self.via == "seed"
 
 
 @dataclass
@@ -276,6 +288,7 @@ class _CaptureRun:
         )
         self.page_response_id: str | None = None
         self.videos: dict[str, VideoFound] = {}
+        self.backlog: deque[Callable[[], None]] = deque()  # writes waiting for the writer
         self.spool_dir = self.options.archive_dir / ".tmp"
 
     def _warcinfo(self, filename: str) -> tuple[Fields, bytes]:
@@ -290,19 +303,40 @@ class _CaptureRun:
 
     # main flow -----------------------------------------------------------
     def run(self) -> Capture:
+        """Run the capture; whatever happens, leave nothing that looks complete."""
         capture = self.capture
         try:
             self._run()
         except BaseException as exc:
-            self.series.discard()
-            if isinstance(exc, OSError):
-                capture.status = CaptureStatus.FAILED
+            self.stop.set()
+            capture.status = CaptureStatus.FAILED
+            capture.finished_at = self.c.clock()
+            capture.warc_files = []
+            if isinstance(exc, (KeyboardInterrupt, CaptureInterrupted, Interrupted)):
+                capture.interrupted = True
+                capture.failure = "interrupted"
+            elif isinstance(exc, (OSError, ArchiveWriteError)):
                 capture.failure = f"cannot write the archive: {exc}"
-                capture.finished_at = self.c.clock()
-                capture.warc_files = []
-                return capture
-            raise
+            elif isinstance(exc, Exception):
+                capture.failure = f"internal error: {exc!r}"
+            else:
+                raise  # SystemExit and the like
+            capture.incomplete_files = self._keep_what_is_whole()
+            if capture.incomplete_files:
+                capture.failure += "; the records written so far are kept in " + ", ".join(
+                    str(p) for p in capture.incomplete_files
+                )
         return capture
+
+    def _keep_what_is_whole(self) -> list[Path]:
+        """After a failure: keep whole records under .open names, or nothing at all."""
+        try:
+            if any(r.warc_type == "response" for r in self.capture.records):
+                return self.series.abandon()
+            self.series.discard()
+        except OSError:
+            pass  # the disk may be what failed; the .open names still say "incomplete"
+        return []
 
     def _run(self) -> None:
         capture = self.capture
@@ -319,7 +353,7 @@ class _CaptureRun:
             capture.failure = f"the page answered HTTP {page.status}"
         tasks: list[Task] = []
         if page.error is None:
-            tasks = self._expand(page)
+            tasks = self._expand_safely(page)
         self._fetch_all(tasks)
         capture.finished_at = self.c.clock()
         if capture.failure:
@@ -334,6 +368,7 @@ class _CaptureRun:
             return
         capture.videos = list(self.videos.values())
         with self.series.lock:
+            self._drain()
             self._write_metadata()
             capture.warc_files = self.series.close()
 
@@ -347,7 +382,7 @@ class _CaptureRun:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: self._order(running[f])):
                     running.pop(fut)
-                    for task in self._expand(fut.result()):
+                    for task in self._expand_safely(fut.result()):
                         running[pool.submit(self._fetch, task)] = task
         except BaseException:
             # Ctrl-C, or a write error in a worker: stop every fetch at its next chunk.
@@ -367,6 +402,14 @@ class _CaptureRun:
             return True
 
     # discovery -----------------------------------------------------------
+    def _expand_safely(self, fetched: Fetched) -> list[Task]:
+        """:meth:`_expand`, turning a parser failure into an error of that URL."""
+        try:
+            return self._expand(fetched)
+        except Exception as exc:  # hostile input must not end the capture
+            self._error(fetched.final_url, f"could not parse: {exc!r}", fetched.task.role)
+            return []
+
     def _expand(self, fetched: Fetched) -> list[Task]:
         """Tasks for what a fetched body references."""
         task = fetched.task
@@ -379,7 +422,7 @@ class _CaptureRun:
         if task.role in ("page", "iframe") and (media in HTML_TYPES or not media):
             info = parse_html(fetched.body, url, fetched.charset_header)
             if task.role == "page":
-                self._page_info(info)
+                self._page_info(info, first=task.is_seed)
             found = info.resources
             found_html = True
         elif media in CSS_TYPES or urlsplit(url).path.lower().endswith(".css"):
@@ -402,10 +445,17 @@ class _CaptureRun:
             url = check_url(item.url)
         except InvalidURL:
             return None
-        depth = parent.depth + (1 if parent.role == "iframe" else 0)
-        if item.role == "iframe" and parent.role == "iframe":
+        role: str = item.role
+        if role == "redirect":  # <meta http-equiv=refresh>: the frame navigates on
+            role = parent.role
+        reason = None
+        if item.via == META_REFRESH and parent.via == META_REFRESH:
+            reason = "a second refresh"
+        elif role == "iframe" and parent.role == "iframe" and item.via != META_REFRESH:
+            reason = "nested iframe"
+        if reason is not None:
             self.capture.not_followed.append(
-                {"url": url, "via": item.via, "found_on": parent_url, "reason": "nested iframe"}
+                {"url": url, "via": item.via, "found_on": parent_url, "reason": reason}
             )
             return None
         if item.role in ("video", "video-manifest") and from_html:
@@ -416,18 +466,18 @@ class _CaptureRun:
         self.order[url] = len(self.order)
         expand = (
             item.expand
-            or item.role == "video"
-            or (item.role == "video-manifest" and item.via != "hls variant")
+            or role == "video"
+            or (role == "video-manifest" and item.via != "hls variant")
         )
-        return Task(url, item.role, item.via, parent_url, expand=expand, depth=depth)
+        return Task(url, role, item.via, parent_url, expand=expand)
 
-    def _page_info(self, info: PageInfo) -> None:
+    def _page_info(self, info: PageInfo, first: bool) -> None:
+        """What the page says about itself; a page reached by refresh only fills gaps."""
         capture = self.capture
-        capture.title = info.title
-        capture.author = info.author
-        capture.published_at = info.published_at
-        capture.language = info.language
-        seen: set[str] = set()
+        for name in ("title", "author", "published_at", "language"):
+            if first or getattr(capture, name) is None:
+                setattr(capture, name, getattr(info, name))
+        seen = set(capture.outlinks)
         for link in info.outlinks:
             if link.url not in seen:
                 seen.add(link.url)
@@ -435,7 +485,22 @@ class _CaptureRun:
 
     # fetching ------------------------------------------------------------
     def _fetch(self, task: Task) -> Fetched:
-        """Fetch a task's URL, following and recording redirects."""
+        """Fetch a task's URL, following and recording redirects.
+
+        Anything that goes wrong before a record is being written (a hostile
+        response, a bug in parsing it) becomes an error of this URL; a failure
+        while writing ends the capture.
+        """
+        try:
+            return self._fetch_hops(task)
+        except (ArchiveWriteError, CaptureInterrupted, Interrupted):
+            raise
+        except Exception as exc:
+            fetched = Fetched(task, task.url, error=f"unexpected error: {exc!r}")
+            self._fetch_failed(task, task.url, fetched.error or "")
+            return fetched
+
+    def _fetch_hops(self, task: Task) -> Fetched:
         url = task.url
         hops = 0
         while True:
@@ -448,13 +513,13 @@ class _CaptureRun:
                 self._fetch_failed(task, url, fetched.error)
                 return fetched
             if fetched.location is None:
-                if task.role == "page" and _is_media(url, fetched.media_type):
+                if task.is_seed and _is_media(url, fetched.media_type):
                     # the seed itself is a video (or a manifest): list it as one
                     kind = "video-manifest" if fetched.body is not None else "video"
                     self.videos.setdefault(task.url, VideoFound(url, "seed", task.url, kind))
                 self._note_video(task, fetched)
                 return fetched
-            if task.role == "page":
+            if task.is_seed:
                 self.capture.redirects.append(url)
             hops += 1
             try:
@@ -465,18 +530,21 @@ class _CaptureRun:
                 fetched.error = f"redirect not followed: {exc}"
                 self._fetch_failed(task, url, fetched.error)
                 return fetched
-            if not self._claim(next_url) and task.role != "page":
+            if not self._claim(next_url) and not task.is_seed:
                 return fetched  # already fetched for another reference
             url = next_url
 
     def _fetch_failed(self, task: Task, url: str, reason: str) -> None:
-        if task.role == "page":
+        if task.is_seed:
             return  # the capture itself failed: reported as its failure
-        with self.seen_lock:
-            self.capture.errors.append(CaptureError(url, reason, task.role))
+        self._error(url, reason, task.role)
         video = self.videos.get(task.url)
         if video is not None:
             video.error = reason
+
+    def _error(self, url: str, reason: str, role: str) -> None:
+        with self.seen_lock:
+            self.capture.errors.append(CaptureError(url, reason, role))
 
     def _note_video(self, task: Task, fetched: Fetched) -> None:
         video = self.videos.get(task.url)
@@ -498,12 +566,12 @@ class _CaptureRun:
         else:
             headers.append(("Accept-Encoding", "gzip, deflate"))
         if task.found_on:
-            headers.append(("Referer", task.found_on))
+            headers.append(("Referer", referer(task.found_on)))
         fetched = Fetched(task, url)
         try:
             request = build_request(url, headers)
             started = self.c.clock()
-            response = open_exchange(request, self.c.settings)
+            response = open_exchange(request, self.c.settings, self.stop)
         except FetchError as exc:
             fetched.error = exc.reason
             return fetched
@@ -512,17 +580,16 @@ class _CaptureRun:
         fetched.charset_header = response.content_type
         location = response.header("Location")
         is_redirect = response.status in (301, 302, 303, 307, 308) and location
-        keep = task.expand and not is_redirect and _parse_worthy(url, response, role)
-        written = self._write_exchange(task, url, role, response, started, keep, fetched)
+        keep = task.expand and not is_redirect
+        self._write_exchange(task, url, role, response, started, keep, fetched)
         if is_redirect and location:
-            fetched.location = urljoin(url, location.strip())
-        if response.error and written:
+            fetched.location = _resolve_location(url, location)
+        if response.error:
             reason = f"incomplete response: {response.error}"
-            if role == "page":
+            if task.is_seed:
                 self.capture.failure = reason
             else:
-                with self.seen_lock:
-                    self.capture.errors.append(CaptureError(url, reason, role))
+                self._error(url, reason, role)
         return fetched
 
     def _write_exchange(
@@ -534,8 +601,13 @@ class _CaptureRun:
         started: datetime,
         keep: bool,
         fetched: Fetched,
-    ) -> bool:
-        """Stream ``response`` into the WARC; fill in ``fetched``."""
+    ) -> None:
+        """Receive ``response`` into the WARC; fill in ``fetched``.
+
+        Small bodies are collected in memory and written when the writer is free
+        (never waiting for it); large ones stream straight into the WARC when the
+        writer is free, and into a spool file while it is busy with another.
+        """
         progress = self.c.progress
         declared = response.declared_length
         large = declared is None or declared > SMALL_BODY
@@ -549,6 +621,7 @@ class _CaptureRun:
             if len(first) >= SMALL_BODY:
                 complete = False
                 break
+        keep = keep and _parse_worthy(url, response, role, first)
         kept = bytearray(first[:PARSE_LIMIT]) if keep else None
         level = compression_level(response.content_type)
         head = response.head
@@ -561,54 +634,86 @@ class _CaptureRun:
 
             return write
 
-        if complete:
-            block = head + bytes(first)
-            with self.series.lock:
-                req, rec = self._write_pair(
-                    response,
-                    url,
-                    started,
-                    len(block),
-                    lambda wfile, fields: wfile.write_record(
+        def note(req: WrittenRecord, rec: WrittenRecord) -> None:
+            self._entries(task, url, role, response, started, req, rec)
+
+        try:
+            if complete:
+                block = head + bytes(first)
+                fetched.payload_sha256 = hashlib.sha256(first).hexdigest()
+                fetched.payload_length = len(first)
+
+                def buffered(wfile: WarcFile, fields: Fields) -> WrittenRecord:
+                    return wfile.write_record(
                         fields,
                         block,
                         payload_offset=len(head),
                         truncated=response.truncated,
                         level=level,
-                    ),
-                )
-        elif self.series.lock.acquire(blocking=False):
-            # The writer is free: the body goes straight from the socket into the WARC.
-            def direct(stream: StreamingRecord) -> None:
-                stream.write(memoryview(first))
-                self._pump(body_iter, stream.write, url, kept)
-
-            try:
-                upcoming = (response.declared_length or 0) + len(head)
-                req, rec = self._write_pair(response, url, started, upcoming, streamed(direct))
-            finally:
-                self.series.lock.release()
-        else:
-            # The writer is busy with another large body: spool this one meanwhile.
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.SpooledTemporaryFile(
-                max_size=SPOOL_MEMORY, dir=str(self.spool_dir)
-            ) as spool:
-                spool.write(first)
-                self._pump(body_iter, spool.write, url, kept)
-                upcoming = spool.tell() + len(head)
-                spool.seek(0)
-                with self.series.lock:
-                    req, rec = self._write_pair(
-                        response, url, started, upcoming, streamed(lambda s: _copy(spool, s))
                     )
-        self._entries(task, url, role, response, started, req, rec)
-        fetched.payload_sha256 = rec.payload_sha256
-        fetched.payload_length = rec.payload_length
+
+                self._write_soon(
+                    lambda: note(*self._write_pair(response, url, started, len(block), buffered))
+                )
+            elif self.series.lock.acquire(blocking=False):
+                # The writer is free: the body goes straight from the socket into the WARC.
+                def direct(stream: StreamingRecord) -> None:
+                    stream.write(memoryview(first))
+                    self._pump(body_iter, stream.write, url, kept)
+
+                try:
+                    upcoming = (declared or 0) + len(head)
+                    req, rec = self._write_pair(response, url, started, upcoming, streamed(direct))
+                    note(req, rec)
+                    self._drain()
+                finally:
+                    self.series.lock.release()
+                fetched.payload_sha256 = rec.payload_sha256
+                fetched.payload_length = rec.payload_length
+            else:
+                # The writer is busy with another large body: spool this one meanwhile.
+                self.spool_dir.mkdir(parents=True, exist_ok=True)
+                with tempfile.SpooledTemporaryFile(
+                    max_size=SPOOL_MEMORY, dir=str(self.spool_dir)
+                ) as spool:
+                    spool.write(first)
+                    self._pump(body_iter, spool.write, url, kept)
+                    upcoming = spool.tell() + len(head)
+                    spool.seek(0)
+                    with self.series.lock:
+                        req, rec = self._write_pair(
+                            response, url, started, upcoming, streamed(lambda s: _copy(spool, s))
+                        )
+                        note(req, rec)
+                        self._drain()
+                fetched.payload_sha256 = rec.payload_sha256
+                fetched.payload_length = rec.payload_length
+        except (CaptureInterrupted, Interrupted):
+            raise
+        except Exception as exc:
+            raise ArchiveWriteError(f"while writing {url}: {exc}") from exc
         if kept is not None:
             lowered = {k.lower(): v for k, v in response.headers}
             fetched.body = _decode_for_parsing(bytes(kept), lowered)
-        return True
+
+    def _write_soon(self, job: Callable[[], None]) -> None:
+        """Run ``job`` (which writes records) now if the writer is free, else queue it.
+
+        A queued job is run by whoever holds the writer next, at the latest by the
+        final drain before the metadata record; a worker never waits for a slow
+        body that another worker is streaming into the WARC.
+        """
+        self.backlog.append(job)
+        if self.series.lock.acquire(blocking=False):
+            try:
+                self._drain()
+            finally:
+                self.series.lock.release()
+
+    def _drain(self) -> None:
+        """Run the queued writes; the caller holds the writer lock."""
+        while self.backlog:
+            self.backlog.popleft()()
 
     def _write_pair(
         self,
@@ -814,15 +919,24 @@ def _is_media(url: str, media_type: str | None) -> bool:
     return media.startswith(("video/", "audio/")) or is_hls(url, media) or is_dash(url, media)
 
 
-def _parse_worthy(url: str, response: Response, role: str) -> bool:
+def _resolve_location(url: str, location: str) -> str:
+    """A Location header made absolute; raw UTF-8 bytes (sent by some servers) kept as UTF-8."""
+    value = location.strip()
+    with contextlib.suppress(UnicodeError):
+        value = value.encode("latin-1").decode("utf-8")
+    try:
+        return urljoin(url, value)
+    except ValueError:
+        return value  # check_url refuses it with a message naming it
+
+
+def _parse_worthy(url: str, response: Response, role: str, start: bytes | bytearray) -> bool:
+    """Whether to keep a body for parsing (pages, stylesheets, manifests; never media)."""
     media = response.media_type or ""
     if role in ("page", "iframe"):
-        return (
-            media in HTML_TYPES
-            or media == ""
-            or media.startswith("text/")
-            or is_hls(url, media)
-            or is_dash(url, media)
-        )
+        if media in HTML_TYPES or is_hls(url, media) or is_dash(url, media):
+            return True
+        # no type, or text/*: parse unless it looks binary
+        return (media == "" or media.startswith("text/")) and b"\x00" not in start[:1024]
     path = urlsplit(url).path.lower()
     return media in CSS_TYPES or path.endswith(".css") or is_hls(url, media) or is_dash(url, media)

@@ -64,11 +64,28 @@ class Size(click.ParamType):  # type: ignore[type-arg]
         number = text[: len(text) - len(unit)]
         try:
             result = int(float(number) * self._units[unit])
-        except ValueError:
+        except (ValueError, OverflowError):
             self.fail(f"{value!r} is not a size (examples: 500000, 10M, 2G)", param, ctx)
         if result < 0:
             self.fail("a size cannot be negative", param, ctx)
         return result
+
+
+class Seconds(click.ParamType):  # type: ignore[type-arg]
+    """A positive, finite number of seconds (at most a week)."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 < seconds <= 7 * 86400:  # also false for nan
+            self.fail(f"{value!r} must be more than 0 and at most 604800 seconds", param, ctx)
+        return seconds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,14 +132,14 @@ def read_url_file(path: Path) -> list[str]:
 @click.option("--user-agent", default=DEFAULT_USER_AGENT, help="User-Agent header to send.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.001),
+    type=Seconds(),
     default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Seconds to wait for a connection or for any bytes of a response.",
 )
 @click.option(
     "--max-time",
-    type=click.FloatRange(min=0.001),
+    type=Seconds(),
     help="Seconds one response may take in all; a body cut by it is marked truncated.",
 )
 @click.option(
@@ -234,6 +251,8 @@ def capture(
             click.echo(json.dumps(result.summary(), ensure_ascii=False))
         else:
             report(result)
+        if result.interrupted:
+            ctx.exit(EXIT_INTERRUPTED)  # Ctrl-C: the remaining URLs are not started
     if failed:
         if output_format == "text" and len(checked) > 1:
             click.echo(f"{failed} of {len(checked)} captures failed", err=True)
@@ -336,6 +355,9 @@ def main() -> None:
     except click.exceptions.Abort:  # click's form of KeyboardInterrupt
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as exc:  # one line, naming what was wrong
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -25,6 +25,8 @@ import tinycss2.bytes  # type: ignore[import-untyped,unused-ignore]
 import webencodings  # type: ignore[import-untyped,unused-ignore]
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from archiver.urls import URL_SAFE
+
 __all__ = [
     "MAX_BODY",
     "MAX_SEGMENTS",
@@ -88,7 +90,6 @@ _META_IMAGE = (
 )
 _ASCII_WS = " \t\n\r\f"
 # Printable ASCII left as is in a path or query; "%" keeps existing escapes.
-_URL_SAFE = "!#$%&'()*+,/:;=?@[\\]^_`{|}~"
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,22 @@ class PageInfo:
     outlinks: tuple[Found, ...]
 
 
+# When one URL is referenced several ways, the strongest role wins: a video that
+# is also preloaded is a video, a stylesheet also preloaded is expanded.
+_ROLE_RANK: dict[str, int] = {
+    "video-manifest": 4,
+    "video": 3,
+    "iframe": 2,
+    "redirect": 1,
+}
+
+
+def _strength(found: Found) -> tuple[int, bool]:
+    return _ROLE_RANK.get(found.role, 0), found.expand
+
+
 class _Collector:
-    """Ordered, URL-deduplicated results; a later expand=True entry upgrades."""
+    """Ordered, URL-deduplicated results; a later, stronger reference upgrades in place."""
 
     def __init__(self) -> None:
         self._items: list[Found] = []
@@ -126,7 +141,7 @@ class _Collector:
         if i is None:
             self._index[found.url] = len(self._items)
             self._items.append(found)
-        elif found.expand and not self._items[i].expand:
+        elif _strength(found) > _strength(self._items[i]):
             self._items[i] = found
 
     def add_url(
@@ -167,8 +182,8 @@ def _resolve(base: str, raw: str | None) -> str | None:
         if not netloc.isascii():
             host = parts.hostname
             netloc = netloc.replace(host, host.encode("idna").decode("ascii"))
-        path = quote(parts.path or "/", safe=_URL_SAFE)
-        query = quote(parts.query, safe=_URL_SAFE)
+        path = quote(parts.path or "/", safe=URL_SAFE)
+        query = quote(parts.query, safe=URL_SAFE)
         return urlunsplit((scheme, netloc, path, query, ""))
     except (ValueError, UnicodeError):
         return None

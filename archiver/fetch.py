@@ -19,12 +19,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
+
+from archiver.urls import encode_path, encode_query
 
 CHUNK_SIZE = 1024 * 1024
 MAX_HEAD_BYTES = 256 * 1024
-_SAFE_PATH = "/%:@!$&'()*+,;=-._~"
-_SAFE_QUERY = _SAFE_PATH + "?"
 
 
 class FetchError(Exception):
@@ -34,6 +34,84 @@ class FetchError(Exception):
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
+
+
+class Interrupted(Exception):
+    """The capture was asked to stop while this exchange was waiting for bytes."""
+
+
+class ProtocolError(OSError):
+    """The peer broke HTTP framing (treated like a broken connection)."""
+
+
+class Wire:
+    """A connected socket with an idle timeout, an optional deadline and a stop flag.
+
+    Every wait polls the stop flag, so a stopped capture never hangs on a quiet peer.
+    """
+
+    POLL = 0.25
+
+    def __init__(
+        self,
+        sock: socket.socket | None,
+        timeout: float,
+        deadline: float | None,
+        stop: threading.Event | None,
+    ) -> None:
+        self.sock = sock
+        self.timeout = timeout
+        self.deadline = deadline
+        self.stop = stop
+        if sock is not None:
+            sock.settimeout(timeout)  # a backstop: waits happen in _wait
+
+    def deadline_passed(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def ready(self) -> bool:
+        """Whether bytes can be read now without waiting."""
+        sock = self.sock
+        if sock is None:
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
+
+    def _wait(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return
+        idle_end = time.monotonic() + self.timeout
+        while True:
+            if self.stop is not None and self.stop.is_set():
+                raise Interrupted
+            end = idle_end if self.deadline is None else min(idle_end, self.deadline)
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            readable, _, _ = select.select([sock], [], [], min(left, self.POLL))
+            if readable:
+                return
+
+    def recv_into(self, target: memoryview) -> int:
+        if self.sock is None:
+            return 0
+        self._wait()
+        return self.sock.recv_into(target)
+
+    def recv(self, size: int) -> bytes:
+        if self.sock is None:
+            return b""
+        self._wait()
+        return self.sock.recv(size)
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
 
 
 @dataclass(frozen=True)
@@ -59,13 +137,11 @@ class Response:
     protocols: list[str]  # WARC-Protocol values, higher layer first
     cipher_suite: str | None
     tls_error: str | None = None
-    _sock: socket.socket | None = field(default=None, repr=False)
+    _wire: Wire = field(default_factory=lambda: Wire(None, 30.0, None, None), repr=False)
     _buffer: bytes = field(default=b"", repr=False)
-    _deadline: float | None = field(default=None, repr=False)
-    _timeout: float = field(default=30.0, repr=False)
     _deferred: OSError | None = field(default=None, repr=False)
     truncated: str | None = None  # set while reading: "length", "time" or "disconnect"
-    error: str | None = None  # why the body ended early, if it did
+    error: str | None = None  # why the connection failed mid-body ("disconnect")
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -142,6 +218,13 @@ class Response:
                     view = views[turn]
                     turn = (turn + 1) % buffers
                     want = len(view) if remaining is None else min(len(view), remaining)
+                    if max_size is not None:
+                        room = max_size - sent
+                        if room <= 0 and kind != "close":
+                            # more is announced (length) or framed (chunked): a cut
+                            self.truncated = "length"
+                            break
+                        want = min(want, max(room, 1))  # close-delimited: probe one byte
                     n = self._fill(view[:want], exact=kind == "length")
                     if n == 0:
                         if kind == "length":
@@ -155,9 +238,15 @@ class Response:
                     data = data[:remaining]
                     remaining -= len(data)
                     done = remaining == 0
-                if decoder is not None and decoder.feed(data):
-                    data = data[: len(data) - decoder.overrun]
-                    done = True
+                if decoder is not None:
+                    try:
+                        if decoder.feed(data):
+                            data = data[: len(data) - decoder.overrun]
+                            done = True
+                    except ProtocolError as exc:
+                        # keep every byte received; the framing broke somewhere in them
+                        self._fail_disconnect(str(exc))
+                        done = True
                 if max_size is not None and sent + len(data) > max_size:
                     data = data[: max_size - sent]
                     self.truncated = "length"
@@ -168,11 +257,12 @@ class Response:
                 if done:
                     break
         except TimeoutError:
-            if self._deadline is not None and time.monotonic() >= self._deadline:
-                self.truncated = "time"
-                self.error = "time limit reached while reading the body"
+            if self._wire.deadline_passed():
+                self.truncated = "time"  # a limit the archivist set, not a failure
             else:
                 self._fail_disconnect("timed out waiting for the body")
+        except ProtocolError as exc:
+            self._fail_disconnect(str(exc))
         except OSError as exc:
             self._fail_disconnect(f"connection error while reading the body: {exc}")
         finally:
@@ -189,10 +279,11 @@ class Response:
         if self._deferred is not None:
             exc, self._deferred = self._deferred, None
             raise exc
-        fill = self._recv_into(view)
+        wire = self._wire
+        fill = wire.recv_into(view)
         try:
-            while fill and fill < len(view) and (exact or self._readable()):
-                got = self._recv_into(view[fill:])
+            while fill and fill < len(view) and (exact or wire.ready()):
+                got = wire.recv_into(view[fill:])
                 if not got:
                     break
                 fill += got
@@ -204,35 +295,11 @@ class Response:
         self.truncated = "disconnect"
         self.error = reason
 
-    def _readable(self) -> bool:
-        sock = self._sock
-        if sock is None:
-            return False
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True
-        ready, _, _ = select.select([sock], [], [], 0)
-        return bool(ready)
-
-    def _recv_into(self, target: memoryview) -> int:
-        sock = self._sock
-        if sock is None:
-            return 0
-        if self._deadline is not None:
-            left = self._deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            sock.settimeout(min(left, self._timeout))
-        return sock.recv_into(target)
-
     def read_all(self, max_size: int | None = None) -> bytes:
         return b"".join(bytes(c) for c in self.iter_body(max_size))
 
     def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            finally:
-                self._sock = None
+        self._wire.close()
 
 
 _END = object()
@@ -298,8 +365,9 @@ class _ChunkedEnd:
         self.overrun = 0  # bytes fed past the end of the message
 
     def feed(self, data: memoryview | bytes) -> bool:
+        raw = bytes(data)  # one copy per call: line searches stay linear
         pos = 0
-        n = len(data)
+        n = len(raw)
         while pos < n and not self.done:
             if self.state == "data":
                 take = min(self.left, n - pos)
@@ -308,21 +376,20 @@ class _ChunkedEnd:
                 if self.left == 0:
                     self.state = "data-end"
                 continue
-            nl = bytes(data[pos:n]).find(b"\n")
+            nl = raw.find(b"\n", pos)
             if nl < 0:
-                self.line += data[pos:n]
+                self.line += raw[pos:]
                 if len(self.line) > 64 * 1024:
-                    raise OSError("chunk framing line too long")
+                    raise ProtocolError("chunk framing line too long")
                 return False
-            self.line += data[pos : pos + nl]
-            pos += nl + 1
+            self.line += raw[pos:nl]
+            pos = nl + 1
             line = bytes(self.line).strip()
             self.line.clear()
             if self.state == "size":
-                try:
-                    size = int(line.split(b";", 1)[0].strip() or b"x", 16)
-                except ValueError as exc:
-                    raise OSError(f"invalid chunk size line {line[:40]!r}") from exc
+                size = chunk_size(line)
+                if size is None:
+                    raise ProtocolError(f"invalid chunk size line {line[:40]!r}")
                 if size == 0:
                     self.state = "trailer"
                 else:
@@ -337,6 +404,15 @@ class _ChunkedEnd:
         return self.done
 
 
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
+
+
+def chunk_size(line: bytes) -> int | None:
+    """The size on a chunk-size line (hex digits, optional extensions), else None."""
+    match = _CHUNK_SIZE_LINE.fullmatch(line.strip())
+    return int(match.group(1), 16) if match else None
+
+
 def dechunk(raw: bytes) -> bytes:
     """The entity of a chunked body (tolerant of a missing last chunk)."""
     out = bytearray()
@@ -345,11 +421,8 @@ def dechunk(raw: bytes) -> bytes:
         nl = raw.find(b"\n", pos)
         if nl < 0:
             break
-        try:
-            size = int(raw[pos:nl].split(b";", 1)[0].strip() or b"x", 16)
-        except ValueError:
-            break
-        if size == 0:
+        size = chunk_size(raw[pos:nl])
+        if not size:
             break
         start = nl + 1
         out += raw[start : start + size]
@@ -374,8 +447,8 @@ def request_target(url: str) -> tuple[str, str, int, bool, str]:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
         raise FetchError(url, f"invalid port: {exc}") from exc
-    path = quote(parts.path or "/", safe=_SAFE_PATH)
-    target = path + ("?" + quote(parts.query, safe=_SAFE_QUERY) if parts.query else "")
+    path = encode_path(parts.path)
+    target = path + ("?" + encode_query(parts.query) if parts.query else "")
     return scheme, host, port, scheme == "https", target
 
 
@@ -403,8 +476,14 @@ class FetchSettings:
     insecure: bool = False
 
 
-def open_exchange(request: Request, settings: FetchSettings) -> Response:
-    """Connect, send ``request`` and read the response head."""
+def open_exchange(
+    request: Request, settings: FetchSettings, stop: threading.Event | None = None
+) -> Response:
+    """Connect, send ``request`` and read the response head.
+
+    Raises :class:`FetchError` when no response head arrives, and
+    :class:`Interrupted` when ``stop`` is set while waiting.
+    """
     url = request.url
     deadline = time.monotonic() + settings.max_time if settings.max_time else None
     try:
@@ -415,14 +494,14 @@ def open_exchange(request: Request, settings: FetchSettings) -> Response:
         ) from exc
     except TimeoutError as exc:
         raise FetchError(url, f"timed out connecting to {request.host}:{request.port}") from exc
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:
         raise FetchError(
-            url, f"cannot connect to {request.host}:{request.port}: {exc.strerror or exc}"
+            url, f"cannot connect to {request.host}:{request.port}: {_reason(exc)}"
         ) from exc
-    ip = sock.getpeername()[0]
     protocols = ["http/1.1"]
     cipher = None
     try:
+        ip = sock.getpeername()[0]
         if request.secure:
             ctx = ssl.create_default_context()
             if settings.insecure:
@@ -443,17 +522,20 @@ def open_exchange(request: Request, settings: FetchSettings) -> Response:
             if info and info[0].startswith("TLS_"):
                 cipher = info[0]  # OpenSSL uses the IANA name for TLS 1.3 suites
         sock.sendall(request.raw)
-        head, rest = _read_head(sock, url, deadline, settings.timeout)
-    except FetchError:
+        wire = Wire(sock, settings.timeout, deadline, stop)
+        head, rest = _read_head(wire, url)
+        version, status, reason, headers = _parse_head(head, url)
+    except BaseException as exc:
         sock.close()
+        if isinstance(exc, (FetchError, Interrupted)):
+            raise
+        if isinstance(exc, TimeoutError):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise FetchError(url, "time limit reached waiting for the response") from exc
+            raise FetchError(url, "timed out waiting for the response") from exc
+        if isinstance(exc, OSError):
+            raise FetchError(url, f"connection error: {_reason(exc)}") from exc
         raise
-    except TimeoutError as exc:
-        sock.close()
-        raise FetchError(url, "timed out waiting for the response") from exc
-    except OSError as exc:
-        sock.close()
-        raise FetchError(url, f"connection error: {exc.strerror or exc}") from exc
-    version, status, reason, headers = _parse_head(head, url)
     return Response(
         request=request,
         head=head,
@@ -464,17 +546,21 @@ def open_exchange(request: Request, settings: FetchSettings) -> Response:
         ip_address=ip,
         protocols=protocols,
         cipher_suite=cipher,
-        _sock=sock,
+        _wire=wire,
         _buffer=rest,
-        _deadline=deadline,
-        _timeout=settings.timeout,
     )
 
 
-def _read_head(
-    sock: socket.socket, url: str, deadline: float | None, timeout: float
-) -> tuple[bytes, bytes]:
-    """Read up to the end of the final response head; 1xx interim heads are skipped."""
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _read_head(wire: Wire, url: str) -> tuple[bytes, bytes]:
+    """Read up to the end of the final response head.
+
+    1xx interim heads (100 Continue, 103 Early Hints) are read and skipped: a WARC
+    response record holds one HTTP response, the final one.
+    """
     data = bytearray()
     scanned = 0
     while True:
@@ -488,12 +574,7 @@ def _read_head(
         scanned = max(0, len(data) - 3)
         if len(data) > MAX_HEAD_BYTES:
             raise FetchError(url, f"response head larger than {MAX_HEAD_BYTES} bytes")
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise FetchError(url, "time limit reached waiting for the response head")
-            sock.settimeout(min(left, timeout))
-        piece = sock.recv(65536)
+        piece = wire.recv(65536)
         if not piece:
             if not data:
                 raise FetchError(url, "the server closed the connection without answering")
@@ -501,7 +582,8 @@ def _read_head(
         data += piece
 
 
-_INTERIM = re.compile(rb"HTTP/1\.[01] 1\d\d[ \r\n]")
+_INTERIM = re.compile(rb"HTTP/1\.[01] 1[0-9][0-9][ \r\n]")
+_STATUS = re.compile(r"[1-9][0-9][0-9]")
 
 
 def _head_end(data: bytearray, start: int) -> int | None:
@@ -516,11 +598,9 @@ def _parse_head(head: bytes, url: str) -> tuple[str, int, str, list[tuple[str, s
     lines = text.replace("\r\n", "\n").split("\n")
     status_line = lines[0]
     parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not _STATUS.fullmatch(parts[1]):
         raise FetchError(url, f"not an HTTP response: {status_line[:80]!r}")
     status = int(parts[1])
-    if not 100 <= status <= 999:
-        raise FetchError(url, f"invalid HTTP status {status}")
     headers: list[tuple[str, str]] = []
     for line in lines[1:]:
         if not line:

@@ -20,7 +20,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_WARC_MAX_SIZE = 1_000_000_000
 DEFAULT_CONCURRENCY = 4
 DEFAULT_MAX_REDIRECTS = 20
-COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+COLLECTION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class CaptureStatus(StrEnum):
@@ -64,7 +64,7 @@ class CaptureOptions:
     insecure: bool = False
 
     def __post_init__(self) -> None:
-        if not COLLECTION_PATTERN.match(self.collection):
+        if not COLLECTION_PATTERN.fullmatch(self.collection):
             raise ValueError(
                 f"invalid collection name {self.collection!r}: use 1-64 letters, digits, "
                 "'.', '_' or '-', starting with a letter or digit"
@@ -180,6 +180,8 @@ class Capture:
     not_followed: list[dict[str, str]] = field(default_factory=list)
     warc_files: list[Path] = field(default_factory=list)
     failure: str | None = None
+    interrupted: bool = False  # stopped by Ctrl-C (status is failed)
+    incomplete_files: list[Path] = field(default_factory=list)  # .open files kept on failure
 
     @property
     def total_bytes(self) -> int:
@@ -210,4 +212,6 @@ class Capture:
             "truncated": [r.url for r in self.truncated],
             "errors": [e.to_json() for e in self.errors],
             "warc_files": [str(p) for p in self.warc_files],
+            "interrupted": self.interrupted,
+            "incomplete_files": [str(p) for p in self.incomplete_files],
         }

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 ALLOWED_SCHEMES = ("http", "https")
+# What stays as it is in a path or query; everything else is percent-encoded as
+# a browser does (UTF-8), so the request line and WARC-Target-URI always agree.
+URL_SAFE = "!#$%&'()*+,/:;=?@[\\]^_`{|}~"
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -36,7 +40,35 @@ def check_url(text: str) -> str:
         raise InvalidURL(f"no host in URL {shown!r}")
     if port == 0:
         raise InvalidURL(f"invalid port in URL {shown!r}")
-    return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError as exc:
+        raise InvalidURL(f"invalid host name in {shown!r}: {exc}") from exc
+    return urlunsplit(
+        (scheme, parts.netloc, encode_path(parts.path), encode_query(parts.query), "")
+    )
+
+
+def encode_path(path: str) -> str:
+    return quote(path or "/", safe=URL_SAFE)
+
+
+def encode_query(query: str) -> str:
+    return quote(query, safe=URL_SAFE)
+
+
+def referer(url: str) -> str:
+    """``url`` as a Referer header value: no credentials, no fragment, ASCII host."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    with contextlib.suppress(UnicodeError):
+        host = host.encode("idna").decode("ascii")
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit(
+        (parts.scheme, netloc, encode_path(parts.path), encode_query(parts.query), "")
+    )
 
 
 def is_capturable(url: str) -> bool:

@@ -97,6 +97,7 @@ class StreamingRecord:
         self._prefix = block_prefix
         capacity = len(render_head(fields)) + _LATE_FIELDS_MAX + len(block_prefix)
         self._member = GapMember(owner.fileobj, capacity, level)
+        owner.streaming_from = self._member.offset
         self._block = hashlib.sha256(block_prefix)
         self._payload = hashlib.sha256() if payload else None
         self._pool = pool
@@ -155,6 +156,7 @@ class StreamingRecord:
             fields.append(("WARC-Truncated", truncated))
         head = render_head(fields) + self._prefix
         length = self._member.finish(head)
+        self._owner.streaming_from = None
         values = dict(self._fields)
         return self._owner.record_written(
             WrittenRecord(
@@ -190,7 +192,7 @@ def compression_level(content_type: str | None) -> int:
 
 
 class WarcFile:
-    """One ``.warc.gz`` file, written under ``<name>.open`` until :meth:`close`."""
+    """One ``.warc.gz`` file, written under ``<name>.open`` until :meth:`publish`."""
 
     def __init__(self, path: Path, pool: ThreadPoolExecutor | None = None) -> None:
         self.path = path
@@ -205,6 +207,7 @@ class WarcFile:
         self._pool = pool
         self.records: list[WrittenRecord] = []
         self.closed = False
+        self.streaming_from: int | None = None  # offset of a record being streamed
         # Write-back runs behind the writer, so that the fsync at close has little left.
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync")
         self._sync_pending: Future[None] | None = None
@@ -284,20 +287,40 @@ class WarcFile:
             self, fields, block_prefix, payload=payload, level=level, pool=self._pool
         )
 
-    def close(self) -> Path:
-        """Flush, fsync and rename to the final name; return the final path."""
+    def seal(self) -> None:
+        """Flush and fsync, and close the file; it keeps its ``.open`` name."""
+        if self.fileobj.closed:
+            return
+        try:
+            self._finish_sync()
+            os.fsync(self.fileobj.fileno())
+        finally:
+            self.fileobj.close()
+
+    def publish(self) -> Path:
+        """Seal the file and give it its final name; return the final path."""
         if self.closed:
             return self.path
-        self.fileobj.flush()
-        self._finish_sync()
-        os.fsync(self.fileobj.fileno())
-        self.fileobj.close()
+        self.seal()
         if self.path.exists():
             raise FileExistsError(f"refusing to overwrite {self.path}")
         os.rename(self.temp_path, self.path)
         _fsync_dir(self.path.parent)
         self.closed = True
         return self.path
+
+    def abandon(self) -> Path:
+        """Keep what is complete, under the ``.open`` name, and close the file.
+
+        A record still being streamed is cut off, so every record left in the
+        file is whole; the name says the capture did not finish.
+        """
+        if not self.fileobj.closed:
+            if self.streaming_from is not None:
+                self.fileobj.truncate(self.streaming_from)
+            self.seal()
+        self.closed = True
+        return self.temp_path
 
     def _finish_sync(self) -> None:
         pending, self._sync_pending = self._sync_pending, None
@@ -345,15 +368,18 @@ class WarcSeries:
         self.lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash")
         self.files: list[WarcFile] = []
-        self.closed_paths: list[Path] = []
         self.warcinfo_ids: dict[str, str] = {}
 
     def current(self, upcoming: int = 0) -> WarcFile:
-        """The file the next record goes to, rotating when it is full."""
+        """The file the next record goes to, rotating when it is full.
+
+        A full file is sealed (fsynced and closed) but keeps its ``.open`` name
+        until :meth:`close`: no file of a capture looks finished before all are.
+        """
         cur = self.files[-1] if self.files else None
         if cur is None or (len(cur.records) > 1 and cur.size + upcoming >= self.max_size):
             if cur is not None:
-                self.closed_paths.append(cur.close())
+                cur.seal()
             name = f"{self.prefix}-{len(self.files):05d}.warc.gz"
             cur = WarcFile(self.directory / name, self._pool)
             self.files.append(cur)
@@ -362,24 +388,38 @@ class WarcSeries:
             self.warcinfo_ids[name] = info.record_id
         return cur
 
-    def warcinfo_id(self) -> str:
-        return self.warcinfo_ids[self.current().name]
-
     @property
     def records(self) -> Iterable[WrittenRecord]:
         for f in self.files:
             yield from f.records
 
     def close(self) -> list[Path]:
+        """Seal every file, then give them all their final names."""
         for f in self.files:
-            if not f.closed:
-                self.closed_paths.append(f.close())
+            f.seal()
+        paths = [f.publish() for f in self.files]
         self._pool.shutdown()
-        return list(self.closed_paths)
+        return paths
+
+    def abandon(self, wait: float = 10.0) -> list[Path]:
+        """Stop writing; keep the whole records under ``.open`` names (see WarcFile.abandon)."""
+        got = self.lock.acquire(timeout=wait)  # let a writer finish its current write
+        try:
+            paths = [f.abandon() for f in self.files if not f.closed]
+        finally:
+            if got:
+                self.lock.release()
+        self._pool.shutdown(wait=False)
+        return paths
 
     def discard(self) -> None:
-        """Delete files never finished; finished files are kept."""
-        for f in self.files:
-            if not f.closed:
-                f.discard()
-        self._pool.shutdown()
+        """Delete every file of the series (used when nothing worth keeping was written)."""
+        got = self.lock.acquire(timeout=10.0)
+        try:
+            for f in self.files:
+                if not f.closed or f.temp_path.exists():
+                    f.discard()
+        finally:
+            if got:
+                self.lock.release()
+        self._pool.shutdown(wait=False)

@@ -327,7 +327,14 @@ def test_ctrl_c_stops_cleanly_with_130_and_leaves_nothing_that_looks_complete(
 
     from tests.rawserver import raw_server
 
-    def trickle(conn: socket.socket, request: bytes) -> None:
+    page = b'<html><img src="/i.png"><video src="/v.mp4"></video></html>'
+
+    def serve(conn: socket.socket, request: bytes) -> None:
+        path = request.split(b" ", 2)[1]
+        if path != b"/v.mp4":
+            body = page if path == b"/" else b"\x89PNG image"
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            return
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\n")
         conn.sendall(b"Content-Length: 100000000\r\n\r\n")
         for _ in range(400):
@@ -335,14 +342,14 @@ def test_ctrl_c_stops_cleanly_with_130_and_leaves_nothing_that_looks_complete(
             time.sleep(0.02)
 
     archive = tmp_path / "archives"
-    with raw_server(trickle) as base:
+    with raw_server(serve) as base:
         proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "archiver",
                 "capture",
-                base + "/video.mp4",
+                base + "/",
                 "--archive-dir",
                 str(archive),
             ],
@@ -358,5 +365,10 @@ def test_ctrl_c_stops_cleanly_with_130_and_leaves_nothing_that_looks_complete(
         _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130
     assert "interrupted" in stderr and "Traceback" not in stderr
-    assert warcs(archive) == []
-    assert list(archive.rglob("*.open")) == []
+    assert warcs(archive) == []  # nothing has a finished file's name
+    # what was captured is kept as .open, and every record left in it is whole
+    kept = list(archive.rglob("*.open"))
+    assert kept and str(kept[0]) in stderr
+    for path in kept:
+        check = subprocess.run([Path(sys.executable).parent / "warcio", "check", str(path)])
+        assert check.returncode == 0

@@ -88,7 +88,7 @@ def test_streamed_and_buffered_records_read_back_with_digests(tmp_path: Path) ->
     for start in range(0, len(body), 700_000):
         stream.write(view[start : start + 700_000])
     streamed = stream.finish()
-    final = wf.close()
+    final = wf.publish()
     assert final == path and path.exists() and not wf.temp_path.exists()
     assert buffered.payload_sha256 == hashlib.sha256(body[:1000]).hexdigest()
     assert streamed.payload_sha256 == hashlib.sha256(body).hexdigest()
@@ -110,7 +110,7 @@ def test_truncated_record_is_marked(tmp_path: Path) -> None:
     stream = wf.begin_record(_response_fields(1), b"HTTP/1.1 200 OK\r\n\r\n")
     stream.write(b"partial")
     rec = stream.finish("length")
-    wf.close()
+    wf.publish()
     assert rec.truncated == "length"
     (read,) = read_warc(tmp_path / "t.warc.gz")
     assert read.get("WARC-Truncated") == "length"
@@ -118,7 +118,7 @@ def test_truncated_record_is_marked(tmp_path: Path) -> None:
 
 def test_finished_files_are_never_overwritten(tmp_path: Path) -> None:
     path = tmp_path / "t.warc.gz"
-    WarcFile(path).close()
+    WarcFile(path).publish()
     with pytest.raises(FileExistsError):
         WarcFile(path)
 

@@ -1,0 +1,282 @@
+"""Servers that misbehave: the capture records what it can and never falls over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from archiver.capture import Capturer
+from archiver.fetch import FetchSettings, build_request, open_exchange
+from archiver.model import CaptureStatus
+from archiver.warc import WarcSeries
+from tests.rawserver import raw_server
+from tests.warcs import read_all, read_warc, responses_by_url
+
+
+def ok(body: bytes, kind: bytes = b"text/html") -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: "
+        + kind
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
+def site(routes: dict[bytes, bytes | Callable[[socket.socket], None]]) -> Callable[..., None]:
+    def serve(conn: socket.socket, request: bytes) -> None:
+        path = request.split(b" ", 2)[1]
+        answer = routes.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        if callable(answer):
+            answer(conn)
+        else:
+            conn.sendall(answer)
+
+    return serve
+
+
+def test_a_broken_status_line_on_a_requisite_is_that_requisite_s_error(
+    make_capturer: Callable[..., Capturer],
+) -> None:
+    page = b'<img src="/bad.png"><img src="/good.png">'
+    routes = {
+        b"/": ok(page),
+        b"/bad.png": "HTTP/1.1 2² OK\r\nContent-Length: 1\r\n\r\nx".encode(),
+        b"/good.png": ok(b"png", b"image/png"),
+    }
+    with raw_server(site(routes)) as base:
+        capture = make_capturer().capture(base + "/")
+    assert capture.status is CaptureStatus.PARTIAL
+    assert [(e.url, "not an HTTP response" in e.reason) for e in capture.errors] == [
+        (base + "/bad.png", True)
+    ]
+    assert base + "/good.png" in responses_by_url(read_all(capture.warc_files))
+
+
+def test_a_negative_chunk_size_ends_the_body_instead_of_looping() -> None:
+    data = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n-5\r\nxx\r\n"
+    with raw_server(lambda conn, req: (conn.sendall(data), time.sleep(3))) as base:
+        start = time.monotonic()
+        response = open_exchange(build_request(base + "/", []), FetchSettings(timeout=5))
+        body = response.read_all()
+        assert time.monotonic() - start < 2
+    assert body.startswith(b"5\r\nhello\r\n")
+    assert response.truncated == "disconnect"
+    assert response.error is not None and "invalid chunk size" in response.error
+
+
+def test_a_utf8_location_is_followed_as_utf8(make_capturer: Callable[..., Capturer]) -> None:
+    routes = {
+        b"/": "HTTP/1.1 301 Moved\r\nLocation: /статья\r\nContent-Length: 0\r\n\r\n".encode(),
+        b"/%D1%81%D1%82%D0%B0%D1%82%D1%8C%D1%8F": ok(b"<title>ok</title>"),
+    }
+    with raw_server(site(routes)) as base:
+        capture = make_capturer().capture(base + "/")
+    assert capture.status is CaptureStatus.COMPLETE
+    assert capture.final_url == base + "/%D1%81%D1%82%D0%B0%D1%82%D1%8C%D1%8F"
+    assert capture.title == "ok"
+
+
+def test_a_redirect_to_a_broken_url_is_an_error_not_a_crash(
+    make_capturer: Callable[..., Capturer],
+) -> None:
+    routes = {
+        b"/": ok(b'<img src="/r.png">'),
+        b"/r.png": b"HTTP/1.1 302 Found\r\nLocation: http://[::1\r\nContent-Length: 0\r\n\r\n",
+    }
+    with raw_server(site(routes)) as base:
+        capture = make_capturer().capture(base + "/")
+    assert capture.status is CaptureStatus.PARTIAL
+    assert capture.errors[0].url == base + "/r.png"
+    assert "redirect not followed" in capture.errors[0].reason
+
+
+def test_max_size_reached_exactly_before_a_pause_is_a_length_cut() -> None:
+    body = b"a" * (1024 * 1024)
+
+    def serve(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (2 * len(body)) + body)
+        time.sleep(3)
+
+    with raw_server(serve) as base:
+        response = open_exchange(build_request(base + "/", []), FetchSettings(timeout=1))
+        got = response.read_all(max_size=len(body))
+    assert got == body
+    assert response.truncated == "length" and response.error is None
+
+
+def test_a_meta_refresh_page_is_followed_and_parsed(
+    make_capturer: Callable[..., Capturer],
+) -> None:
+    routes = {
+        b"/": ok(b'<meta http-equiv="refresh" content="0; url=/real">'),
+        b"/real": ok(b'<title>Real</title><video src="/v.mp4"></video>'),
+        b"/v.mp4": ok(b"video", b"video/mp4"),
+    }
+    with raw_server(site(routes)) as base:
+        capture = make_capturer().capture(base + "/")
+    assert capture.status is CaptureStatus.COMPLETE
+    assert [v.url for v in capture.videos] == [base + "/v.mp4"]
+    assert capture.title == "Real"
+
+
+def test_a_slow_large_video_does_not_hold_up_small_requisites(
+    make_capturer: Callable[..., Capturer],
+) -> None:
+    images = [f"/i{n}.png".encode() for n in range(8)]
+    page = b'<video src="/slow.mp4"></video>' + b"".join(b'<img src="%s">' % i for i in images)
+    served_at: dict[bytes, float] = {}
+    start = time.monotonic()
+
+    def slow(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: 3000000\r\n\r\n"
+        )
+        for n in range(30):
+            if n == 29:
+                served_at[b"/slow.mp4"] = time.monotonic() - start
+            conn.sendall(b"v" * 100_000)
+            time.sleep(0.1)
+
+    def image(name: bytes) -> Callable[[socket.socket], None]:
+        def send(conn: socket.socket) -> None:
+            time.sleep(0.05)
+            conn.sendall(ok(b"png" + name, b"image/png"))
+            served_at[name] = time.monotonic() - start
+
+        return send
+
+    routes: dict[bytes, bytes | Callable[[socket.socket], None]] = {b"/": ok(page)}
+    routes[b"/slow.mp4"] = slow
+    routes.update({name: image(name) for name in images})
+    with raw_server(site(routes)) as base:
+        capture = make_capturer(concurrency=2, timeout=5).capture(base + "/")
+    assert capture.status is CaptureStatus.COMPLETE
+    # every image was answered long before the video finished trickling in
+    assert max(served_at[name] for name in images) < served_at[b"/slow.mp4"] - 1
+    responses = responses_by_url(read_all(capture.warc_files))
+    assert all(base + name.decode() in responses for name in images)
+    assert len(responses[base + "/slow.mp4"].payload) == 3_000_000
+
+
+def test_ctrl_c_while_a_requisite_trickles_stops_at_once(tmp_path: Path) -> None:
+    def trickle(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(100):
+            conn.sendall(b"x")
+            time.sleep(0.5)
+
+    routes = {b"/": ok(b'<img src="/t.png">'), b"/t.png": trickle}
+    with raw_server(site(routes)) as base:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "archiver",
+                "capture",
+                base + "/",
+                "--timeout",
+                "20",
+                "--archive-dir",
+                str(tmp_path / "a"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        proc.communicate(timeout=15)
+        assert time.monotonic() - start < 3
+    assert proc.returncode == 130
+
+
+def test_no_file_of_a_capture_gets_its_final_name_before_the_capture_ends(
+    tmp_path: Path,
+) -> None:
+    def info(name: str) -> tuple[list[tuple[str, str]], bytes]:
+        fields = [
+            ("WARC-Type", "warcinfo"),
+            ("WARC-Record-ID", f"<urn:uuid:{name}>"),
+            ("WARC-Date", "2020-08-12T10:00:00Z"),
+            ("WARC-Filename", name),
+            ("Content-Type", "application/warc-fields"),
+        ]
+        return fields, b"software: test\r\n"
+
+    def response(n: int) -> list[tuple[str, str]]:
+        return [
+            ("WARC-Type", "response"),
+            ("WARC-Record-ID", f"<urn:uuid:r{n}>"),
+            ("WARC-Date", "2020-08-12T10:00:00Z"),
+            ("WARC-Target-URI", f"http://example.org/{n}"),
+            ("Content-Type", "application/http;msgtype=response"),
+        ]
+
+    series = WarcSeries(tmp_path, "cap", 4000, info)
+    head = b"HTTP/1.1 200 OK\r\n\r\n"
+    for n in range(6):
+        series.current(3000).write_record(response(n), head + os.urandom(3000), payload_offset=19)
+    assert len(series.files) > 2
+    assert list(tmp_path.glob("*.warc.gz")) == []  # rotated files are sealed, not named
+    stream = series.current(0).begin_record(response(99), head)
+    stream.write(b"cut off by the interruption")
+    kept = series.abandon()
+    assert kept and all(p.name.endswith(".warc.gz.open") for p in kept)
+    assert list(tmp_path.glob("*.warc.gz")) == []
+    whole = [r for p in sorted(tmp_path.glob("*.open")) for r in read_warc(p)]
+    assert [r.get("WARC-Record-ID") for r in whole if r.type == "response"] == [
+        f"<urn:uuid:r{n}>" for n in range(6)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--timeout", "nan"),
+        ("--timeout", "inf"),
+        ("--timeout", "0"),
+        ("--max-time", "-1"),
+        ("--max-size", "inf"),
+        ("--max-size", "1e400"),
+        ("--warc-size", "10"),
+        ("--collection", "abc\n"),
+        ("--collection", ".hidden"),
+    ],
+)
+def test_bad_option_values_are_one_line_usage_errors(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "archiver",
+            "capture",
+            "http://127.0.0.1:9/",
+            option,
+            value,
+            "--archive-dir",
+            str(tmp_path / "a"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_nothing_runs_after_the_capture_returns() -> None:
+    """No fetch, read-ahead or hash thread outlives its capture."""
+    assert not [t for t in threading.enumerate() if t.name.startswith(("fetch", "read-ahead"))]
