@@ -261,8 +261,6 @@ class Response:
                 self.truncated = "time"  # a limit the archivist set, not a failure
             else:
                 self._fail_disconnect("timed out waiting for the body")
-        except ProtocolError as exc:
-            self._fail_disconnect(str(exc))
         except OSError as exc:
             self._fail_disconnect(f"connection error while reading the body: {exc}")
         finally:

@@ -69,11 +69,3 @@ def referer(url: str) -> str:
     return urlunsplit(
         (parts.scheme, netloc, encode_path(parts.path), encode_query(parts.query), "")
     )
-
-
-def is_capturable(url: str) -> bool:
-    try:
-        check_url(url)
-    except InvalidURL:
-        return False
-    return True

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,10 +107,6 @@ class StreamingRecord:
     @property
     def offset(self) -> int:
         return self._member.offset
-
-    @property
-    def bytes_written(self) -> int:
-        return self._body_length
 
     def _block_side(self, chunk: bytes | memoryview) -> None:
         self._block.update(chunk)
@@ -387,11 +383,6 @@ class WarcSeries:
             info = cur.write_record(fields, block)
             self.warcinfo_ids[name] = info.record_id
         return cur
-
-    @property
-    def records(self) -> Iterable[WrittenRecord]:
-        for f in self.files:
-            yield from f.records
 
     def close(self) -> list[Path]:
         """Seal every file, then give them all their final names."""
