@@ -117,6 +117,9 @@ class PageInfo:
 
 # When one URL is referenced several ways, the strongest role wins: a video that
 # is also preloaded is a video, a stylesheet also preloaded is expanded.
+# data-* attributes that lazy-loading scripts turn into src
+_LAZY_SRC = ("data-src", "data-lazy-src", "data-original")
+
 _ROLE_RANK: dict[str, int] = {
     "video-manifest": 4,
     "video": 3,
@@ -305,7 +308,7 @@ def sniff_charset(body: bytes, content_type: str | None) -> str:
 def _decode(body: bytes, charset: str) -> str:
     try:
         text = body.decode(charset, errors="replace")
-    except LookupError:
+    except (LookupError, UnicodeError, ValueError):  # e.g. charset=idna or undefined
         text = body.decode(DEFAULT_CHARSET, errors="replace")
     return text.removeprefix("\ufeff")
 
@@ -507,6 +510,7 @@ class _HtmlScan:
         self.ld_published: str | None = None
         self._seen_title = False
         self._seen_html = False
+        self.in_srcdoc = False
 
     def res(self, raw: str | None, role: Role, via: str, expand: bool = False) -> None:
         self.resources.add_url(self.base, raw, role, via, expand)
@@ -573,6 +577,19 @@ class _HtmlScan:
     def tag_img(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         self.res(attrs.get("src"), "requisite", "img[src]")
         self.srcset(attrs.get("srcset"), "img[srcset]")
+        self.lazy(attrs, "img")
+
+    def lazy(self, attrs: dict[str, str | None], tag: str, role: Role = "requisite") -> None:
+        """Lazy-loading attributes that scripts copy into src/srcset on scroll."""
+        for name in _LAZY_SRC:
+            if attrs.get(name):
+                if role == "requisite":
+                    self.res(attrs[name], role, f"{tag}[{name}]")
+                elif role == "iframe":
+                    self.res(attrs[name], role, f"{tag}[{name}]", True)
+                else:
+                    self.video(attrs[name], attrs.get("type"), f"{tag}[{name}]")
+        self.srcset(attrs.get("data-srcset"), f"{tag}[data-srcset]")
 
     def tag_source(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         parent = node.parent
@@ -580,6 +597,7 @@ class _HtmlScan:
         if ptag in ("video", "audio") and "src" in attrs:
             self.video(attrs["src"], attrs.get("type"), f"{ptag}>source[src]")
         self.srcset(attrs.get("srcset"), "source[srcset]")
+        self.lazy(attrs, "source", "video" if ptag in ("video", "audio") else "requisite")
 
     def tag_input(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         if (attrs.get("type") or "").strip().lower() == "image":
@@ -599,13 +617,27 @@ class _HtmlScan:
 
     def tag_video(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         self.res(attrs.get("poster"), "requisite", "video[poster]")
+        self.res(attrs.get("data-poster"), "requisite", "video[data-poster]")
         self.video(attrs.get("src"), None, "video[src]")
+        self.lazy(attrs, "video", "video")
 
     def tag_audio(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         self.video(attrs.get("src"), None, "audio[src]")
 
     def tag_iframe(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         self.res(attrs.get("src"), "iframe", "iframe[src]", True)
+        self.lazy(attrs, "iframe", "iframe")
+        srcdoc = attrs.get("srcdoc")
+        if srcdoc and not self.in_srcdoc:
+            # an inline document: what it references belongs to this page
+            self.in_srcdoc = True
+            try:
+                inner = LexborHTMLParser(srcdoc[:MAX_BODY]).root
+                if inner is not None:
+                    for child in inner.traverse():
+                        self.element(child)
+            finally:
+                self.in_srcdoc = False
 
     def tag_frame(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         self.res(attrs.get("src"), "iframe", "frame[src]", True)

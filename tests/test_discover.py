@@ -976,3 +976,36 @@ def test_garbage_never_raises() -> None:
             for _ in range(rng.randint(1, 10)):
                 fixture[rng.randrange(len(fixture))] = rng.randrange(256)
             _check_all(bytes(fixture), rng)
+
+
+def test_lazy_loading_attributes_and_srcdoc() -> None:
+    html = b"""<html><body>
+    <img src="/placeholder.gif" data-src="/real.jpg" data-srcset="/real-2x.jpg 2x">
+    <iframe data-src="/embed/lazy"></iframe>
+    <video data-src="/lazy.mp4" data-poster="/lazy-poster.jpg"></video>
+    <iframe srcdoc="&lt;img src=/inline.png&gt;&lt;video src=/inline.mp4&gt;"></iframe>
+    </body></html>"""
+    info = parse_html(html, "http://x.test/page")
+    got = {(f.url.removeprefix("http://x.test"), f.role, f.via) for f in info.resources}
+    assert got == {
+        ("/placeholder.gif", "requisite", "img[src]"),
+        ("/real.jpg", "requisite", "img[data-src]"),
+        ("/real-2x.jpg", "requisite", "img[data-srcset]"),
+        ("/embed/lazy", "iframe", "iframe[data-src]"),
+        ("/lazy-poster.jpg", "requisite", "video[data-poster]"),
+        ("/lazy.mp4", "video", "video[data-src]"),
+        ("/inline.png", "requisite", "img[src]"),
+        ("/inline.mp4", "video", "video[src]"),
+    }
+
+
+def test_preloaded_video_keeps_its_video_role() -> None:
+    html = b'<link rel=preload href="/m.m3u8" as=fetch><video src="/m.m3u8"></video>'
+    (found,) = parse_html(html, "http://x.test/").resources
+    assert (found.role, found.via) == ("video-manifest", "video[src]")
+
+
+def test_unusable_declared_charsets_fall_back() -> None:
+    for label in (b"idna", b"undefined", b"rot13"):
+        info = parse_html(b"<meta charset=" + label + b"><title>t</title>", "http://x.test/")
+        assert info.title == "t"
