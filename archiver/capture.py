@@ -355,6 +355,8 @@ class _CaptureRun:
         if page.error is None:
             tasks = self._expand_safely(page)
         self._fetch_all(tasks)
+        with self.series.lock:
+            self._drain()  # small records still waiting for the writer
         capture.finished_at = self.c.clock()
         if capture.failure:
             capture.status = CaptureStatus.FAILED
@@ -368,7 +370,6 @@ class _CaptureRun:
             return
         capture.videos = list(self.videos.values())
         with self.series.lock:
-            self._drain()
             self._write_metadata()
             capture.warc_files = self.series.close()
 
