@@ -10,7 +10,6 @@ summarising the capture closes the last file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import platform
@@ -20,13 +19,13 @@ import tempfile
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from zlib_ng import zlib_ng
 
@@ -61,7 +60,7 @@ from archiver.model import (
     new_capture_id,
     utcnow,
 )
-from archiver.urls import InvalidURL, check_url, referer
+from archiver.urls import URL_SAFE, InvalidURL, check_url, referer
 from archiver.warc import (
     HTTP_REQUEST_TYPE,
     HTTP_RESPONSE_TYPE,
@@ -79,6 +78,8 @@ from archiver.warc import (
 SMALL_BODY = 1024 * 1024
 # A body that waits for the WARC file spills to disk past this size.
 SPOOL_MEMORY = 8 * 1024 * 1024
+# Small records waiting for the writer are kept in memory up to this much in all.
+BACKLOG_LIMIT = 32 * 1024 * 1024
 # At most this much of a page, stylesheet or manifest is kept for parsing.
 PARSE_LIMIT = 16 * 1024 * 1024
 META_REFRESH = "meta[http-equiv=refresh]"
@@ -288,7 +289,10 @@ class _CaptureRun:
         )
         self.page_response_id: str | None = None
         self.videos: dict[str, VideoFound] = {}
-        self.backlog: deque[Callable[[], None]] = deque()  # writes waiting for the writer
+        # writes waiting for the writer, with their sizes
+        self.backlog: deque[tuple[Callable[[], None], int]] = deque()
+        self.backlog_bytes = 0
+        self.backlog_lock = threading.Lock()
         self.spool_dir = self.options.archive_dir / ".tmp"
 
     def _warcinfo(self, filename: str) -> tuple[Fields, bytes]:
@@ -330,6 +334,13 @@ class _CaptureRun:
 
     def _keep_what_is_whole(self) -> list[Path]:
         """After a failure: keep whole records under .open names, or nothing at all."""
+        if self.capture.interrupted and self.series.lock.acquire(timeout=5):
+            try:  # bodies received in full are written before the files are closed
+                self._drain()
+            except Exception:  # the capture has failed already; keep what is whole
+                pass
+            finally:
+                self.series.lock.release()
         try:
             if any(r.warc_type == "response" for r in self.capture.records):
                 return self.series.abandon()
@@ -609,11 +620,30 @@ class _CaptureRun:
         (never waiting for it); large ones stream straight into the WARC when the
         writer is free, and into a spool file while it is busy with another.
         """
-        progress = self.c.progress
         declared = response.declared_length
         large = declared is None or declared > SMALL_BODY
         # Receiving overlaps hashing and writing for large bodies (a thread per body).
         body_iter = response.iter_body(self.options.max_size, read_ahead=2 if large else 0)
+        try:
+            self._receive(task, url, role, response, started, keep, fetched, body_iter)
+        finally:
+            close = getattr(body_iter, "close", None)
+            if close is not None:
+                close()  # stops a read-ahead thread at once, whatever happened
+
+    def _receive(
+        self,
+        task: Task,
+        url: str,
+        role: str,
+        response: Response,
+        started: datetime,
+        keep: bool,
+        fetched: Fetched,
+        body_iter: Iterator[memoryview],
+    ) -> None:
+        progress = self.c.progress
+        declared = response.declared_length
         first = bytearray()
         complete = True
         for chunk in body_iter:
@@ -654,7 +684,8 @@ class _CaptureRun:
                     )
 
                 self._write_soon(
-                    lambda: note(*self._write_pair(response, url, started, len(block), buffered))
+                    lambda: note(*self._write_pair(response, url, started, len(block), buffered)),
+                    len(block),
                 )
             elif self.series.lock.acquire(blocking=False):
                 # The writer is free: the body goes straight from the socket into the WARC.
@@ -683,7 +714,11 @@ class _CaptureRun:
                     spool.seek(0)
                     with self.series.lock:
                         req, rec = self._write_pair(
-                            response, url, started, upcoming, streamed(lambda s: _copy(spool, s))
+                            response,
+                            url,
+                            started,
+                            upcoming,
+                            streamed(lambda s: _copy(spool, s, self.stop)),
                         )
                         note(req, rec)
                         self._drain()
@@ -697,24 +732,39 @@ class _CaptureRun:
             lowered = {k.lower(): v for k, v in response.headers}
             fetched.body = _decode_for_parsing(bytes(kept), lowered)
 
-    def _write_soon(self, job: Callable[[], None]) -> None:
-        """Run ``job`` (which writes records) now if the writer is free, else queue it.
+    def _write_soon(self, job: Callable[[], None], size: int) -> None:
+        """Run ``job`` (which writes ``size`` bytes of records) soon, without waiting.
 
-        A queued job is run by whoever holds the writer next, at the latest by the
-        final drain before the metadata record; a worker never waits for a slow
-        body that another worker is streaming into the WARC.
+        If the writer is busy (another worker streaming a long body into the WARC),
+        the job is queued and run by whoever holds the writer next, at the latest
+        by the final drain.  Past BACKLOG_LIMIT bytes queued, the worker waits for
+        the writer instead, so memory stays bounded.
         """
-        self.backlog.append(job)
-        if self.series.lock.acquire(blocking=False):
-            try:
-                self._drain()
-            finally:
-                self.series.lock.release()
+        with self.backlog_lock:
+            queue_it = self.backlog_bytes + size <= BACKLOG_LIMIT
+            if queue_it:
+                self.backlog.append((job, size))
+                self.backlog_bytes += size
+        if queue_it:
+            if self.series.lock.acquire(blocking=False):
+                try:
+                    self._drain()
+                finally:
+                    self.series.lock.release()
+            return
+        with self.series.lock:
+            self._drain()
+            job()
 
     def _drain(self) -> None:
         """Run the queued writes; the caller holds the writer lock."""
-        while self.backlog:
-            self.backlog.popleft()()
+        while True:
+            with self.backlog_lock:
+                if not self.backlog:
+                    return
+                job, size = self.backlog.popleft()
+                self.backlog_bytes -= size
+            job()
 
     def _write_pair(
         self,
@@ -727,12 +777,15 @@ class _CaptureRun:
         """The request record, then the response record; the caller holds the lock."""
         wfile = self.series.current(upcoming)
         req_id, resp_id = self.c.new_record_id(), self.c.new_record_id()
-        req = wfile.write_record(
-            self._exchange_fields(wfile, "request", (req_id, resp_id), url, started, response),
-            response.request.raw,
-        )
-        fields = self._exchange_fields(wfile, "response", (resp_id, req_id), url, started, response)
-        return req, write_response(wfile, fields)
+        with wfile.unit():  # a request is kept only with its response
+            req = wfile.write_record(
+                self._exchange_fields(wfile, "request", (req_id, resp_id), url, started, response),
+                response.request.raw,
+            )
+            fields = self._exchange_fields(
+                wfile, "response", (resp_id, req_id), url, started, response
+            )
+            return req, write_response(wfile, fields)
 
     def _pump(
         self,
@@ -832,7 +885,7 @@ class _CaptureRun:
         ]
         with self.seen_lock:
             self.capture.records.extend(entries)
-            if role == "page" and not is_redirect:
+            if task.is_seed and not is_redirect:
                 self.page_response_id = rec.record_id
 
     def _write_metadata(self) -> None:
@@ -905,10 +958,12 @@ class _CaptureRun:
         )
 
 
-def _copy(spool: IO[bytes], stream: StreamingRecord) -> None:
+def _copy(spool: IO[bytes], stream: StreamingRecord, stop: threading.Event) -> None:
     buf = bytearray(1024 * 1024)
     view = memoryview(buf)
     while True:
+        if stop.is_set():
+            raise CaptureInterrupted("stopped while copying a spooled body")
         n = spool.readinto(view)  # type: ignore[attr-defined]
         if not n:
             return
@@ -921,10 +976,9 @@ def _is_media(url: str, media_type: str | None) -> bool:
 
 
 def _resolve_location(url: str, location: str) -> str:
-    """A Location header made absolute; raw UTF-8 bytes (sent by some servers) kept as UTF-8."""
-    value = location.strip()
-    with contextlib.suppress(UnicodeError):
-        value = value.encode("latin-1").decode("utf-8")
+    """A Location header made absolute; bytes outside ASCII percent-encoded exactly as sent."""
+    raw = location.strip().encode("latin-1", "replace")
+    value = raw.decode("ascii") if raw.isascii() else quote(raw, safe=URL_SAFE)
     try:
         return urljoin(url, value)
     except ValueError:

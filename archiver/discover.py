@@ -629,15 +629,15 @@ class _HtmlScan:
         self.lazy(attrs, "iframe", "iframe")
         srcdoc = attrs.get("srcdoc")
         if srcdoc and not self.in_srcdoc:
-            # an inline document: what it references belongs to this page
-            self.in_srcdoc = True
-            try:
-                inner = LexborHTMLParser(srcdoc[:MAX_BODY]).root
-                if inner is not None:
-                    for child in inner.traverse():
-                        self.element(child)
-            finally:
-                self.in_srcdoc = False
+            # An inline document: the resources it loads are this page's; its title,
+            # links and refresh are not.  (Nested srcdoc is not followed.)
+            inner_scan = _HtmlScan(self.base)
+            inner_scan.in_srcdoc = True
+            inner = LexborHTMLParser(srcdoc[:MAX_BODY]).root
+            if inner is not None:
+                for child in inner.traverse():
+                    inner_scan.element(child)
+            self.resources.extend(f for f in inner_scan.resources.result() if f.role != "redirect")
 
     def tag_frame(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         self.res(attrs.get("src"), "iframe", "frame[src]", True)

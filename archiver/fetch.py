@@ -17,8 +17,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from archiver.urls import encode_path, encode_query
@@ -34,6 +35,9 @@ class FetchError(Exception):
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
+
+
+_T = TypeVar("_T")
 
 
 class Interrupted(Exception):
@@ -63,8 +67,6 @@ class Wire:
         self.timeout = timeout
         self.deadline = deadline
         self.stop = stop
-        if sock is not None:
-            sock.settimeout(timeout)  # a backstop: waits happen in _wait
 
     def deadline_passed(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -76,14 +78,18 @@ class Wire:
             return False
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable)
+        poller = select.poll()  # not select(): it fails for descriptors >= 1024
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
 
-    def _wait(self) -> None:
+    def _read(self, call: Callable[[], _T]) -> _T:
+        """Run a socket read, waking every POLL seconds to check stop and deadlines.
+
+        The read itself carries the short timeout, so a TLS record that arrives
+        only in part cannot block it past the stop flag or the deadline.
+        """
         sock = self.sock
         assert sock is not None
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return
         idle_end = time.monotonic() + self.timeout
         while True:
             if self.stop is not None and self.stop.is_set():
@@ -92,21 +98,23 @@ class Wire:
             left = end - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            readable, _, _ = select.select([sock], [], [], min(left, self.POLL))
-            if readable:
-                return
+            sock.settimeout(min(left, self.POLL))
+            try:
+                return call()
+            except TimeoutError:
+                continue
 
     def recv_into(self, target: memoryview) -> int:
-        if self.sock is None:
+        sock = self.sock
+        if sock is None:
             return 0
-        self._wait()
-        return self.sock.recv_into(target)
+        return self._read(lambda: sock.recv_into(target))
 
     def recv(self, size: int) -> bytes:
-        if self.sock is None:
+        sock = self.sock
+        if sock is None:
             return b""
-        self._wait()
-        return self.sock.recv(size)
+        return self._read(lambda: sock.recv(size))
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
@@ -238,17 +246,20 @@ class Response:
                     data = data[:remaining]
                     remaining -= len(data)
                     done = remaining == 0
+                over = max_size is not None and sent + len(data) > max_size
+                if max_size is not None and over:
+                    data = data[: max_size - sent]  # bytes past the limit are not looked at
                 if decoder is not None:
                     try:
                         if decoder.feed(data):
                             data = data[: len(data) - decoder.overrun]
                             done = True
+                            over = False  # the message ended within the limit
                     except ProtocolError as exc:
                         # keep every byte received; the framing broke somewhere in them
                         self._fail_disconnect(str(exc))
                         done = True
-                if max_size is not None and sent + len(data) > max_size:
-                    data = data[: max_size - sent]
+                if over:
                     self.truncated = "length"
                     done = True
                 if len(data):

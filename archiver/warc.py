@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,8 +96,10 @@ class StreamingRecord:
         self._fields = fields
         self._prefix = block_prefix
         capacity = len(render_head(fields)) + _LATE_FIELDS_MAX + len(block_prefix)
+        self._owns_pending = owner.pending_from is None
+        if self._owns_pending:
+            owner.pending_from = owner.fileobj.tell()
         self._member = GapMember(owner.fileobj, capacity, level)
-        owner.streaming_from = self._member.offset
         self._block = hashlib.sha256(block_prefix)
         self._payload = hashlib.sha256() if payload else None
         self._pool = pool
@@ -152,7 +154,8 @@ class StreamingRecord:
             fields.append(("WARC-Truncated", truncated))
         head = render_head(fields) + self._prefix
         length = self._member.finish(head)
-        self._owner.streaming_from = None
+        if self._owns_pending:
+            self._owner.pending_from = None
         values = dict(self._fields)
         return self._owner.record_written(
             WrittenRecord(
@@ -203,7 +206,9 @@ class WarcFile:
         self._pool = pool
         self.records: list[WrittenRecord] = []
         self.closed = False
-        self.streaming_from: int | None = None  # offset of a record being streamed
+        # Where an unfinished unit of records (a record being written, or a request
+        # and its response) starts; abandon() cuts the file back to it.
+        self.pending_from: int | None = None
         # Write-back runs behind the writer, so that the fsync at close has little left.
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync")
         self._sync_pending: Future[None] | None = None
@@ -258,7 +263,8 @@ class WarcFile:
             out.append(("WARC-Truncated", truncated))
         offset = self.fileobj.tell()
         member = whole_member(render_head(out) + block + b"\r\n\r\n", level)
-        write_all(self.fileobj, [member])
+        with self.unit():
+            write_all(self.fileobj, [member])
         values = dict(fields)
         return self.record_written(
             WrittenRecord(
@@ -274,6 +280,19 @@ class WarcFile:
                 truncated=truncated,
             )
         )
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[None]:
+        """Records written inside are kept all together or not at all (see abandon).
+
+        On an exception the start stays marked, so abandon() removes the partial unit.
+        """
+        outer = self.pending_from is None
+        if outer:
+            self.pending_from = self.fileobj.tell()
+        yield
+        if outer:
+            self.pending_from = None
 
     def begin_record(
         self, fields: Fields, block_prefix: bytes, *, payload: bool = True, level: int = 0
@@ -308,12 +327,13 @@ class WarcFile:
     def abandon(self) -> Path:
         """Keep what is complete, under the ``.open`` name, and close the file.
 
-        A record still being streamed is cut off, so every record left in the
-        file is whole; the name says the capture did not finish.
+        A record or request/response pair still being written is cut off, so every
+        record left in the file is whole and has its partner; the name says the
+        capture did not finish.
         """
         if not self.fileobj.closed:
-            if self.streaming_from is not None:
-                self.fileobj.truncate(self.streaming_from)
+            if self.pending_from is not None:
+                self.fileobj.truncate(self.pending_from)
             self.seal()
         self.closed = True
         return self.temp_path

@@ -1009,3 +1009,15 @@ def test_unusable_declared_charsets_fall_back() -> None:
     for label in (b"idna", b"undefined", b"rot13"):
         info = parse_html(b"<meta charset=" + label + b"><title>t</title>", "http://x.test/")
         assert info.title == "t"
+
+
+def test_srcdoc_lends_its_resources_but_not_its_title_links_or_refresh() -> None:
+    html = (
+        b'<title>Real page</title><iframe srcdoc="&lt;title&gt;Ad&lt;/title&gt;'
+        b"&lt;meta http-equiv=refresh content='0;url=/ad'&gt;"
+        b'&lt;a href=/ad-link&gt;x&lt;/a&gt;&lt;img src=/ad.png&gt;"></iframe>'
+    )
+    info = parse_html(html, "http://x.test/")
+    assert info.title == "Real page"
+    assert [(f.url, f.role) for f in info.resources] == [("http://x.test/ad.png", "requisite")]
+    assert info.outlinks == ()

@@ -280,3 +280,123 @@ def test_bad_option_values_are_one_line_usage_errors(
 def test_nothing_runs_after_the_capture_returns() -> None:
     """No fetch, read-ahead or hash thread outlives its capture."""
     assert not [t for t in threading.enumerate() if t.name.startswith(("fetch", "read-ahead"))]
+
+
+FULL_DISK = r"""
+import json, resource, signal, sys, threading
+from pathlib import Path
+from archiver.capture import Capturer
+from archiver.model import CaptureOptions
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (300 * 1024, 300 * 1024))
+options = CaptureOptions(archive_dir=Path(sys.argv[2]), concurrency=1)
+capture = Capturer(options).capture(sys.argv[1])
+left = [t.name for t in threading.enumerate() if t.name.startswith(("read-ahead", "fetch"))]
+print(json.dumps({"status": capture.status.value, "failure": capture.failure,
+                  "kept": [str(p) for p in capture.incomplete_files], "threads": left}))
+"""
+
+
+def test_a_full_disk_fails_the_capture_and_keeps_only_whole_pairs(tmp_path: Path) -> None:
+    big = os.urandom(500 * 1024)
+    routes = {
+        b"/": ok(b'<img src="/a.png"><img src="/big.png">'),
+        b"/a.png": ok(b"small image", b"image/png"),
+        b"/big.png": ok(big, b"image/png"),
+    }
+    archive = tmp_path / "archives"
+    with raw_server(site(routes)) as base:
+        result = subprocess.run(
+            [sys.executable, "-c", FULL_DISK, base + "/", str(archive)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    outcome = json.loads(result.stdout)
+    assert outcome["status"] == "failed"
+    assert "cannot write the archive" in outcome["failure"]
+    assert outcome["threads"] == []
+    assert list(archive.rglob("*.warc.gz")) == []  # nothing looks finished
+    (kept,) = [Path(p) for p in outcome["kept"]]
+    records = read_warc(kept)  # whole records only: warcio reads to the end
+    requests = {r.get("WARC-Concurrent-To") for r in records if r.type == "request"}
+    responses = {r.get("WARC-Record-ID") for r in records if r.type == "response"}
+    assert requests == responses and responses  # every request kept has its response
+    assert base + "/" in {r.url for r in records if r.type == "response"}
+
+
+def test_a_stalled_tls_record_cannot_outlast_the_time_limit(tmp_path: Path) -> None:
+    import ssl
+
+    from tests.test_cli import _self_signed
+
+    cert, key = _self_signed(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        tls = ctx.wrap_socket(conn, server_side=True)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += tls.recv(4096)
+        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        os.write(tls.fileno(), b"\x17\x03\x03\x00\x40")  # a TLS record header, then silence
+        time.sleep(8)
+        tls.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/"
+    settings = FetchSettings(timeout=6, max_time=1.0, insecure=True)
+    start = time.monotonic()
+    response = open_exchange(build_request(url, []), settings)
+    response.read_all()
+    assert time.monotonic() - start < 3
+    assert response.truncated == "time"
+    listener.close()
+
+
+def test_a_latin1_location_is_percent_encoded_byte_for_byte(
+    make_capturer: Callable[..., Capturer],
+) -> None:
+    routes = {
+        b"/": b"HTTP/1.1 302 Found\r\nLocation: /caf\xe9\r\nContent-Length: 0\r\n\r\n",
+        b"/caf%E9": ok(b"<title>latin-1</title>"),
+    }
+    with raw_server(site(routes)) as base:
+        capture = make_capturer().capture(base + "/")
+    assert capture.final_url == base + "/caf%E9"
+    assert capture.status is CaptureStatus.COMPLETE
+
+
+def test_small_records_wait_for_the_writer_once_the_backlog_is_full(
+    make_capturer: Callable[..., Capturer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import archiver.capture
+
+    monkeypatch.setattr(archiver.capture, "BACKLOG_LIMIT", 1)
+    images = [f"/i{n}.png".encode() for n in range(5)]
+    page = b'<video src="/slow.mp4"></video>' + b"".join(b'<img src="%s">' % i for i in images)
+
+    def slow(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: 2000000\r\n\r\n"
+        )
+        for _ in range(10):
+            conn.sendall(b"v" * 200_000)
+            time.sleep(0.05)
+
+    routes: dict[bytes, bytes | Callable[[socket.socket], None]] = {b"/": ok(page)}
+    routes[b"/slow.mp4"] = slow
+    routes.update({name: ok(b"png" + name, b"image/png") for name in images})
+    with raw_server(site(routes)) as base:
+        capture = make_capturer(concurrency=3).capture(base + "/")
+    assert capture.status is CaptureStatus.COMPLETE
+    responses = responses_by_url(read_all(capture.warc_files))
+    assert all(base + name.decode() in responses for name in images)
