@@ -321,7 +321,9 @@ def test_a_full_disk_fails_the_capture_and_keeps_only_whole_pairs(tmp_path: Path
     assert outcome["threads"] == []
     assert list(archive.rglob("*.warc.gz")) == []  # nothing looks finished
     (kept,) = [Path(p) for p in outcome["kept"]]
-    records = read_warc(kept)  # whole records only: warcio reads to the end
+    # whole gzip members only, up to the last byte, and warcio reads every record
+    assert subprocess.run(["gzip", "-t", str(kept)]).returncode == 0
+    records = read_warc(kept)
     requests = {r.get("WARC-Concurrent-To") for r in records if r.type == "request"}
     responses = {r.get("WARC-Record-ID") for r in records if r.type == "response"}
     assert requests == responses and responses  # every request kept has its response
