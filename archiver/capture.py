@@ -19,7 +19,7 @@ import tempfile
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -593,7 +593,10 @@ class _CaptureRun:
         location = response.header("Location")
         is_redirect = response.status in (301, 302, 303, 307, 308) and location
         keep = task.expand and not is_redirect
-        self._write_exchange(task, url, role, response, started, keep, fetched)
+        try:
+            self._write_exchange(task, url, role, response, started, keep, fetched)
+        finally:
+            response.close()  # stops a read-ahead thread at once, whatever happened
         if is_redirect and location:
             fetched.location = _resolve_location(url, location)
         if response.error:
@@ -624,26 +627,7 @@ class _CaptureRun:
         large = declared is None or declared > SMALL_BODY
         # Receiving overlaps hashing and writing for large bodies (a thread per body).
         body_iter = response.iter_body(self.options.max_size, read_ahead=2 if large else 0)
-        try:
-            self._receive(task, url, role, response, started, keep, fetched, body_iter)
-        finally:
-            close = getattr(body_iter, "close", None)
-            if close is not None:
-                close()  # stops a read-ahead thread at once, whatever happened
-
-    def _receive(
-        self,
-        task: Task,
-        url: str,
-        role: str,
-        response: Response,
-        started: datetime,
-        keep: bool,
-        fetched: Fetched,
-        body_iter: Iterator[memoryview],
-    ) -> None:
         progress = self.c.progress
-        declared = response.declared_length
         first = bytearray()
         complete = True
         for chunk in body_iter:

@@ -17,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -147,6 +147,7 @@ class Response:
     tls_error: str | None = None
     _wire: Wire = field(default_factory=lambda: Wire(None, 30.0, None, None), repr=False)
     _buffer: bytes = field(default=b"", repr=False)
+    _body: Generator[memoryview, None, None] | None = field(default=None, repr=False)
     _deferred: OSError | None = field(default=None, repr=False)
     truncated: str | None = None  # set while reading: "length", "time" or "disconnect"
     error: str | None = None  # why the connection failed mid-body ("disconnect")
@@ -204,12 +205,15 @@ class Response:
         ("disconnect", with ``error`` saying why).  A yielded view is valid only
         until the next one is requested.  With ``read_ahead`` > 0 a thread keeps
         receiving up to that many chunks ahead while the caller processes one.
+        :meth:`close` stops the reading, that thread included, wherever it is.
         """
-        if read_ahead <= 0:
-            return self._iter_raw(max_size, buffers=1)
-        return _read_ahead(self._iter_raw(max_size, buffers=read_ahead + 2), read_ahead)
+        body: Generator[memoryview, None, None] = self._iter_raw(max_size, buffers=1)
+        if read_ahead > 0:
+            body = _read_ahead(self._iter_raw(max_size, buffers=read_ahead + 2), read_ahead)
+        self._body = body
+        return body
 
-    def _iter_raw(self, max_size: int | None, buffers: int) -> Iterator[memoryview]:
+    def _iter_raw(self, max_size: int | None, buffers: int) -> Generator[memoryview, None, None]:
         kind, remaining = self._framing()
         decoder = _ChunkedEnd() if kind == "chunked" else None
         views = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(buffers)]
@@ -275,7 +279,7 @@ class Response:
         except OSError as exc:
             self._fail_disconnect(f"connection error while reading the body: {exc}")
         finally:
-            self.close()
+            self._wire.close()  # not close(): this may run on the read-ahead thread
 
     def _fill(self, view: memoryview, exact: bool) -> int:
         """Read into ``view``: at least one byte (0 at EOF).
@@ -308,13 +312,19 @@ class Response:
         return b"".join(bytes(c) for c in self.iter_body(max_size))
 
     def close(self) -> None:
+        """Stop reading the body (joining a read-ahead thread) and close the connection."""
+        body, self._body = self._body, None
+        if body is not None:
+            body.close()
         self._wire.close()
 
 
 _END = object()
 
 
-def _read_ahead(source: Iterator[memoryview], depth: int) -> Iterator[memoryview]:
+def _read_ahead(
+    source: Generator[memoryview, None, None], depth: int
+) -> Generator[memoryview, None, None]:
     """Run ``source`` in a thread, ``depth`` chunks ahead of the consumer.
 
     ``source`` must rotate through at least depth + 2 buffers: one being consumed,

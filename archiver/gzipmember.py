@@ -83,19 +83,28 @@ def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
     return crc1 ^ crc2
 
 
-def stored_blocks(data: bytes, final: bool = False) -> bytes:
-    """Raw deflate stored blocks holding ``data`` verbatim (byte aligned)."""
-    out = bytearray()
+def stored_parts(data: bytes | memoryview, final: bool = False) -> list[bytes | memoryview]:
+    """Raw deflate stored blocks holding ``data`` verbatim: block headers and views.
+
+    Each block is byte aligned and holds at most 65535 bytes; empty data makes one
+    empty block.
+    """
     view = memoryview(data)
+    parts: list[bytes | memoryview] = []
     pos = 0
     while True:
         piece = view[pos : pos + _STORED_MAX]
         pos += len(piece)
-        last = final and pos >= len(data)
-        out += struct.pack("<BHH", 1 if last else 0, len(piece), len(piece) ^ 0xFFFF)
-        out += piece
-        if pos >= len(data):
-            return bytes(out)
+        last = final and pos >= len(view)
+        parts.append(struct.pack("<BHH", 1 if last else 0, len(piece), len(piece) ^ 0xFFFF))
+        parts.append(piece)
+        if pos >= len(view):
+            return parts
+
+
+def stored_blocks(data: bytes, final: bool = False) -> bytes:
+    """:func:`stored_parts` as one byte string."""
+    return b"".join(stored_parts(data, final))
 
 
 def stored_size(length: int) -> int:
@@ -166,20 +175,15 @@ class GapMember:
             if out:
                 write_all(self._f, [out])
             return
-        view = memoryview(data)
-        parts: list[bytes | memoryview] = []
-        for pos in range(0, len(view), _STORED_MAX):
-            piece = view[pos : pos + _STORED_MAX]
-            parts.append(struct.pack("<BHH", 0, len(piece), len(piece) ^ 0xFFFF))
-            parts.append(piece)
-        write_all(self._f, parts)
+        if len(data):
+            write_all(self._f, stored_parts(data))
 
     def finish(self, head: bytes) -> int:
         """Write the trailer and ``head`` into the gap; return the member length."""
         if self._comp is not None:
             tail = self._comp.flush(zlib.Z_FINISH)
         else:
-            tail = struct.pack("<BHH", 1, 0, 0xFFFF)  # an empty final stored block
+            tail = stored_blocks(b"", final=True)
         crc = crc32_combine(zlib.crc32(head), self._crc, self._size)
         total = (len(head) + self._size) & 0xFFFFFFFF
         write_all(self._f, [tail, struct.pack("<II", crc & 0xFFFFFFFF, total)])
