@@ -49,6 +49,7 @@ from archiver.fetch import (
     dechunk,
     open_exchange,
 )
+from archiver.index import Index, rows_for_capture
 from archiver.model import (
     Capture,
     CaptureError,
@@ -87,8 +88,8 @@ META_REFRESH = "meta[http-equiv=refresh]"
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 CSS_TYPES = {"text/css"}
 
-# The metadata record's format; its JSON Schema is schemas/capture-metadata.v1.json.
-METADATA_SCHEMA = "archiver/capture-metadata/1"
+# The metadata record's format; its JSON Schema is schemas/capture-metadata.v2.json.
+METADATA_SCHEMA = "archiver/capture-metadata/2"
 WARC_SPEC = "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
 
 
@@ -238,6 +239,9 @@ class Capturer:
             seed_url=url,
             options=self.options,
             started_at=started,
+            hostname=self.hostname,
+            platform=platform.platform(),
+            libraries=library_versions(),
         )
         run = _CaptureRun(self, capture)
         return run.run()
@@ -254,11 +258,11 @@ class Capturer:
             ("isPartOf", opts.collection),
             ("operator", opts.operator),
             ("description", opts.note),
-            ("hostname", self.hostname),
-            ("platform", platform.platform()),
+            ("hostname", capture.hostname),
+            ("platform", capture.platform),
             ("http-header-user-agent", opts.user_agent),
             ("options", json.dumps(opts.recorded(), sort_keys=True)),
-            ("libraries", json.dumps(library_versions(), sort_keys=True)),
+            ("libraries", json.dumps(capture.libraries, sort_keys=True)),
             ("payload-digest", "sha256 over the HTTP body as transferred (see README)"),
         ]
         lines = []
@@ -294,12 +298,15 @@ class _CaptureRun:
         self.backlog_bytes = 0
         self.backlog_lock = threading.Lock()
         self.spool_dir = self.options.archive_dir / ".tmp"
+        self.warcinfo_dates: dict[str, datetime] = {}
 
     def _warcinfo(self, filename: str) -> tuple[Fields, bytes]:
+        now = self.c.clock()
+        self.warcinfo_dates[filename] = now
         fields: Fields = [
             ("WARC-Type", "warcinfo"),
             ("WARC-Record-ID", self.c.new_record_id()),
-            ("WARC-Date", warc_date(self.c.clock())),
+            ("WARC-Date", warc_date(now)),
             ("WARC-Filename", filename),
             ("Content-Type", "application/warc-fields"),
         ]
@@ -383,6 +390,31 @@ class _CaptureRun:
         with self.series.lock:
             self._write_metadata()
             capture.warc_files = self.series.close()
+        self._note_warcinfo()
+        try:
+            Index(self.options.archive_dir).write_capture(*rows_for_capture(capture))
+        except Exception as exc:  # the WARCs are whole; the index can be rebuilt from them
+            capture.index_error = f"the index was not updated ({exc}); run `archiver index rebuild`"
+
+    def _note_warcinfo(self) -> None:
+        for info in self.series.warcinfo_records:
+            self.capture.records.append(
+                RecordEntry(
+                    record_id=info.record_id,
+                    warc_type="warcinfo",
+                    url=None,
+                    fetched_at=self.warcinfo_dates[info.filename],
+                    warc_filename=info.filename,
+                    warc_offset=info.offset,
+                    warc_length=info.length,
+                    block_sha256=info.block_sha256,
+                    record_sha256=info.record_sha256,
+                    role="warcinfo",
+                    content_type="application/warc-fields",
+                    payload_sha256=info.block_sha256,
+                    payload_length=info.content_length,
+                )
+            )
 
     def _fetch_all(self, initial: list[Task]) -> None:
         pool = ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="fetch")
@@ -829,15 +861,14 @@ class _CaptureRun:
     ) -> None:
         is_redirect = response.status in (301, 302, 303, 307, 308) and response.header("Location")
         record_role = "redirect" if is_redirect else role
-        origin = f"{task.found_on} {task.via}" if task.found_on else task.via
-        if url != task.url:
-            origin = f"{origin} (redirected from {task.url})"
+        via = task.via if url == task.url else f"{task.via} (redirected from {task.url})"
         common: dict[str, Any] = {
             "url": url,
             "fetched_at": when,
             "role": record_role,
             "ip_address": response.ip_address,
-            "discovered_from": origin,
+            "discovered_from": task.found_on,
+            "discovered_via": via,
         }
         media = response.media_type
         entries = [
@@ -848,6 +879,7 @@ class _CaptureRun:
                 warc_offset=req.offset,
                 warc_length=req.length,
                 block_sha256=req.block_sha256,
+                record_sha256=req.record_sha256,
                 concurrent_to=rec.record_id,
                 **common,
             ),
@@ -858,6 +890,7 @@ class _CaptureRun:
                 warc_offset=rec.offset,
                 warc_length=rec.length,
                 block_sha256=rec.block_sha256,
+                record_sha256=rec.record_sha256,
                 http_status=response.status,
                 content_type=media,
                 payload_sha256=rec.payload_sha256,
@@ -890,9 +923,9 @@ class _CaptureRun:
             "collection": self.options.collection,
             "note": self.options.note,
             "tool": {"name": TOOL_NAME, "version": __version__},
-            "libraries": library_versions(),
-            "hostname": self.c.hostname,
-            "platform": platform.platform(),
+            "libraries": capture.libraries,
+            "hostname": capture.hostname,
+            "platform": capture.platform,
             "python": sys.version.split()[0],
             "user_agent": self.options.user_agent,
             "options": self.options.recorded(),
@@ -913,6 +946,17 @@ class _CaptureRun:
                 if r.truncated and r.warc_type == "response"
             ],
             "record_count": len(capture.records),
+            # What each record is to the capture, so the index can be rebuilt from the WARCs.
+            "records": [
+                {
+                    "record_id": r.record_id,
+                    "role": r.role,
+                    "discovered_from": r.discovered_from,
+                    "discovered_via": r.discovered_via,
+                }
+                for r in capture.records
+                if r.warc_type in ("request", "response")
+            ],
         }
         block = json.dumps(body, indent=1, ensure_ascii=False, sort_keys=False).encode("utf-8")
         fields = [
@@ -936,8 +980,12 @@ class _CaptureRun:
                 warc_offset=rec.offset,
                 warc_length=rec.length,
                 block_sha256=rec.block_sha256,
+                record_sha256=rec.record_sha256,
                 role="metadata",
                 content_type="application/json",
+                payload_sha256=rec.block_sha256,
+                payload_length=rec.content_length,
+                refers_to=self.page_response_id,
             )
         )
 

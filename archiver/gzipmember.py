@@ -161,6 +161,7 @@ class GapMember:
         self._comp = None if level == 0 else zlib.compressobj(level, zlib.DEFLATED, -15)
         self._crc = 0
         self._size = 0
+        self.prefix = b""  # the gzip header and head, once finish() has written them
 
     def update_crc(self, data: bytes | memoryview) -> None:
         self._crc = zlib.crc32(data, self._crc)
@@ -193,6 +194,7 @@ class GapMember:
         if pad < 0:
             raise ValueError("record head larger than the space reserved for it")
         prefix = gzip_header(pad) + blocks
+        self.prefix = prefix
         self._f.seek(self.offset)
         write_all(self._f, [prefix])
         self._f.seek(end)

@@ -119,6 +119,7 @@ class RecordEntry:
     warc_offset: int
     warc_length: int
     block_sha256: str
+    record_sha256: str
     role: str
     http_status: int | None = None
     content_type: str | None = None
@@ -127,7 +128,9 @@ class RecordEntry:
     truncated: str | None = None
     ip_address: str | None = None
     discovered_from: str | None = None
+    discovered_via: str | None = None
     concurrent_to: str | None = None
+    refers_to: str | None = None
 
 
 @dataclass
@@ -182,6 +185,10 @@ class Capture:
     failure: str | None = None
     interrupted: bool = False  # stopped by Ctrl-C (status is failed)
     incomplete_files: list[Path] = field(default_factory=list)  # .open files kept on failure
+    index_error: str | None = None  # the WARCs are complete but the index was not updated
+    hostname: str | None = None
+    platform: str | None = None
+    libraries: dict[str, str] = field(default_factory=dict)  # what touched the bytes
 
     @property
     def total_bytes(self) -> int:
@@ -214,4 +221,5 @@ class Capture:
             "warc_files": [str(p) for p in self.warc_files],
             "interrupted": self.interrupted,
             "incomplete_files": [str(p) for p in self.incomplete_files],
+            "index_error": self.index_error,
         }

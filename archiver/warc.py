@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from archiver.atomic import fsync_dir
 from archiver.gzipmember import GapMember, whole_member, write_all
 
 WARC_VERSION = b"WARC/1.1"
@@ -30,6 +31,7 @@ HTTP_RESPONSE_TYPE = "application/http;msgtype=response"
 # Above this size a chunk's two digests are computed on two cores.
 _PARALLEL_HASH_MIN = 256 * 1024
 _SYNC_EVERY = 64 * 1024 * 1024
+_READ_BACK_CHUNK = 1024 * 1024
 # Room in a streamed record's head for the fields filled in at the end.
 _LATE_FIELDS_MAX = 512
 
@@ -74,6 +76,7 @@ class WrittenRecord:
     length: int  # bytes of the gzip member in the file
     content_length: int
     block_sha256: str  # hex
+    record_sha256: str  # hex, of the whole gzip member as stored in the file
     payload_sha256: str | None  # hex, None for records without a payload
     payload_length: int | None
     truncated: str | None
@@ -154,6 +157,7 @@ class StreamingRecord:
             fields.append(("WARC-Truncated", truncated))
         head = render_head(fields) + self._prefix
         length = self._member.finish(head)
+        stored = self._owner.stored_sha256(self._member.prefix, self.offset, length)
         if self._owns_pending:
             self._owner.pending_from = None
         values = dict(self._fields)
@@ -166,6 +170,7 @@ class StreamingRecord:
                 length=length,
                 content_length=content_length,
                 block_sha256=block.hex(),
+                record_sha256=stored,
                 payload_sha256=payload_hex,
                 payload_length=self._body_length if payload_hex else None,
                 truncated=truncated,
@@ -203,6 +208,8 @@ class WarcFile:
         # Unbuffered: records are written in large pieces (a whole member, or one
         # writev per body chunk), so a Python-side buffer would only copy bytes twice.
         self.fileobj: BinaryIO = open(self.temp_path, "xb", buffering=0)  # noqa: SIM115
+        # Streamed records are hashed as stored by reading them back (see stored_sha256).
+        self._reader = os.open(self.temp_path, os.O_RDONLY)
         self._pool = pool
         self.records: list[WrittenRecord] = []
         self.closed = False
@@ -229,6 +236,36 @@ class WarcFile:
             self._sync_pending.result()  # raise a write-back error here, not at close
         self._synced_at = position
         self._sync_pending = self._syncer.submit(os.fdatasync, self.fileobj.fileno())
+
+    def stored_sha256(self, prefix: bytes, offset: int, length: int) -> str:
+        """SHA-256 of a streamed record's member as it now stands in the file.
+
+        Its head (``prefix``, in memory) was written last, after the body, so the
+        member's bytes can only be hashed in order once it is finished: the body is
+        read back (from the page cache, while the next read overlaps the hashing).
+        Reading back also proves what reached the file, not only what was sent to it.
+        """
+        digest = hashlib.sha256(prefix)
+        pos, end = offset + len(prefix), offset + length
+        buffers = [bytearray(_READ_BACK_CHUNK), bytearray(_READ_BACK_CHUNK)]
+        reads = self._pool or ThreadPoolExecutor(max_workers=1)
+        current = 0
+        pending = reads.submit(_pread, self._reader, buffers[0], pos, end)
+        try:
+            while pos < end:
+                n = pending.result()
+                if n <= 0:
+                    raise OSError(f"{self.temp_path}: short read at offset {pos} while hashing")
+                view = memoryview(buffers[current])[:n]
+                pos += n
+                current ^= 1
+                if pos < end:
+                    pending = reads.submit(_pread, self._reader, buffers[current], pos, end)
+                digest.update(view)
+        finally:
+            if self._pool is None:
+                reads.shutdown()
+        return digest.hexdigest()
 
     def record_written(self, record: WrittenRecord) -> WrittenRecord:
         self.records.append(record)
@@ -275,6 +312,7 @@ class WarcFile:
                 length=len(member),
                 content_length=len(block),
                 block_sha256=block_digest.hex(),
+                record_sha256=hashlib.sha256(member).hexdigest(),
                 payload_sha256=payload_hex,
                 payload_length=payload_length,
                 truncated=truncated,
@@ -310,7 +348,7 @@ class WarcFile:
             self._finish_sync()
             os.fsync(self.fileobj.fileno())
         finally:
-            self.fileobj.close()
+            self._close()
 
     def publish(self) -> Path:
         """Seal the file and give it its final name; return the final path."""
@@ -320,7 +358,7 @@ class WarcFile:
         if self.path.exists():
             raise FileExistsError(f"refusing to overwrite {self.path}")
         os.rename(self.temp_path, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self.closed = True
         return self.path
 
@@ -338,6 +376,13 @@ class WarcFile:
         self.closed = True
         return self.temp_path
 
+    def _close(self) -> None:
+        if not self.fileobj.closed:
+            self.fileobj.close()
+        if self._reader >= 0:
+            os.close(self._reader)
+            self._reader = -1
+
     def _finish_sync(self) -> None:
         pending, self._sync_pending = self._sync_pending, None
         self._syncer.shutdown(wait=True)
@@ -348,18 +393,14 @@ class WarcFile:
         """Close and delete an unfinished file (nothing in it is kept)."""
         with contextlib.suppress(OSError):  # the file is being thrown away
             self._finish_sync()
-        if not self.fileobj.closed:
-            self.fileobj.close()
+        self._close()
         self.temp_path.unlink(missing_ok=True)
         self.closed = True
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _pread(fd: int, buf: bytearray, pos: int, end: int) -> int:
+    view = memoryview(buf)[: min(len(buf), end - pos)]
+    return os.preadv(fd, [view], pos)
 
 
 class WarcSeries:
@@ -385,6 +426,7 @@ class WarcSeries:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash")
         self.files: list[WarcFile] = []
         self.warcinfo_ids: dict[str, str] = {}
+        self.warcinfo_records: list[WrittenRecord] = []
 
     def current(self, upcoming: int = 0) -> WarcFile:
         """The file the next record goes to, rotating when it is full.
@@ -402,6 +444,7 @@ class WarcSeries:
             fields, block = self._warcinfo(name)
             info = cur.write_record(fields, block)
             self.warcinfo_ids[name] = info.record_id
+            self.warcinfo_records.append(info)
         return cur
 
     def close(self) -> list[Path]:

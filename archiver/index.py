@@ -1,0 +1,410 @@
+"""The provenance index: Parquet files of captures and records under ``<archive>/index``.
+
+Layout (documented in ``archives/README.md``)::
+
+    index/captures/<capture_id>.parquet    one row: the capture
+    index/records/<capture_id>.parquet     one row per WARC record of the capture
+    index/captures/compact-<stamp>.parquet many captures' rows, after `index compact`
+    index/records/compact-<stamp>.parquet
+
+Every file is written under a temporary name and renamed when complete, so
+``read_parquet('archives/index/records/*.parquet')`` never sees a partial file
+(temporary names start with ``.tmp-``; DuckDB, pyarrow and Spark skip files
+whose names start with ``.`` or ``_``).  A capture writes only files named after
+its own id, so concurrent captures never write the same file.  Captures hold a
+shared lock while they write; compaction and rebuild hold it exclusively.
+
+The rows are typed (:class:`CaptureRow`, :class:`RecordRow`); their fields are
+the columns of ``schemas/captures.v1.json`` and ``schemas/records.v1.json``
+(checked when this module loads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from archiver import TOOL_NAME, __version__, schema
+from archiver.atomic import TEMP_MARK, atomic_path, fsync_dir
+
+if TYPE_CHECKING:
+    from archiver.model import Capture
+
+INDEX_DIR = "index"
+COMPACT_PREFIX = "compact-"
+REPLACES_SUFFIX = ".replaces"
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    """One row of the ``captures`` table (see schemas/captures.v1.json)."""
+
+    capture_id: str
+    imported: bool
+    seed_url: str | None
+    final_url: str | None
+    http_status: int | None
+    status: str
+    failure: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    operator: str | None
+    collection: str
+    note: str | None
+    tool_name: str | None
+    tool_version: str | None
+    warcio_version: str | None
+    pyarrow_version: str | None
+    ytdlp_version: str | None
+    libraries: dict[str, str] | None
+    hostname: str | None
+    platform: str | None
+    user_agent: str | None
+    title: str | None
+    author: str | None
+    published_at: str | None
+    language: str | None
+    outlinks: list[str] | None
+    video_count: int
+    warc_files: list[str]
+    record_count: int
+    total_bytes: int
+    warc_bytes: int
+    errors: list[dict[str, str]] | None
+    key_fingerprint: str | None = None
+    manifest_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """One row of the ``records`` table (see schemas/records.v1.json)."""
+
+    capture_id: str
+    record_id: str
+    warc_type: str
+    url: str | None
+    fetched_at: datetime | None
+    http_status: int | None
+    content_type: str | None
+    payload_sha256: str | None
+    payload_length: int | None
+    block_sha256: str | None
+    record_sha256: str
+    truncated: str | None
+    ip_address: str | None
+    role: str | None
+    discovered_from: str | None
+    discovered_via: str | None
+    concurrent_to: str | None
+    refers_to: str | None
+    warc_filename: str
+    warc_offset: int
+    warc_length: int
+    problem: str | None = None
+
+
+ROW_TYPES: dict[str, type[CaptureRow] | type[RecordRow]] = {
+    "captures": CaptureRow,
+    "records": RecordRow,
+}
+
+
+def _check_rows_match_schemas() -> None:
+    for table, row_type in ROW_TYPES.items():
+        names = [f.name for f in fields(row_type)]
+        if names != schema.load(table).names:
+            raise schema.SchemaError(
+                f"{row_type.__name__} does not match schemas/{table}.v"
+                f"{schema.CURRENT_VERSION[table]}.json"
+            )
+
+
+_check_rows_match_schemas()
+
+
+def to_table(table: str, rows: Iterable[CaptureRow] | Iterable[RecordRow]) -> pa.Table:
+    """Rows as an Arrow table with exactly the schema from ``schemas/``."""
+    arrow = schema.arrow_schema(table)
+    data = [asdict(r) for r in rows]
+    if table == "captures":
+        for row in data:
+            if row["libraries"] is not None:
+                row["libraries"] = sorted(row["libraries"].items())
+    return pa.Table.from_pylist(data, schema=arrow)
+
+
+def from_table(table: str, data: pa.Table) -> list[Any]:
+    """Arrow rows back into typed rows (columns the row type lacks are dropped)."""
+    row_type = ROW_TYPES[table]
+    names = {f.name for f in fields(row_type)}
+    out = []
+    for row in data.to_pylist():
+        values = {k: v for k, v in row.items() if k in names}
+        if table == "captures" and values.get("libraries") is not None:
+            values["libraries"] = dict(values["libraries"])
+        out.append(row_type(**values))
+    return out
+
+
+class Index:
+    """The index of one archive directory."""
+
+    def __init__(self, archive_dir: Path) -> None:
+        self.archive_dir = archive_dir
+        self.root = archive_dir / INDEX_DIR
+
+    def table_dir(self, table: str) -> Path:
+        return self.root / table
+
+    def glob(self, table: str) -> str:
+        """The path pattern for ``read_parquet``."""
+        return str(self.table_dir(table) / "*.parquet")
+
+    def files(self, table: str) -> list[Path]:
+        directory = self.table_dir(table)
+        if not directory.is_dir():
+            return []
+        return sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
+
+    # locking -------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool) -> Iterator[None]:
+        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.archive_dir / ".index.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    # writing -------------------------------------------------------------
+    def write_capture(self, capture: CaptureRow, records: list[RecordRow]) -> None:
+        """Write one capture's two files; the captures row is written last."""
+        with self.lock(exclusive=False):
+            self._write_files(capture.capture_id, [capture], records, overwrite=False)
+
+    def _write_files(
+        self,
+        name: str,
+        captures: list[CaptureRow],
+        records: list[RecordRow],
+        *,
+        overwrite: bool,
+        root: Path | None = None,
+    ) -> None:
+        base = root or self.root
+        # records first: a reader that sees the capture row finds its records
+        for table, rows in (("records", records), ("captures", captures)):
+            target = base / table / f"{name}.parquet"
+            with atomic_path(target, overwrite=overwrite) as temp:
+                pq.write_table(to_table(table, rows), temp, **PARQUET_OPTIONS)
+
+    def replace_all(self, groups: Iterable[tuple[str, list[CaptureRow], list[RecordRow]]]) -> int:
+        """Replace the whole index with ``groups`` (name, captures, records); see rebuild.
+
+        The new index is built beside the old one and swapped in with two renames;
+        :meth:`repair` finishes a swap that a crash interrupted.
+        """
+        fresh = self.archive_dir / (INDEX_DIR + ".new")
+        old = self.archive_dir / (INDEX_DIR + ".old")
+        with self.lock(exclusive=True):
+            shutil.rmtree(fresh, ignore_errors=True)
+            fresh.mkdir(parents=True)
+            count = 0
+            for name, captures, records in groups:
+                self._write_files(name, captures, records, overwrite=False, root=fresh)
+                count += len(captures)
+            (fresh / "captures").mkdir(exist_ok=True)
+            (fresh / "records").mkdir(exist_ok=True)
+            (fresh / ".complete").touch()
+            fsync_dir(fresh)
+            shutil.rmtree(old, ignore_errors=True)
+            if self.root.exists():
+                os.rename(self.root, old)
+            os.rename(fresh, self.root)
+            (self.root / ".complete").unlink()
+            fsync_dir(self.archive_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        return count
+
+    def repair(self) -> list[str]:
+        """Finish what a crash interrupted (a rebuild swap or a compaction)."""
+        done: list[str] = []
+        fresh = self.archive_dir / (INDEX_DIR + ".new")
+        old = self.archive_dir / (INDEX_DIR + ".old")
+        if not self.root.exists() and (fresh / ".complete").exists():
+            os.rename(fresh, self.root)
+            done.append("finished an interrupted rebuild")
+        if old.exists() and self.root.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        if fresh.exists() and not (fresh / ".complete").exists():
+            shutil.rmtree(fresh, ignore_errors=True)
+            done.append("removed an unfinished rebuild")
+        for table in schema.TABLES:
+            directory = self.table_dir(table)
+            if not directory.is_dir():
+                continue
+            for listing in sorted(directory.glob(f"{COMPACT_PREFIX}*{REPLACES_SUFFIX}")):
+                target = listing.with_suffix(".parquet")
+                if target.exists():
+                    for name in listing.read_text("utf-8").split():
+                        (directory / name).unlink(missing_ok=True)
+                    done.append(f"finished compacting into {target.name}")
+                listing.unlink()
+            for temp in directory.glob(f"{TEMP_MARK}*"):
+                temp.unlink(missing_ok=True)
+        return done
+
+    # compaction ------------------------------------------------------------
+    def compact(self, row_group_size: int = 256 * 1024) -> dict[str, int]:
+        """Merge each table's files into one; returns how many files were merged.
+
+        The merged file is written first; a ``.replaces`` listing beside it names the
+        files it replaces, which are deleted next.  After a crash, :meth:`repair`
+        deletes the rest, so no row is ever lost and duplicates do not outlive it.
+        """
+        merged: dict[str, int] = {}
+        with self.lock(exclusive=True):
+            self.repair()
+            stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(4)
+            for table in schema.TABLES:
+                sources = self.files(table)
+                if len(sources) < 2:
+                    merged[table] = 0
+                    continue
+                directory = self.table_dir(table)
+                target = directory / f"{COMPACT_PREFIX}{stamp}.parquet"
+                arrow = schema.arrow_schema(table)
+                with atomic_path(target) as temp:
+                    writer = pq.ParquetWriter(temp, arrow, **PARQUET_OPTIONS)
+                    try:
+                        for source in sources:
+                            data = read_table_file(source, table)
+                            writer.write_table(data, row_group_size=row_group_size)
+                    finally:
+                        writer.close()
+                    listing = target.with_suffix(REPLACES_SUFFIX)
+                    listing.write_text("\n".join(p.name for p in sources) + "\n", "utf-8")
+                for source in sources:
+                    source.unlink()
+                listing.unlink()
+                fsync_dir(directory)
+                merged[table] = len(sources)
+        return merged
+
+
+def read_table_file(path: Path, table: str) -> pa.Table:
+    """One index file, brought to the current schema (older files lack newer columns)."""
+    data = pq.read_table(path)
+    arrow = schema.arrow_schema(table)
+    columns = []
+    for field in arrow:
+        if field.name in data.column_names:
+            columns.append(data.column(field.name).cast(field.type))
+        else:
+            columns.append(pa.nulls(data.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=arrow)
+
+
+def read_rows(index: Index, table: str) -> list[Any]:
+    """Every row of ``table`` as typed rows (small archives and tests; use SQL for large)."""
+    out: list[Any] = []
+    for path in index.files(table):
+        out.extend(from_table(table, read_table_file(path, table)))
+    return out
+
+
+def rows_for_capture(capture: Capture) -> tuple[CaptureRow, list[RecordRow]]:
+    """The index rows of a capture that has just been written."""
+    archive = capture.options.archive_dir
+    warc_files = [relative_path(p, archive) for p in capture.warc_files]
+    folder = {p.name: rel for p, rel in zip(capture.warc_files, warc_files, strict=True)}
+    entries = sorted(capture.records, key=lambda r: (r.warc_filename, r.warc_offset))
+    records = [
+        RecordRow(
+            capture_id=capture.capture_id,
+            record_id=r.record_id,
+            warc_type=r.warc_type,
+            url=r.url,
+            fetched_at=r.fetched_at,
+            http_status=r.http_status,
+            content_type=r.content_type,
+            payload_sha256=r.payload_sha256,
+            payload_length=r.payload_length,
+            block_sha256=r.block_sha256,
+            record_sha256=r.record_sha256,
+            truncated=r.truncated,
+            ip_address=r.ip_address,
+            role=r.role,
+            discovered_from=r.discovered_from,
+            discovered_via=r.discovered_via,
+            concurrent_to=r.concurrent_to,
+            refers_to=r.refers_to,
+            warc_filename=folder.get(r.warc_filename, r.warc_filename),
+            warc_offset=r.warc_offset,
+            warc_length=r.warc_length,
+        )
+        for r in entries
+    ]
+    libraries = dict(capture.libraries)
+    options = capture.options
+    row = CaptureRow(
+        capture_id=capture.capture_id,
+        imported=False,
+        seed_url=capture.seed_url,
+        final_url=capture.final_url,
+        http_status=capture.http_status,
+        status=capture.status.value,
+        failure=capture.failure,
+        started_at=capture.started_at,
+        finished_at=capture.finished_at,
+        operator=options.operator,
+        collection=options.collection,
+        note=options.note,
+        tool_name=TOOL_NAME,
+        tool_version=__version__,
+        warcio_version=libraries.get("warcio"),
+        pyarrow_version=libraries.get("pyarrow"),
+        ytdlp_version=libraries.get("yt-dlp"),
+        libraries=libraries,
+        hostname=capture.hostname,
+        platform=capture.platform,
+        user_agent=options.user_agent,
+        title=capture.title,
+        author=capture.author,
+        published_at=capture.published_at,
+        language=capture.language,
+        outlinks=list(capture.outlinks),
+        video_count=len(capture.videos),
+        warc_files=warc_files,
+        record_count=len(records),
+        total_bytes=payload_bytes(records),
+        warc_bytes=sum(p.stat().st_size for p in capture.warc_files),
+        errors=[{"url": e.url, "reason": e.reason} for e in capture.errors],
+    )
+    return row, records
+
+
+def payload_bytes(records: Iterable[RecordRow]) -> int:
+    """Bytes of HTTP payload captured: what ``captures.total_bytes`` counts."""
+    return sum(r.payload_length or 0 for r in records if r.warc_type == "response")
+
+
+def relative_path(path: Path, archive_dir: Path) -> str:
+    """A WARC file's path as stored in the index: relative to the archive, with '/'."""
+    try:
+        return path.resolve().relative_to(archive_dir.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()

@@ -1,0 +1,153 @@
+"""The versioned table schemas of the provenance index, read from ``schemas/``.
+
+``schemas/<table>.v<N>.json`` is the single source of truth: every column with its
+type, nullability and description.  This module turns those files into pyarrow
+schemas; the index writer uses nothing else.  Each Parquet file records the table
+and schema version in its key-value metadata (``archiver.table``,
+``archiver.schema_version``), and the column descriptions as field metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+TABLES = ("captures", "records")
+CURRENT_VERSION = {"captures": 1, "records": 1}
+TABLE_KEY = b"archiver.table"
+VERSION_KEY = b"archiver.schema_version"
+
+_SIMPLE: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+class SchemaError(Exception):
+    """A schema file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    table: str
+    version: int
+    description: str
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def arrow(self) -> pa.Schema:
+        fields = [
+            pa.field(
+                c.name,
+                arrow_type(c.type),
+                nullable=c.nullable,
+                metadata={"description": c.description},
+            )
+            for c in self.columns
+        ]
+        return pa.schema(
+            fields,
+            metadata={TABLE_KEY: self.table.encode(), VERSION_KEY: str(self.version).encode()},
+        )
+
+
+def schema_dir() -> Path:
+    """``schemas/`` of the source tree, or the copy installed with the package."""
+    source = Path(__file__).resolve().parent.parent / "schemas"
+    if (source / "records.v1.json").is_file():
+        return source
+    return Path(str(resources.files("archiver") / "schemas"))
+
+
+def arrow_type(spec: str) -> pa.DataType:
+    """``string``, ``int64``, ``timestamp``, ``list<T>``, ``map<K,V>``, ``struct<a:T,b:T>``."""
+    spec = spec.replace(" ", "")
+    if spec in _SIMPLE:
+        return _SIMPLE[spec]
+    if spec.startswith("list<") and spec.endswith(">"):
+        return pa.list_(arrow_type(spec[5:-1]))
+    if spec.startswith("map<") and spec.endswith(">"):
+        key, value = _split(spec[4:-1])
+        return pa.map_(arrow_type(key), arrow_type(value))
+    if spec.startswith("struct<") and spec.endswith(">"):
+        fields = []
+        for part in _split(spec[7:-1]):
+            name, _, sub = part.partition(":")
+            fields.append(pa.field(name, arrow_type(sub)))
+        return pa.struct(fields)
+    raise SchemaError(f"unknown column type {spec!r}")
+
+
+def _split(inner: str) -> list[str]:
+    """Split on top-level commas."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(inner):
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(inner[start:i])
+            start = i + 1
+    parts.append(inner[start:])
+    return parts
+
+
+@cache
+def load(table: str, version: int | None = None) -> TableSchema:
+    """The schema of ``table`` at ``version`` (the current one by default)."""
+    if table not in TABLES:
+        raise SchemaError(f"unknown table {table!r}")
+    version = CURRENT_VERSION[table] if version is None else version
+    path = schema_dir() / f"{table}.v{version}.json"
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SchemaError(f"cannot read schema {path}: {exc}") from exc
+    if doc.get("table") != table or doc.get("version") != version:
+        raise SchemaError(f"{path}: table or version does not match its name")
+    columns = []
+    for col in doc["columns"]:
+        if not _NAME.fullmatch(col["name"]) or not col.get("description"):
+            raise SchemaError(f"{path}: column {col.get('name')!r} needs a name and description")
+        arrow_type(col["type"])  # fail early on an unknown type
+        columns.append(Column(col["name"], col["type"], bool(col["nullable"]), col["description"]))
+    if len({c.name for c in columns}) != len(columns):
+        raise SchemaError(f"{path}: duplicate column names")
+    return TableSchema(table, version, doc["description"], tuple(columns))
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    return load(table).arrow()
+
+
+def file_version(metadata: dict[bytes, bytes] | None) -> tuple[str, int] | None:
+    """(table, version) recorded in a Parquet file's key-value metadata, if any."""
+    if not metadata or TABLE_KEY not in metadata or VERSION_KEY not in metadata:
+        return None
+    try:
+        return metadata[TABLE_KEY].decode(), int(metadata[VERSION_KEY])
+    except ValueError:
+        return None
