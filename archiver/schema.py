@@ -4,7 +4,7 @@
 type, nullability and description.  This module turns those files into pyarrow
 schemas; the index writer uses nothing else.  Each Parquet file records the table
 and schema version in its key-value metadata (``archiver.table``,
-``archiver.schema_version``), and the column descriptions as field metadata.
+``archiver.schema_version``); the column descriptions stay in the schema files.
 """
 
 from __future__ import annotations
@@ -58,15 +58,7 @@ class TableSchema:
         return [c.name for c in self.columns]
 
     def arrow(self) -> pa.Schema:
-        fields = [
-            pa.field(
-                c.name,
-                arrow_type(c.type),
-                nullable=c.nullable,
-                metadata={"description": c.description},
-            )
-            for c in self.columns
-        ]
+        fields = [pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in self.columns]
         return pa.schema(
             fields,
             metadata={TABLE_KEY: self.table.encode(), VERSION_KEY: str(self.version).encode()},

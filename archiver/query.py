@@ -1,0 +1,149 @@
+"""SQL over the provenance index with DuckDB: the views ``captures`` and ``records``.
+
+The views read the Parquet files under ``<archive>/index`` directly (with
+``union_by_name``, so files written under older, smaller schemas still read).
+An empty index gives empty views with the current schema.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from archiver import schema
+from archiver.index import Index
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+class QueryError(Exception):
+    """The SQL is wrong (syntax, unknown table or column): the user's error."""
+
+
+@dataclass
+class Result:
+    columns: list[str]
+    table: pa.Table
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self.table.to_pylist())
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def connect(archive_dir: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the ``captures`` and ``records`` views defined."""
+    index = Index(archive_dir)
+    con = duckdb.connect(":memory:")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    for table in schema.TABLES:
+        if index.files(table):
+            con.execute(
+                f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
+                f"{_quote(index.glob(table))}, union_by_name = true)"
+            )
+        else:
+            empty = schema.arrow_schema(table).empty_table()
+            con.register(f"_{table}_empty", empty)
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
+    return con
+
+
+def run(archive_dir: Path, sql: str, params: Sequence[Any] | None = None) -> Result:
+    """Run ``sql`` against the index; a mistake in it raises :class:`QueryError`."""
+    con = connect(archive_dir)
+    try:
+        try:
+            cursor = con.execute(sql, params or [])
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
+            raise QueryError(one_line(exc)) from exc
+        except duckdb.Error as exc:
+            raise QueryError(one_line(exc)) from exc
+        if cursor.description is None:
+            return Result([], pa.table({}))
+        table = _arrow(cursor)
+        return Result(list(table.column_names), table)
+    finally:
+        con.close()
+
+
+def _arrow(cursor: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The result as Arrow (``to_arrow_table`` in DuckDB 1.4+, ``fetch_arrow_table`` before)."""
+    fetch = getattr(cursor, "to_arrow_table", None) or cursor.fetch_arrow_table
+    table: pa.Table = fetch()
+    return table
+
+
+def one_line(exc: BaseException) -> str:
+    """DuckDB's message without its multi-line caret diagram."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    for line in text.splitlines()[1:]:
+        if line.startswith("Did you mean") or line.startswith("Candidate"):
+            first += " " + line.strip()
+    return first
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, tuple) and len(v) == 2 for v in value) and value:
+            return {str(k): jsonable(v) for k, v in value}  # a map
+        return [jsonable(v) for v in value]
+    return value
+
+
+def as_json(result: Result) -> str:
+    return json.dumps([jsonable(r) for r in result.rows], ensure_ascii=False, indent=1)
+
+
+def cell(value: Any) -> str:
+    value = jsonable(value)
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def as_csv(result: Result) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(result.columns)
+    for row in result.rows:
+        writer.writerow([cell(row[c]) for c in result.columns])
+    return out.getvalue()
+
+
+def write_parquet(result: Result, path: Path) -> None:
+    from archiver.atomic import atomic_path
+
+    with atomic_path(path, overwrite=True) as temp:
+        pq.write_table(result.table, temp, compression="zstd")
