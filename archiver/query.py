@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -85,8 +86,10 @@ def run(archive_dir: Path, sql: str, params: Sequence[Any] | None = None) -> Res
 
 def _arrow(cursor: duckdb.DuckDBPyConnection) -> pa.Table:
     """The result as Arrow (``to_arrow_table`` in DuckDB 1.4+, ``fetch_arrow_table`` before)."""
-    fetch = getattr(cursor, "to_arrow_table", None) or cursor.fetch_arrow_table
-    table: pa.Table = fetch()
+    fetch = getattr(cursor, "to_arrow_table", None) or getattr(cursor, "fetch_arrow_table")  # noqa: B009
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DuckDB 2 warns that this makes a copy; it is small
+        table: pa.Table = fetch()
     return table
 
 
