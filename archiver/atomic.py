@@ -36,7 +36,7 @@ def atomic_path(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
     Without ``overwrite`` an existing ``final`` is an error (FileExistsError).
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.with_name(f"{TEMP_MARK}{secrets.token_hex(6)}-{final.name}")
+    temp = final.with_name(f"{TEMP_MARK}{secrets.token_hex(6)}-{final.name}.part")
     try:
         yield temp
         fsync_file(temp)

@@ -11,15 +11,17 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
-from archiver import __version__
+from archiver import __version__, ingest, query
+from archiver.atomic import atomic_path
 from archiver.capture import Capturer, Progress
+from archiver.index import Index
 from archiver.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_REDIRECTS,
@@ -31,6 +33,8 @@ from archiver.model import (
     CaptureStatus,
 )
 from archiver.urls import InvalidURL, check_url
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -245,7 +249,7 @@ def capture(
     for seed in checked:
         with progress_display(interactive) as progress:
             result = Capturer(options, progress=progress).capture(seed)
-        if result.status is CaptureStatus.FAILED:
+        if result.status is CaptureStatus.FAILED or result.index_error:
             failed += 1
         if output_format == "json":
             click.echo(json.dumps(result.summary(), ensure_ascii=False))
@@ -284,6 +288,247 @@ def report(result: Capture) -> None:
         click.echo(f"  truncated: {url}", err=True)
     for path in result.warc_files:
         click.echo(f"  {path}")
+    if result.index_error:
+        click.echo(f"  {result.index_error}", err=True)
+
+
+# the index -------------------------------------------------------------------
+def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(list(choices)),
+        default=default,
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def emit(result: query.Result, output_format: str, output: Path | None) -> None:
+    """Write a query result in ``output_format`` to ``output`` or stdout."""
+    if output_format == "parquet":
+        if output is None:
+            raise click.UsageError("--format parquet needs --output FILE")
+        query.write_parquet(result, output)
+        return
+    if output_format == "json":
+        text = query.as_json(result) + "\n"
+    elif output_format == "csv":
+        text = query.as_csv(result)
+    else:
+        text = query.as_text_table(result)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        with atomic_path(output, overwrite=True) as temp:
+            temp.write_text(text, "utf-8")
+    except OSError as exc:
+        raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+
+def run_query(archive_dir: Path, sql: str, params: list[Any] | None = None) -> query.Result:
+    try:
+        return query.run(archive_dir, sql, params)
+    except query.QueryError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+@cli.command("query")
+@click.argument("sql")
+@format_option(*query.FORMATS)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
+)
+@archive_dir_option
+def query_command(sql: str, output_format: str, output: Path | None, archive_dir: Path) -> None:
+    """Run SQL over the index: the views `captures` and `records` (DuckDB).
+
+    The same Parquet files can be read directly, e.g. in DuckDB:
+    read_parquet('archives/index/records/*.parquet').
+
+    \b
+    Examples:
+      archiver query "select url, payload_length from records where role = 'video'"
+      archiver query "select * from captures" --format json
+      archiver query "select * from records" --format parquet -o records.parquet
+    """
+    emit(run_query(archive_dir, sql), output_format, output)
+
+
+@cli.command("list")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--collection", help="Only this collection.")
+@format_option("table", "csv", "json")
+@archive_dir_option
+def list_command(limit: int, collection: str | None, output_format: str, archive_dir: Path) -> None:
+    """Recent captures, newest first: time, status, URL, videos, size.
+
+    \b
+    Example:
+      archiver list -n 20 --collection belarus-2020
+    """
+    where = "where collection = ?" if collection else ""
+    sql = (
+        "select capture_id, started_at, status, seed_url, video_count as videos, "
+        f"record_count as records, total_bytes from captures {where} "
+        "order by started_at desc nulls last, capture_id desc limit ?"
+    )
+    params: list[Any] = [collection] if collection else []
+    emit(run_query(archive_dir, sql, [*params, limit]), output_format, None)
+
+
+@cli.command("show")
+@click.argument("capture_id")
+@format_option("text", "json", default="text")
+@archive_dir_option
+def show_command(capture_id: str, output_format: str, archive_dir: Path) -> None:
+    """Everything about one capture: provenance, files, records and errors.
+
+    \b
+    Example:
+      archiver show 20200812100000-0123456789
+    """
+    captures = run_query(archive_dir, "select * from captures where capture_id = ?", [capture_id])
+    if not captures.rows:
+        raise click.UsageError(f"no capture {capture_id!r} in the index of {archive_dir}")
+    records = run_query(
+        archive_dir,
+        "select record_id, warc_type, role, http_status, content_type, url, payload_length, "
+        "payload_sha256, truncated, problem, warc_filename, warc_offset, warc_length, "
+        "record_sha256, discovered_from, discovered_via, fetched_at "
+        "from records where capture_id = ? order by warc_filename, warc_offset",
+        [capture_id],
+    )
+    row = captures.rows[0]
+    if output_format == "json":
+        doc = {"capture": query.jsonable(row), "records": query.jsonable(records.rows)}
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=1))
+        return
+    for name in captures.columns:
+        if name in ("errors", "outlinks", "libraries", "warc_files"):
+            continue
+        value = query.cell(row[name])
+        if value:
+            click.echo(f"{name:>16}: {value}")
+    click.echo("\nWARC files:")
+    for name in row["warc_files"] or []:
+        click.echo(f"  {name}")
+    if row["errors"]:
+        click.echo("\nErrors:")
+        for err in row["errors"]:
+            click.echo(f"  {err['url']}: {err['reason']}")
+    click.echo(f"\nRecords ({len(records.rows)}):")
+    shown = query.Result(
+        ["warc_type", "role", "http_status", "content_type", "payload_length", "url"],
+        records.table.select(
+            ["warc_type", "role", "http_status", "content_type", "payload_length", "url"]
+        ),
+    )
+    click.echo(query.as_text_table(shown), nl=False)
+
+
+@cli.group("index")
+def index_group() -> None:
+    """Maintain the Parquet index: rebuild it from the WARCs, import WARCs, compact it."""
+
+
+@index_group.command("rebuild")
+@archive_dir_option
+@format_option("text", "json", default="text")
+def index_rebuild(archive_dir: Path, output_format: str) -> None:
+    """Regenerate the whole index from the archive's WARC files alone.
+
+    \b
+    Example:
+      archiver index rebuild --archive-dir archives
+    """
+    if not archive_dir.is_dir():
+        raise click.UsageError(f"no archive directory {archive_dir}")
+    count, reports = ingest.rebuild(archive_dir)
+    problems = [(r.path, o, m) for r in reports for o, m in r.problems]
+    if output_format == "json":
+        doc = {
+            "captures": count,
+            "files": len(reports),
+            "problems": [{"file": str(p), "offset": o, "problem": m} for p, o, m in problems],
+        }
+        click.echo(json.dumps(doc, ensure_ascii=False))
+    else:
+        click.echo(f"indexed {count} captures from {len(reports)} WARC files")
+        for path, offset, message in problems:
+            click.echo(f"  {path} @{offset}: {message}", err=True)
+    if problems:
+        sys.exit(EXIT_FAILED)
+
+
+@index_group.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--collection", default="imported", show_default=True, help="Collection to import into."
+)
+@archive_dir_option
+@format_option("text", "json", default="text")
+def index_import(
+    paths: tuple[Path, ...], collection: str, archive_dir: Path, output_format: str
+) -> None:
+    """Copy WARC files made by other tools into the archive and index them.
+
+    Every record is read and every digest it declares checked; broken records are
+    reported by file and offset and indexed with their problem, and the records
+    around them are indexed as usual.  Exit 1 if any file had a problem.
+
+    \b
+    Example:
+      archiver index import crawl-2020.warc.gz --collection wget-crawls
+    """
+    try:
+        CaptureOptions(collection=collection)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--collection") from exc
+    bad = 0
+    for item in ingest.import_files(archive_dir, paths, collection):
+        if isinstance(item, tuple):
+            bad += 1
+            source, reason = item
+            if output_format == "json":
+                click.echo(json.dumps({"file": str(source), "imported": False, "error": reason}))
+            else:
+                click.echo(f"FAILED {reason}", err=True)
+            continue
+        rep = item.report
+        bad += 0 if rep.ok else 1
+        if output_format == "json":
+            doc = {
+                "file": str(item.source),
+                "imported": True,
+                "stored_as": str(item.stored_as),
+                "capture_id": item.capture_id,
+                "records": rep.records,
+                "ok": rep.ok,
+                "problems": [{"offset": o, "problem": m} for o, m in rep.problems],
+            }
+            click.echo(json.dumps(doc, ensure_ascii=False))
+            continue
+        verdict = "ok" if rep.ok else f"{len(rep.problems)} problem(s)"
+        click.echo(f"{item.source}: {rep.records} records, {verdict} -> {item.capture_id}")
+        for offset, message in rep.problems:
+            click.echo(f"  {item.source} @{offset}: {message}", err=True)
+    if bad:
+        sys.exit(EXIT_FAILED)
+
+
+@index_group.command("compact")
+@archive_dir_option
+def index_compact(archive_dir: Path) -> None:
+    """Merge the per-capture index files into one file per table (faster queries).
+
+    \b
+    Example:
+      archiver index compact
+    """
+    merged = Index(archive_dir).compact()
+    click.echo(", ".join(f"{table}: {n} files merged" for table, n in merged.items()))
 
 
 class TerminalProgress:

@@ -195,6 +195,11 @@ class Index:
         with self.lock(exclusive=False):
             self._write_files(capture.capture_id, [capture], records, overwrite=False)
 
+    def write_import(self, capture: CaptureRow, records: list[RecordRow]) -> None:
+        """Write an imported file's rows; importing the same file again rewrites the same rows."""
+        with self.lock(exclusive=False):
+            self._write_files(capture.capture_id, [capture], records, overwrite=True)
+
     def _write_files(
         self,
         name: str,

@@ -150,3 +150,22 @@ def write_parquet(result: Result, path: Path) -> None:
 
     with atomic_path(path, overwrite=True) as temp:
         pq.write_table(result.table, temp, compression="zstd")
+
+
+def as_text_table(result: Result, max_cell: int = 100) -> str:
+    """A plain aligned table for a terminal; long cells are shortened with '…'."""
+
+    def short(value: Any) -> str:
+        text = cell(value).replace("\n", " ")
+        return text if len(text) <= max_cell else text[: max_cell - 1] + "…"
+
+    rows = [[short(r[c]) for c in result.columns] for r in result.rows]
+    widths = [len(c) for c in result.columns]
+    for row in rows:
+        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines) + "\n"

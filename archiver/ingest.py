@@ -1,0 +1,365 @@
+"""Index rows from WARC files alone: ``index rebuild`` and ``index import``.
+
+The WARC files are the evidence and the index is derived from them.  For a
+capture made by archiver, the warcinfo record names the capture and the closing
+metadata record (``schemas/capture-metadata.v2.json``) carries the provenance
+and what each record is to the capture; everything else is read from the
+records themselves (see :mod:`archiver.scan`).  A WARC file written by another
+tool is imported into ``warc/<collection>/imported/`` and indexed as a capture
+of its own (``import-<first 16 hex of the file's SHA-256>``), every digest it
+declares checked on the way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archiver import TOOL_NAME
+from archiver.atomic import atomic_path
+from archiver.index import CaptureRow, Index, RecordRow, payload_bytes, relative_path
+from archiver.scan import ScanIssue, StoredRecord, media_type, parse_warc_date, scan_file
+
+WARC_DIR = "warc"
+IMPORTED_DIR = "imported"
+WARC_SUFFIXES = (".warc", ".warc.gz")
+_CAPTURE_ID = re.compile(r"^\d{14}-[0-9a-f]{10}$")
+
+
+class IngestError(Exception):
+    """A file cannot be imported at all (not a file, not a WARC, nothing readable)."""
+
+
+@dataclass
+class FileReport:
+    """What reading one WARC file found."""
+
+    path: Path
+    records: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (offset, what)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class ImportResult:
+    source: Path
+    stored_as: Path | None
+    capture_id: str | None
+    report: FileReport
+    already: bool = False
+
+
+def is_warc(path: Path) -> bool:
+    return path.name.endswith(WARC_SUFFIXES)
+
+
+def warc_files(archive_dir: Path) -> list[Path]:
+    """Every finished WARC file of the archive (``.open`` files are unfinished)."""
+    root = archive_dir / WARC_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_warc(p))
+
+
+def warcinfo_fields(block: bytes | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in (block or b"").decode("utf-8", "replace").splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() and name.strip() not in fields:
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def _record_row(
+    capture_id: str, rec: StoredRecord, archive_dir: Path, roles: dict[str, dict[str, Any]]
+) -> RecordRow:
+    wtype = rec.warc_type
+    record_id = rec.get("WARC-Record-ID") or ""
+    info = roles.get(record_id, {})
+    role = info.get("role")
+    if role is None and roles:  # an archiver capture: its own records
+        role = wtype if wtype in ("warcinfo", "metadata") else None
+    if wtype == "response":
+        content_type = rec.http_content_type
+    elif wtype in ("request", "revisit"):
+        content_type = None
+    else:
+        content_type = media_type(rec.get("Content-Type"))
+    return RecordRow(
+        capture_id=capture_id,
+        record_id=record_id,
+        warc_type=wtype,
+        url=rec.get("WARC-Target-URI"),
+        fetched_at=rec.date,
+        http_status=rec.http_status,
+        content_type=content_type,
+        payload_sha256=rec.payload_sha256,
+        payload_length=rec.payload_length,
+        block_sha256=rec.block_sha256,
+        record_sha256=rec.record_sha256,
+        truncated=rec.get("WARC-Truncated"),
+        ip_address=rec.get("WARC-IP-Address"),
+        role=role,
+        discovered_from=info.get("discovered_from"),
+        discovered_via=info.get("discovered_via"),
+        concurrent_to=rec.get("WARC-Concurrent-To"),
+        refers_to=rec.get("WARC-Refers-To"),
+        warc_filename=relative_path(rec.path, archive_dir),
+        warc_offset=rec.offset,
+        warc_length=rec.length,
+        problem="; ".join(rec.problems) or None,
+    )
+
+
+def read_file(path: Path) -> tuple[list[StoredRecord], FileReport]:
+    report = FileReport(path)
+    records = []
+    for item in scan_file(path):
+        if isinstance(item, ScanIssue):
+            report.problems.append((item.offset, item.message))
+            continue
+        records.append(item)
+        report.records += 1
+        for problem in item.problems:
+            report.problems.append((item.offset, f"{item.get('WARC-Record-ID')}: {problem}"))
+    return records, report
+
+
+def _metadata(records: list[StoredRecord]) -> dict[str, Any] | None:
+    for rec in reversed(records):
+        if rec.warc_type != "metadata" or rec.block is None:
+            continue
+        try:
+            body = json.loads(rec.block)
+        except ValueError:
+            continue
+        if isinstance(body, dict) and str(body.get("schema", "")).startswith(
+            "archiver/capture-metadata/"
+        ):
+            return body
+    return None
+
+
+def capture_rows(
+    archive_dir: Path, capture_id: str, files: list[tuple[Path, list[StoredRecord]]]
+) -> tuple[CaptureRow, list[RecordRow]]:
+    """The rows of one archiver capture, from its WARC files alone."""
+    all_records = [r for _, recs in files for r in recs]
+    meta = _metadata(all_records) or {}
+    roles = {r["record_id"]: r for r in meta.get("records", [])} or {"": {}}
+    rows = [_record_row(capture_id, r, archive_dir, roles) for r in all_records]
+    info = warcinfo_fields(all_records[0].block if all_records else None)
+    libraries = meta.get("libraries") or json.loads(info.get("libraries", "{}"))
+    page = meta.get("page") or {}
+    tool = meta.get("tool") or {}
+    row = CaptureRow(
+        capture_id=capture_id,
+        imported=False,
+        seed_url=meta.get("seed_url") or info.get("seed-url"),
+        final_url=meta.get("final_url"),
+        http_status=meta.get("http_status"),
+        status=meta.get("status") or "failed",
+        failure=meta.get("failure") if meta else "no metadata record: the capture did not finish",
+        started_at=parse_warc_date(meta.get("started_at")),
+        finished_at=parse_warc_date(meta.get("finished_at")),
+        operator=meta.get("operator", info.get("operator")),
+        collection=meta.get("collection") or info.get("isPartOf") or "default",
+        note=meta.get("note", info.get("description")),
+        tool_name=tool.get("name", TOOL_NAME),
+        tool_version=tool.get("version"),
+        warcio_version=libraries.get("warcio"),
+        pyarrow_version=libraries.get("pyarrow"),
+        ytdlp_version=libraries.get("yt-dlp"),
+        libraries=libraries or None,
+        hostname=meta.get("hostname", info.get("hostname")),
+        platform=meta.get("platform", info.get("platform")),
+        user_agent=meta.get("user_agent", info.get("http-header-user-agent")),
+        title=page.get("title"),
+        author=page.get("author"),
+        published_at=page.get("published_at"),
+        language=page.get("language"),
+        outlinks=list(meta.get("outlinks") or []),
+        video_count=len(meta.get("videos") or []),
+        warc_files=[relative_path(p, archive_dir) for p, _ in files],
+        record_count=len(rows),
+        total_bytes=payload_bytes(rows),
+        warc_bytes=sum(p.stat().st_size for p, _ in files),
+        errors=[{"url": e["url"], "reason": e["reason"]} for e in meta.get("errors") or []],
+    )
+    return row, rows
+
+
+def imported_capture_id(file_sha256: str) -> str:
+    return "import-" + file_sha256[:16]
+
+
+def imported_rows(
+    archive_dir: Path,
+    path: Path,
+    file_sha256: str,
+    records: list[StoredRecord],
+    report: FileReport,
+    collection: str,
+) -> tuple[CaptureRow, list[RecordRow]]:
+    """The rows of a WARC file written by another tool."""
+    capture_id = imported_capture_id(file_sha256)
+    rows = [_record_row(capture_id, r, archive_dir, {}) for r in records]
+    info = {}
+    for rec in records:
+        if rec.warc_type == "warcinfo":
+            info = warcinfo_fields(rec.block)
+            break
+    seed = next(
+        (r.url for r in rows if r.warc_type in ("response", "resource", "revisit") and r.url),
+        None,
+    )
+    dates = [r.fetched_at for r in rows if r.fetched_at is not None]
+    software = info.get("software")
+    name, _, version = (software or "").partition("/")
+    row = CaptureRow(
+        capture_id=capture_id,
+        imported=True,
+        seed_url=seed,
+        final_url=seed,
+        http_status=next((r.http_status for r in rows if r.http_status is not None), None),
+        status="complete" if report.ok else "partial",
+        failure=None,
+        started_at=min(dates) if dates else None,
+        finished_at=max(dates) if dates else None,
+        operator=info.get("operator"),
+        collection=collection,
+        note=info.get("description"),
+        tool_name=name.strip() or None,
+        tool_version=version.strip() or None,
+        warcio_version=None,
+        pyarrow_version=None,
+        ytdlp_version=None,
+        libraries=None,
+        hostname=info.get("hostname"),
+        platform=None,
+        user_agent=info.get("http-header-user-agent"),
+        title=None,
+        author=None,
+        published_at=None,
+        language=None,
+        outlinks=None,
+        video_count=sum(
+            1
+            for r in rows
+            if r.warc_type == "response" and (r.content_type or "").startswith("video/")
+        ),
+        warc_files=[relative_path(path, archive_dir)],
+        record_count=len(rows),
+        total_bytes=payload_bytes(rows),
+        warc_bytes=path.stat().st_size,
+        errors=[
+            {"url": f"{relative_path(path, archive_dir)}@{o}", "reason": m}
+            for o, m in report.problems
+        ],
+    )
+    return row, rows
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# rebuild -------------------------------------------------------------------
+def rebuild_groups(
+    archive_dir: Path, reports: list[FileReport]
+) -> Iterator[tuple[str, list[CaptureRow], list[RecordRow]]]:
+    """(name, captures rows, records rows) for every capture in the archive's WARC files."""
+    captures: dict[str, list[tuple[Path, list[StoredRecord]]]] = {}
+    for path in warc_files(archive_dir):
+        records, report = read_file(path)
+        reports.append(report)
+        if path.parent.name == IMPORTED_DIR:
+            if not records:
+                continue
+            sha = file_sha256(path)
+            collection = path.parent.parent.name
+            capture, rows = imported_rows(archive_dir, path, sha, records, report, collection)
+            yield capture.capture_id, [capture], rows
+            continue
+        info = warcinfo_fields(records[0].block if records else None)
+        capture_id = info.get("capture-id", "")
+        if not _CAPTURE_ID.match(capture_id):
+            report.problems.append((0, "no archiver warcinfo record naming the capture"))
+            continue
+        captures.setdefault(capture_id, []).append((path, records))
+    for capture_id, files in sorted(captures.items()):
+        files.sort(key=lambda item: item[0].name)
+        capture, rows = capture_rows(archive_dir, capture_id, files)
+        yield capture_id, [capture], rows
+
+
+def rebuild(archive_dir: Path) -> tuple[int, list[FileReport]]:
+    """Regenerate the whole index from the WARC files; returns (captures, file reports)."""
+    reports: list[FileReport] = []
+    count = Index(archive_dir).replace_all(rebuild_groups(archive_dir, reports))
+    return count, reports
+
+
+# import --------------------------------------------------------------------
+def import_file(archive_dir: Path, source: Path, collection: str) -> ImportResult:
+    """Copy ``source`` into the archive, check every record, and index it."""
+    if not source.is_file():
+        raise IngestError(f"{source}: not a file")
+    records, report = read_file(source)
+    if not records:
+        first = report.problems[0] if report.problems else (0, "no WARC records")
+        raise IngestError(f"{source}: nothing could be read (offset {first[0]}: {first[1]})")
+    sha = file_sha256(source)
+    target_dir = archive_dir / WARC_DIR / collection / IMPORTED_DIR
+    target = target_dir / source.name
+    if not is_warc(target):
+        target = target_dir / (source.name + ".warc")
+    already = False
+    if target.exists():
+        if file_sha256(target) == sha:
+            already = True
+        else:
+            stem = target.name.removesuffix(".gz").removesuffix(".warc")
+            rest = target.name[len(stem) :]
+            target = target_dir / f"{stem}-{sha[:12]}{rest}"
+            already = target.exists()
+    if not already:
+        with atomic_path(target) as temp:
+            copied = hashlib.sha256()
+            with open(source, "rb") as src, open(temp, "xb") as dst:
+                while chunk := src.read(1024 * 1024):
+                    copied.update(chunk)
+                    dst.write(chunk)
+            if copied.hexdigest() != sha:
+                raise IngestError(f"{source}: changed while it was being imported")
+    # the copy is what the index points at; its records have the same offsets
+    for rec in records:
+        rec.path = target
+    capture, rows = imported_rows(archive_dir, target, sha, records, report, collection)
+    Index(archive_dir).write_import(capture, rows)
+    return ImportResult(source, target, capture.capture_id, report, already)
+
+
+def import_files(
+    archive_dir: Path, sources: Iterable[Path], collection: str
+) -> Iterator[ImportResult | tuple[Path, str]]:
+    """Import each file; a file that cannot be imported yields (path, reason)."""
+    for source in sources:
+        try:
+            yield import_file(archive_dir, source, collection)
+        except IngestError as exc:
+            yield (source, str(exc))
+        except OSError as exc:
+            yield (source, f"{source}: {exc.strerror or exc}")

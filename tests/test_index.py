@@ -1,0 +1,444 @@
+"""The Parquet provenance index, checked with DuckDB and pyarrow reading the files directly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from archiver import ingest, schema
+from archiver.capture import Capturer
+from archiver.index import Index, read_rows
+from archiver.model import Capture, CaptureOptions, CaptureStatus
+from tests.conftest import FixedClock, sequential_ids
+from tests.site import FixtureSite
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def run(*args: str, archive: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ARCHIVER_ARCHIVE_DIR": str(archive)}
+    return subprocess.run(
+        [str(BIN / "archiver"), *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[FixtureSite]:
+    with FixtureSite(slow_seconds=0.3, large_video_bytes=3 * 1024 * 1024 + 17) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def captured(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) -> Capture:
+    archive = tmp_path_factory.mktemp("index") / "archives"
+    options = CaptureOptions(
+        archive_dir=archive, timeout=1.5, operator="A. Archivist", note="for the index tests"
+    )
+    capturer = Capturer(
+        options,
+        clock=FixedClock(),
+        new_id=lambda moment: "20200812100000-0123456789",
+        new_record_id=sequential_ids(),
+        hostname="test-host",
+    )
+    capture = capturer.capture(site.url(site.ENTRY))
+    assert capture.status is CaptureStatus.PARTIAL and capture.index_error is None
+    return capture
+
+
+def duck(archive: Path, sql: str) -> list[tuple[object, ...]]:
+    """DuckDB on the Parquet files themselves: no archiver code involved."""
+    con = duckdb.connect()
+    con.execute(
+        f"create view records as select * from read_parquet('{archive}/index/records/*.parquet')"
+    )
+    con.execute(
+        f"create view captures as select * from read_parquet('{archive}/index/captures/*.parquet')"
+    )
+    return con.execute(sql).fetchall()
+
+
+def warcio_records(paths: list[Path]) -> dict[str, dict[str, object]]:
+    """Record id → what warcio reports about it (offset, length, headers)."""
+    out: dict[str, dict[str, object]] = {}
+    for path in paths:
+        with open(path, "rb") as fh:
+            it = ArchiveIterator(fh, check_digests="raise")
+            for rec in it:
+                headers = dict(rec.rec_headers.headers)
+                response = rec.rec_type == "response"
+                status = rec.http_headers.get_statuscode() if response else None
+                body = rec.raw_stream.read() if response else b""  # as transferred
+                it.read_to_end(rec)
+                out[headers["WARC-Record-ID"]] = {
+                    "path": path,
+                    "offset": it.get_record_offset(),
+                    "length": it.get_record_length(),
+                    "headers": headers,
+                    "status": int(status) if status else None,
+                    "body": body,
+                }
+    return out
+
+
+def test_files_match_the_published_schemas(captured: Capture) -> None:
+    archive = captured.options.archive_dir
+    for table in schema.TABLES:
+        doc = json.loads((ROOT / "schemas" / f"{table}.v1.json").read_text())
+        assert doc["table"] == table and doc["version"] == 1 and doc["description"]
+        assert all(c["description"].strip() for c in doc["columns"])
+        (path,) = list((archive / "index" / table).glob("*.parquet"))
+        written = pq.read_schema(path)
+        expected = schema.arrow_schema(table)
+        assert written.names == [c["name"] for c in doc["columns"]]
+        assert [f.type for f in written] == [f.type for f in expected]
+        meta = pq.read_metadata(path).metadata
+        assert meta[b"archiver.table"] == table.encode()
+        assert meta[b"archiver.schema_version"] == b"1"
+    # the types as DuckDB sees them
+    types = dict(duck(archive, "select column_name, column_type from (describe records)"))
+    assert types["fetched_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["payload_length"] == types["warc_offset"] == "BIGINT"
+    ctypes = dict(duck(archive, "select column_name, column_type from (describe captures)"))
+    assert ctypes["outlinks"] == "VARCHAR[]"
+    assert ctypes["errors"] == "STRUCT(url VARCHAR, reason VARCHAR)[]"
+    assert ctypes["started_at"] == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_record_rows_agree_with_the_warc_files(site: FixtureSite, captured: Capture) -> None:
+    archive = captured.options.archive_dir
+    truth = warcio_records(captured.warc_files)
+    rows = duck(
+        archive,
+        "select record_id, warc_type, url, http_status, content_type, payload_sha256, "
+        "payload_length, record_sha256, warc_filename, warc_offset, warc_length, "
+        "fetched_at, capture_id from records",
+    )
+    assert len(rows) == len(truth)
+    for rid, wtype, url, status, ctype, psha, plen, rsha, fname, off, length, when, cid in rows:
+        seen = truth[str(rid)]
+        headers = seen["headers"]
+        assert isinstance(headers, dict)
+        assert cid == "20200812100000-0123456789"
+        assert wtype == headers["WARC-Type"]
+        assert url == headers.get("WARC-Target-URI")
+        assert (archive / str(fname)) == seen["path"]
+        assert (off, length) == (seen["offset"], seen["length"])
+        stored = (archive / str(fname)).read_bytes()[int(off) : int(off) + int(length)]
+        assert hashlib.sha256(stored).hexdigest() == rsha
+        assert when.isoformat().replace("+00:00", "Z")[:19] == str(headers["WARC-Date"])[:19]
+        if wtype == "response":
+            assert status == seen["status"]
+            assert ctype == ctype.lower() and ";" not in ctype
+            assert psha == headers["WARC-Payload-Digest"].removeprefix("sha256:")
+            if url in site.served and url != site.url("/static/js/chunked.js"):
+                assert psha == site.served[url]
+                assert plen == len(seen["body"])  # type: ignore[arg-type]
+
+
+def test_roles_and_discovery(site: FixtureSite, captured: Capture) -> None:
+    archive = captured.options.archive_dir
+    rows = duck(
+        archive,
+        "select url, role, discovered_from, discovered_via from records "
+        "where warc_type = 'response'",
+    )
+    by_url = {r[0]: r[1:] for r in rows}
+    article = site.url(site.ARTICLE)
+    assert by_url[site.url(site.ENTRY)] == ("redirect", None, "seed")
+    assert by_url[article][0] == "page"
+    assert by_url[article][2] == f"seed (redirected from {site.url(site.ENTRY)})"
+    assert by_url[site.url("/media/og.mp4")] == ("video", article, "meta[og:video]")
+    assert by_url[site.url("/hls/master.m3u8")] == ("video-manifest", article, "video[src]")
+    roles = {r[1] for r in rows}
+    assert {"page", "redirect", "requisite", "iframe", "video", "video-manifest"} <= roles
+    assert "video-segment" in roles
+    # the question from the issue: videos of this host, when, who, and where the bytes are
+    answer = duck(
+        archive,
+        "select r.url, c.operator, r.warc_filename, r.warc_offset from records r "
+        "join captures c using (capture_id) where r.role = 'video' and r.warc_type = 'response' "
+        "and r.url like 'http://127.0.0.1:%' "
+        "and r.fetched_at between '2020-08-01' and '2020-09-01'",
+    )
+    assert len(answer) >= 10 and {a[1] for a in answer} == {"A. Archivist"}
+
+
+def test_capture_row(site: FixtureSite, captured: Capture) -> None:
+    archive = captured.options.archive_dir
+    ((row,),) = duck(archive, "select to_json(captures) from captures")
+    doc = json.loads(str(row))
+    assert doc["capture_id"] == "20200812100000-0123456789"
+    assert doc["seed_url"] == site.url(site.ENTRY)
+    assert doc["final_url"] == site.url(site.ARTICLE)
+    assert doc["status"] == "partial" and doc["imported"] is False
+    assert doc["operator"] == "A. Archivist" and doc["note"] == "for the index tests"
+    assert doc["tool_name"] == "archiver" and doc["tool_version"]
+    assert doc["warcio_version"] and doc["pyarrow_version"] == pa.__version__
+    assert doc["ytdlp_version"] is None
+    assert doc["hostname"] == "test-host" and doc["platform"]
+    assert doc["title"] == "Беларусь: видеообращение сотрудника МЧС"
+    assert doc["author"] == "Алесь Навіцкі"
+    assert doc["published_at"] == "2020-08-12T10:00:00Z" and doc["language"] == "ru"
+    assert site.url("/other-article") in doc["outlinks"]
+    assert doc["video_count"] == len(captured.videos) > 5
+    assert doc["warc_files"] == [p.relative_to(archive).as_posix() for p in captured.warc_files]
+    assert doc["record_count"] == len(captured.records)
+    assert doc["warc_bytes"] == sum(p.stat().st_size for p in captured.warc_files)
+    assert [e["url"] for e in doc["errors"]] == [site.url(p) for p in site.HANGING]
+    assert doc["key_fingerprint"] is None and doc["manifest_sha256"] is None
+    ((total,),) = duck(
+        archive, "select sum(payload_length) from records where warc_type = 'response'"
+    )
+    assert doc["total_bytes"] == total
+
+
+def test_rebuild_gives_the_same_rows(captured: Capture, tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    shutil.copytree(captured.options.archive_dir, archive)
+    before = {t: read_rows(Index(archive), t) for t in schema.TABLES}
+    shutil.rmtree(archive / "index")
+    result = run("index", "rebuild", archive=archive)
+    assert result.returncode == 0, result.stderr
+    assert "indexed 1 captures" in result.stdout
+    after = {t: read_rows(Index(archive), t) for t in schema.TABLES}
+    assert after == before
+    assert not (archive / "index.new").exists() and not (archive / "index.old").exists()
+
+
+def test_query_command_formats(captured: Capture, tmp_path: Path) -> None:
+    archive = captured.options.archive_dir
+    sql = "select url, payload_sha256 from records where role = 'page' and warc_type = 'response'"
+    out = run("query", sql, "--format", "json", archive=archive)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert isinstance(rows, list) and len(rows) == 1 and set(rows[0]) == {"url", "payload_sha256"}
+    csv_out = run("query", sql, "--format", "csv", archive=archive)
+    assert csv_out.stdout.splitlines()[0] == "url,payload_sha256"
+    table = run("query", sql, archive=archive)
+    assert rows[0]["payload_sha256"] in table.stdout and "(1 row)" in table.stdout
+    target = tmp_path / "out.parquet"
+    pq_out = run("query", sql, "--format", "parquet", "-o", str(target), archive=archive)
+    assert pq_out.returncode == 0, pq_out.stderr
+    assert pq.read_table(target).to_pylist() == rows
+    # timestamps in JSON are UTC ISO 8601
+    when = json.loads(
+        run(
+            "query", "select fetched_at from records limit 1", "--format", "json", archive=archive
+        ).stdout
+    )[0]["fetched_at"]
+    assert when.startswith("2020-08-12T10:00:") and when.endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("sql", "words"),
+    [
+        ("selec * from records", "syntax error"),
+        ("select no_such_column from records", "no_such_column"),
+        ("select * from no_such_table", "no_such_table"),
+    ],
+)
+def test_bad_sql_is_a_one_line_usage_error(captured: Capture, sql: str, words: str) -> None:
+    out = run("query", sql, archive=captured.options.archive_dir)
+    assert out.returncode == 2
+    assert words in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_list_and_show(site: FixtureSite, captured: Capture) -> None:
+    archive = captured.options.archive_dir
+    listed = run("list", "--format", "json", archive=archive)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert row["capture_id"] == captured.capture_id and row["status"] == "partial"
+    assert row["seed_url"] == site.url(site.ENTRY) and row["videos"] == len(captured.videos)
+    text = run("list", archive=archive).stdout
+    assert captured.capture_id in text and "partial" in text
+    shown = run("show", captured.capture_id, archive=archive)
+    assert shown.returncode == 0, shown.stderr
+    assert "Беларусь" in shown.stdout and captured.warc_files[0].name in shown.stdout
+    assert site.url(site.HANGING[0]) in shown.stdout  # the errors
+    assert f"Records ({len(captured.records)})" in shown.stdout
+    doc = json.loads(run("show", captured.capture_id, "--format", "json", archive=archive).stdout)
+    assert len(doc["records"]) == len(captured.records)
+    missing = run("show", "20990101000000-0000000000", archive=archive)
+    assert missing.returncode == 2 and "no capture" in missing.stderr
+
+
+def test_empty_archive_queries_give_empty_results(tmp_path: Path) -> None:
+    out = run(
+        "query", "select count(*) as n from records", "--format", "json", archive=tmp_path / "none"
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"n": 0}]
+    assert run("list", archive=tmp_path / "none").returncode == 0
+
+
+def test_concurrent_captures_write_their_own_files(site: FixtureSite, tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    results: list[Capture] = []
+
+    def one() -> None:
+        options = CaptureOptions(archive_dir=archive, timeout=1.5)
+        results.append(Capturer(options).capture(site.url(site.PLAIN)))
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r.capture_id for r in results}) == 3
+    rows = duck(archive, "select capture_id, record_count from captures order by 1")
+    assert [r[0] for r in rows] == sorted(r.capture_id for r in results)
+    counts = dict(duck(archive, "select capture_id, count(*) from records group by 1"))
+    assert all(counts[cid] == n for cid, n in rows)
+    assert not [p for p in (archive / "index").rglob("*") if p.name.startswith(".tmp-")]
+
+
+def test_compaction_keeps_every_row_and_survives_a_crash(
+    site: FixtureSite, captured: Capture, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archives"
+    shutil.copytree(captured.options.archive_dir, archive)
+    Capturer(CaptureOptions(archive_dir=archive, timeout=1.5)).capture(site.url(site.PLAIN))
+    before = sorted(duck(archive, "select record_id, record_sha256 from records"))
+    index = Index(archive)
+    assert len(index.files("records")) == 2
+    # a compaction that crashed after writing its file, before deleting the sources
+    sources = index.files("records")
+    merged = pa.concat_tables([pq.read_table(p) for p in sources])
+    target = archive / "index" / "records" / "compact-20200101000000-00000000.parquet"
+    pq.write_table(merged, target)
+    target.with_suffix(".replaces").write_text("\n".join(p.name for p in sources))
+    assert len(duck(archive, "select * from records")) == 2 * len(before)  # until repaired
+    assert index.repair() == ["finished compacting into " + target.name]
+    assert sorted(duck(archive, "select record_id, record_sha256 from records")) == before
+    result = run("index", "compact", archive=archive)
+    assert result.returncode == 0, result.stderr
+    assert len(index.files("captures")) == 1
+    assert sorted(duck(archive, "select record_id, record_sha256 from records")) == before
+
+
+def test_older_files_with_fewer_columns_still_read(captured: Capture, tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    shutil.copytree(captured.options.archive_dir, archive)
+    (path,) = Index(archive).files("records")
+    old = pq.read_table(path).drop_columns(["problem", "refers_to"])
+    pq.write_table(old, path.with_name("19990101000000-0000000000.parquet"))
+    out = run(
+        "query",
+        "select count(*) as n, count(problem) as p from records",
+        "--format",
+        "json",
+        archive=archive,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"n": 2 * old.num_rows, "p": 0}]
+    assert len(read_rows(Index(archive), "records")) == 2 * old.num_rows
+
+
+def test_an_index_that_cannot_be_written_fails_the_capture_but_keeps_the_warcs(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archives"
+    archive.mkdir()
+    (archive / "index").write_text("not a directory")
+    out = run("capture", site.url(site.PLAIN), "--format", "json", archive=archive)
+    assert out.returncode == 1
+    summary = json.loads(out.stdout)
+    assert "index rebuild" in summary["index_error"]
+    assert [Path(p).exists() for p in summary["warc_files"]] == [True]
+
+
+# foreign WARC files --------------------------------------------------------
+CORPUS_VERDICTS = {
+    # file: (records indexed, passes)
+    "example.warc": (6, True),
+    "example.warc.gz": (6, True),
+    "example-resource.warc.gz": (3, True),
+    "example-iana.org-chunked.warc": (3, True),
+    "example-wget-bad-target-uri.warc.gz": (6, True),
+    "post-test.warc.gz": (6, True),
+    "jwarc-cc.warc.gz": (1, True),
+    "example-digest.warc": (4, False),
+    "example-trunc.warc": (4, False),
+}
+
+
+def test_import_the_corpus_gives_the_documented_verdicts(tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    files = sorted(CORPUS.glob("*.warc*"))
+    assert len(files) == 11
+    out = run("index", "import", *map(str, files), "--format", "json", archive=archive)
+    assert out.returncode == 1  # some are broken
+    assert "Traceback" not in out.stderr
+    reports = {Path(d["file"]).name: d for d in map(json.loads, out.stdout.splitlines())}
+    assert set(reports) == {f.name for f in files}
+    for name, (count, passes) in CORPUS_VERDICTS.items():
+        assert reports[name]["imported"] and reports[name]["records"] == count, name
+        assert reports[name]["ok"] is passes, (name, reports[name]["problems"])
+    # the wrong digest is named by offset, like warcio check does
+    (digest_problem,) = reports["example-digest.warc"]["problems"]
+    assert digest_problem["offset"] == 0 and "payload digest" in digest_problem["problem"]
+    trunc = reports["example-trunc.warc"]["problems"]
+    assert {p["offset"] for p in trunc} == {1197}
+    assert any("block digest does not match" in p["problem"] for p in trunc)
+    assert any("payload digest does not match" in p["problem"] for p in trunc)
+    # not a record stream at all: refused, nothing stored
+    assert reports["example-bad-non-chunked.warc.gz"]["imported"] is False
+    assert "offset 0" in reports["example-bad-non-chunked.warc.gz"]["error"]
+    # gzip members split mid-record: the broken place is named and the import goes on
+    wrong = reports["example-wrong-chunks.warc.gz"]
+    assert not wrong["ok"] and {p["offset"] for p in wrong["problems"]} == {0, 516}
+    # the index holds the good records, and the broken ones with their problem
+    rows = duck(archive, "select capture_id, count(*), count(problem) from records group by 1")
+    per_capture = {r[0]: (r[1], r[2]) for r in rows}
+    assert per_capture[reports["example.warc"]["capture_id"]] == (6, 0)
+    assert per_capture[reports["example-digest.warc"]["capture_id"]] == (4, 1)
+    imported = duck(archive, "select distinct imported, collection, status from captures")
+    assert {(True, "imported", "complete"), (True, "imported", "partial")} == set(imported)
+    # SHA-256 digests are computed for foreign records (which declare SHA-1)
+    ((sha, length),) = duck(
+        archive,
+        "select payload_sha256, payload_length from records where warc_type = 'response' "
+        f"and capture_id = '{reports['example.warc']['capture_id']}' limit 1",
+    )
+    assert len(str(sha)) == 64 and int(str(length)) > 0
+    # the copies in the archive are byte-identical, and rebuilding gives the same rows
+    for name, doc in reports.items():
+        if doc["imported"]:
+            assert Path(doc["stored_as"]).read_bytes() == (CORPUS / name).read_bytes()
+    before = {t: read_rows(Index(archive), t) for t in schema.TABLES}
+    count, _reports = ingest.rebuild(archive)
+    assert count == 10
+    assert {t: read_rows(Index(archive), t) for t in schema.TABLES} == before
+    # importing again changes nothing
+    again = run("index", "import", str(CORPUS / "example.warc"), archive=archive)
+    assert again.returncode == 0, again.stderr
+    assert {t: read_rows(Index(archive), t) for t in schema.TABLES} == before
+
+
+def test_import_bad_input(tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    junk = tmp_path / "junk.warc.gz"
+    junk.write_bytes(os.urandom(5000))
+    out = run("index", "import", str(junk), str(tmp_path / "missing.warc"), archive=archive)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "junk.warc.gz" in out.stderr and "missing.warc" in out.stderr
+    bad = run("index", "import", str(junk), "--collection", "../x", archive=archive)
+    assert bad.returncode == 2
