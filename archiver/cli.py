@@ -430,7 +430,13 @@ def show_command(capture_id: str, output_format: str, archive_dir: Path) -> None
 
 @cli.group("index")
 def index_group() -> None:
-    """Maintain the Parquet index: rebuild it from the WARCs, import WARCs, compact it."""
+    """Maintain the Parquet index: rebuild it from the WARCs, import WARCs, compact it.
+
+    \b
+    Examples:
+      archiver index rebuild
+      archiver index import other-crawl.warc.gz
+    """
 
 
 @index_group.command("rebuild")

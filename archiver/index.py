@@ -32,13 +32,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from archiver import TOOL_NAME, __version__, schema
 from archiver.atomic import TEMP_MARK, atomic_path, fsync_dir
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pyarrow is imported where it is used: commands start faster
+    import pyarrow as pa
+
     from archiver.model import Capture
 
 INDEX_DIR = "index"
@@ -136,6 +135,8 @@ _check_rows_match_schemas()
 
 def to_table(table: str, rows: Iterable[CaptureRow] | Iterable[RecordRow]) -> pa.Table:
     """Rows as an Arrow table with exactly the schema from ``schemas/``."""
+    import pyarrow as pa
+
     arrow = schema.arrow_schema(table)
     data = [asdict(r) for r in rows]
     if table == "captures":
@@ -209,6 +210,8 @@ class Index:
         overwrite: bool,
         root: Path | None = None,
     ) -> None:
+        import pyarrow.parquet as pq
+
         base = root or self.root
         # records first: a reader that sees the capture row finds its records
         for table, rows in (("records", records), ("captures", captures)):
@@ -280,6 +283,8 @@ class Index:
         files it replaces, which are deleted next.  After a crash, :meth:`repair`
         deletes the rest, so no row is ever lost and duplicates do not outlive it.
         """
+        import pyarrow.parquet as pq
+
         merged: dict[str, int] = {}
         with self.lock(exclusive=True):
             self.repair()
@@ -312,6 +317,9 @@ class Index:
 
 def read_table_file(path: Path, table: str) -> pa.Table:
     """One index file, brought to the current schema (older files lack newer columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     data = pq.read_table(path)
     arrow = schema.arrow_schema(table)
     columns = []

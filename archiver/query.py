@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from archiver import schema
 from archiver.index import Index
+
+if TYPE_CHECKING:  # DuckDB and pyarrow load when a query runs: other commands start faster
+    import duckdb
+    import pyarrow as pa
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -49,6 +49,8 @@ def _quote(text: str) -> str:
 
 def connect(archive_dir: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the ``captures`` and ``records`` views defined."""
+    import duckdb
+
     index = Index(archive_dir)
     con = duckdb.connect(":memory:")
     if threads:
@@ -68,6 +70,9 @@ def connect(archive_dir: Path, threads: int | None = None) -> duckdb.DuckDBPyCon
 
 def run(archive_dir: Path, sql: str, params: Sequence[Any] | None = None) -> Result:
     """Run ``sql`` against the index; a mistake in it raises :class:`QueryError`."""
+    import duckdb
+    import pyarrow as pa
+
     con = connect(archive_dir)
     try:
         try:
@@ -146,6 +151,8 @@ def as_csv(result: Result) -> str:
 
 
 def write_parquet(result: Result, path: Path) -> None:
+    import pyarrow.parquet as pq
+
     from archiver.atomic import atomic_path
 
     with atomic_path(path, overwrite=True) as temp:

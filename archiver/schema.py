@@ -15,21 +15,22 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:  # pyarrow is imported when a schema is built: commands start faster
+    import pyarrow as pa
 
 TABLES = ("captures", "records")
 CURRENT_VERSION = {"captures": 1, "records": 1}
 TABLE_KEY = b"archiver.table"
 VERSION_KEY = b"archiver.schema_version"
 
-_SIMPLE: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
+_SIMPLE = {
+    "string": "string",
+    "int32": "int32",
+    "int64": "int64",
+    "bool": "bool_",
+    "timestamp": "timestamp",
 }
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -58,6 +59,8 @@ class TableSchema:
         return [c.name for c in self.columns]
 
     def arrow(self) -> pa.Schema:
+        import pyarrow as pa
+
         fields = [pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in self.columns]
         return pa.schema(
             fields,
@@ -75,9 +78,15 @@ def schema_dir() -> Path:
 
 def arrow_type(spec: str) -> pa.DataType:
     """``string``, ``int64``, ``timestamp``, ``list<T>``, ``map<K,V>``, ``struct<a:T,b:T>``."""
+    import pyarrow as pa
+
     spec = spec.replace(" ", "")
+    if spec == "timestamp":
+        return pa.timestamp("us", tz="UTC")
     if spec in _SIMPLE:
-        return _SIMPLE[spec]
+        maker = getattr(pa, _SIMPLE[spec])
+        simple: pa.DataType = maker()
+        return simple
     if spec.startswith("list<") and spec.endswith(">"):
         return pa.list_(arrow_type(spec[5:-1]))
     if spec.startswith("map<") and spec.endswith(">"):
@@ -124,7 +133,6 @@ def load(table: str, version: int | None = None) -> TableSchema:
     for col in doc["columns"]:
         if not _NAME.fullmatch(col["name"]) or not col.get("description"):
             raise SchemaError(f"{path}: column {col.get('name')!r} needs a name and description")
-        arrow_type(col["type"])  # fail early on an unknown type
         columns.append(Column(col["name"], col["type"], bool(col["nullable"]), col["description"]))
     if len({c.name for c in columns}) != len(columns):
         raise SchemaError(f"{path}: duplicate column names")

@@ -58,10 +58,14 @@ def test_every_command_has_help_with_an_example() -> None:
     assert isinstance(group, click.Group)
     result = runner.invoke(group, ["--help"])
     assert result.exit_code == 0 and "Example" in result.output
-    for name in group.commands:
-        result = runner.invoke(group, [name, "--help"])
-        assert result.exit_code == 0, name
-        assert "Example" in result.output, f"{name} --help has no example"
+    for name, command in group.commands.items():
+        paths = [[name]]
+        if isinstance(command, click.Group):
+            paths += [[name, sub] for sub in command.commands]
+        for path in paths:
+            result = runner.invoke(group, [*path, "--help"])
+            assert result.exit_code == 0, path
+            assert "Example" in result.output, f"{' '.join(path)} --help has no example"
 
 
 def test_version_and_module_entry_point() -> None:
