@@ -194,7 +194,8 @@ class Index:
     def write_capture(self, capture: CaptureRow, records: list[RecordRow]) -> None:
         """Write one capture's two files; the captures row is written last."""
         with self.lock(exclusive=False):
-            self._write_files(capture.capture_id, [capture], records, overwrite=False)
+            # overwrite: a rebuild running meanwhile may have indexed this capture already
+            self._write_files(capture.capture_id, [capture], records, overwrite=True)
 
     def write_import(self, capture: CaptureRow, records: list[RecordRow]) -> None:
         """Write an imported file's rows; importing the same file again rewrites the same rows."""
