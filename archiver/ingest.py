@@ -79,14 +79,18 @@ def warcinfo_fields(block: bytes | None) -> dict[str, str]:
 
 
 def _record_row(
-    capture_id: str, rec: StoredRecord, archive_dir: Path, roles: dict[str, dict[str, Any]]
+    capture_id: str,
+    rec: StoredRecord,
+    archive_dir: Path,
+    roles: dict[str, dict[str, Any]] | None,
 ) -> RecordRow:
+    """A records row; ``roles`` (from the metadata record) is None for imported files."""
     wtype = rec.warc_type
     record_id = rec.get("WARC-Record-ID") or ""
-    info = roles.get(record_id, {})
+    info = (roles or {}).get(record_id, {})
     role = info.get("role")
-    if role is None and roles:  # an archiver capture: its own records
-        role = wtype if wtype in ("warcinfo", "metadata") else None
+    if role is None and roles is not None and wtype in ("warcinfo", "metadata"):
+        role = wtype
     if wtype == "response":
         content_type = rec.http_content_type
     elif wtype in ("request", "revisit"):
@@ -154,7 +158,7 @@ def capture_rows(
     """The rows of one archiver capture, from its WARC files alone."""
     all_records = [r for _, recs in files for r in recs]
     meta = _metadata(all_records) or {}
-    roles = {r["record_id"]: r for r in meta.get("records", [])} or {"": {}}
+    roles = {r["record_id"]: r for r in meta.get("records", [])}
     rows = [_record_row(capture_id, r, archive_dir, roles) for r in all_records]
     info = warcinfo_fields(all_records[0].block if all_records else None)
     libraries = meta.get("libraries") or json.loads(info.get("libraries", "{}"))
@@ -211,7 +215,7 @@ def imported_rows(
 ) -> tuple[CaptureRow, list[RecordRow]]:
     """The rows of a WARC file written by another tool."""
     capture_id = imported_capture_id(file_sha256)
-    rows = [_record_row(capture_id, r, archive_dir, {}) for r in records]
+    rows = [_record_row(capture_id, r, archive_dir, None) for r in records]
     info = {}
     for rec in records:
         if rec.warc_type == "warcinfo":
@@ -317,6 +321,8 @@ def import_file(archive_dir: Path, source: Path, collection: str) -> ImportResul
     """Copy ``source`` into the archive, check every record, and index it."""
     if not source.is_file():
         raise IngestError(f"{source}: not a file")
+    if not is_warc(source):
+        raise IngestError(f"{source}: not a WARC file name (expected .warc or .warc.gz)")
     records, report = read_file(source)
     if not records:
         first = report.problems[0] if report.problems else (0, "no WARC records")
@@ -324,8 +330,6 @@ def import_file(archive_dir: Path, source: Path, collection: str) -> ImportResul
     sha = file_sha256(source)
     target_dir = archive_dir / WARC_DIR / collection / IMPORTED_DIR
     target = target_dir / source.name
-    if not is_warc(target):
-        target = target_dir / (source.name + ".warc")
     already = False
     if target.exists():
         if file_sha256(target) == sha:

@@ -442,3 +442,17 @@ def test_import_bad_input(tmp_path: Path) -> None:
     assert "junk.warc.gz" in out.stderr and "missing.warc" in out.stderr
     bad = run("index", "import", str(junk), "--collection", "../x", archive=archive)
     assert bad.returncode == 2
+
+
+def test_rebuild_of_a_capture_split_across_files(site: FixtureSite, tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    options = CaptureOptions(archive_dir=archive, timeout=1.5, warc_max_size=1024 * 1024)
+    capture = Capturer(options).capture(site.url(site.ENTRY))
+    assert len(capture.warc_files) >= 3
+    before = {t: read_rows(Index(archive), t) for t in schema.TABLES}
+    assert before["captures"][0].warc_files == [
+        p.relative_to(archive).as_posix() for p in capture.warc_files
+    ]
+    count, reports = ingest.rebuild(archive)
+    assert count == 1 and all(r.ok for r in reports)
+    assert {t: read_rows(Index(archive), t) for t in schema.TABLES} == before
