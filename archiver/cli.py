@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 import click
 
 from archiver import __version__, ingest, query
+from archiver import extract as extraction
 from archiver.atomic import atomic_path
 from archiver.capture import Capturer, Progress
 from archiver.index import Index
@@ -426,6 +427,92 @@ def show_command(capture_id: str, output_format: str, archive_dir: Path) -> None
         ),
     )
     click.echo(query.as_text_table(shown), nl=False)
+
+
+@cli.command("extract")
+@click.argument("ident", metavar="CAPTURE_ID_OR_RECORD_ID")
+@click.option("--url", help="The response for this URL in the capture (redirects followed).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="File to write; it appears only once every digest has been checked.",
+)
+@click.option(
+    "--segments",
+    is_flag=True,
+    help="For an HLS or DASH manifest: write the segments of one track, concatenated "
+    "in playlist order (init segment first).",
+)
+@click.option(
+    "--track",
+    help="With --segments: video, audio, subtitles, or a track name (DASH Representation "
+    "id, HLS playlist path). Default: the captured video track.",
+)
+@click.option("--raw", is_flag=True, help="Keep the chunked transfer framing of the body.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@archive_dir_option
+@format_option("text", "json", default="text")
+def extract(
+    ident: str,
+    url: str | None,
+    output: Path,
+    segments: bool,
+    track: str | None,
+    raw: bool,
+    force: bool,
+    archive_dir: Path,
+    output_format: str,
+) -> None:
+    """Write the payload of a record (a video, the page) to a file, verified on the way out.
+
+    CAPTURE_ID_OR_RECORD_ID is a capture id (the page, or with --url that URL's
+    response) or a WARC-Record-ID. The record's stored bytes and its payload
+    SHA-256 are checked against the index; if anything differs, no file is
+    written and the exit status is 1. Chunked transfer coding is removed
+    (--raw keeps it); Content-Encoding is kept as served.
+
+    \b
+    Examples:
+      archiver extract 20200812100000-0123456789 -o article.html
+      archiver extract 20200812100000-0123456789 --url https://example.org/v.mp4 -o v.mp4
+      archiver extract "<urn:uuid:0b3f7a4e-5c1d-4e2a-9f3b-8d6c2a1e4f57>" -o v.mp4
+      archiver extract 20200812100000-0123456789 --segments \\
+          --url https://example.org/hls/master.m3u8 -o video.mp4
+    """
+    try:
+        result = extraction.extract(
+            archive_dir,
+            ident,
+            output,
+            url=url,
+            segments=segments,
+            track=track,
+            raw=raw,
+            overwrite=force,
+        )
+    except extraction.ExtractError as exc:
+        if exc.user_error:
+            raise click.UsageError(str(exc)) from exc
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    if output_format == "json":
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        click.echo(f"wrote {result.path}: {result.bytes_written} bytes, sha256 {result.sha256}")
+        status = f"HTTP {result.http_status}, " if result.http_status is not None else ""
+        what = f"{result.track} of " if result.track is not None else ""
+        click.echo(
+            f"  {what}{result.url} ({status}{result.content_type or 'no type'}), "
+            f"record {result.record_id}, capture {result.capture_id}"
+        )
+        for part in result.parts if result.track is not None else ():
+            click.echo(f"    {part.record_id} {part.url} ({part.bytes_written} bytes)")
+        if any(p.dechunked for p in result.parts):
+            click.echo("  chunked transfer coding removed (--raw keeps it)")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 @cli.group("index")
