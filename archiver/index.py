@@ -229,7 +229,7 @@ class Index:
         fresh = self.archive_dir / (INDEX_DIR + ".new")
         old = self.archive_dir / (INDEX_DIR + ".old")
         with self.lock(exclusive=True):
-            shutil.rmtree(fresh, ignore_errors=True)
+            self._repair()
             fresh.mkdir(parents=True)
             count = 0
             for name, captures, records in groups:
@@ -248,19 +248,37 @@ class Index:
             shutil.rmtree(old, ignore_errors=True)
         return count
 
+    def needs_repair(self) -> bool:
+        """Whether a crash left an unfinished rebuild or compaction (cheap to ask)."""
+        if (self.archive_dir / (INDEX_DIR + ".new")).exists():
+            return True
+        if (self.archive_dir / (INDEX_DIR + ".old")).exists():
+            return True
+        return any(
+            self.table_dir(t).is_dir()
+            and any(self.table_dir(t).glob(f"{COMPACT_PREFIX}*{REPLACES_SUFFIX}"))
+            for t in schema.TABLES
+        )
+
     def repair(self) -> list[str]:
-        """Finish what a crash interrupted (a rebuild swap or a compaction)."""
+        """Finish or undo what a crash interrupted (a rebuild or a compaction)."""
+        with self.lock(exclusive=True):
+            return self._repair()
+
+    def _repair(self) -> list[str]:
         done: list[str] = []
         fresh = self.archive_dir / (INDEX_DIR + ".new")
         old = self.archive_dir / (INDEX_DIR + ".old")
-        if not self.root.exists() and (fresh / ".complete").exists():
-            os.rename(fresh, self.root)
-            done.append("finished an interrupted rebuild")
+        if fresh.exists():
+            if not self.root.exists() and (fresh / ".complete").exists():
+                os.rename(fresh, self.root)  # the crash came between the two renames
+                (self.root / ".complete").unlink()
+                done.append("finished an interrupted rebuild")
+            else:  # captures may have written to the index since: keep it, drop this
+                shutil.rmtree(fresh, ignore_errors=True)
+                done.append("removed an unfinished rebuild; run `archiver index rebuild` again")
         if old.exists() and self.root.exists():
             shutil.rmtree(old, ignore_errors=True)
-        if fresh.exists() and not (fresh / ".complete").exists():
-            shutil.rmtree(fresh, ignore_errors=True)
-            done.append("removed an unfinished rebuild")
         for table in schema.TABLES:
             directory = self.table_dir(table)
             if not directory.is_dir():
@@ -288,7 +306,7 @@ class Index:
 
         merged: dict[str, int] = {}
         with self.lock(exclusive=True):
-            self.repair()
+            self._repair()
             stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(4)
             for table in schema.TABLES:
                 sources = self.files(table)

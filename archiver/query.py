@@ -52,6 +52,8 @@ def connect(archive_dir: Path, threads: int | None = None) -> duckdb.DuckDBPyCon
     import duckdb
 
     index = Index(archive_dir)
+    if index.needs_repair():  # a crash mid-compaction would show rows twice
+        index.repair()
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")

@@ -456,3 +456,26 @@ def test_rebuild_of_a_capture_split_across_files(site: FixtureSite, tmp_path: Pa
     count, reports = ingest.rebuild(archive)
     assert count == 1 and all(r.ok for r in reports)
     assert {t: read_rows(Index(archive), t) for t in schema.TABLES} == before
+
+
+def test_a_rebuild_interrupted_between_its_renames_is_finished(
+    captured: Capture, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archives"
+    shutil.copytree(captured.options.archive_dir, archive)
+    before = sorted(duck(archive, "select record_id, record_sha256 from records"))
+    # the state a crash leaves between "index -> index.old" and "index.new -> index"
+    (archive / "index").rename(archive / "index.new")
+    (archive / "index.new" / ".complete").touch()
+    out = run(
+        "query", "select record_id, record_sha256 from records", "--format", "json", archive=archive
+    )
+    assert out.returncode == 0, out.stderr
+    assert sorted((r["record_id"], r["record_sha256"]) for r in json.loads(out.stdout)) == before
+    assert not (archive / "index.new").exists()
+    # an unfinished rebuild beside a live index is dropped; the live index stays
+    (archive / "index.new" / "records").mkdir(parents=True)
+    assert Index(archive).repair() == [
+        "removed an unfinished rebuild; run `archiver index rebuild` again"
+    ]
+    assert sorted(duck(archive, "select record_id, record_sha256 from records")) == before
