@@ -43,6 +43,11 @@ if TYPE_CHECKING:  # pyarrow is imported where it is used: commands start faster
 INDEX_DIR = "index"
 COMPACT_PREFIX = "compact-"
 REPLACES_SUFFIX = ".replaces"
+
+
+def replaces_listing(target: Path) -> Path:
+    """``.compact-….replaces`` beside a merged file: hidden, so dataset readers skip it."""
+    return target.with_name("." + target.stem + REPLACES_SUFFIX)
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
 
 
@@ -256,7 +261,7 @@ class Index:
             return True
         return any(
             self.table_dir(t).is_dir()
-            and any(self.table_dir(t).glob(f"{COMPACT_PREFIX}*{REPLACES_SUFFIX}"))
+            and any(self.table_dir(t).glob(f".{COMPACT_PREFIX}*{REPLACES_SUFFIX}"))
             for t in schema.TABLES
         )
 
@@ -283,8 +288,8 @@ class Index:
             directory = self.table_dir(table)
             if not directory.is_dir():
                 continue
-            for listing in sorted(directory.glob(f"{COMPACT_PREFIX}*{REPLACES_SUFFIX}")):
-                target = listing.with_suffix(".parquet")
+            for listing in sorted(directory.glob(f".{COMPACT_PREFIX}*{REPLACES_SUFFIX}")):
+                target = listing.with_name(listing.name[1:]).with_suffix(".parquet")
                 if target.exists():
                     for name in listing.read_text("utf-8").split():
                         (directory / name).unlink(missing_ok=True)
@@ -324,7 +329,7 @@ class Index:
                             writer.write_table(data, row_group_size=row_group_size)
                     finally:
                         writer.close()
-                    listing = target.with_suffix(REPLACES_SUFFIX)
+                    listing = replaces_listing(target)
                     listing.write_text("\n".join(p.name for p in sources) + "\n", "utf-8")
                 for source in sources:
                     source.unlink()

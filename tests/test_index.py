@@ -20,7 +20,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archiver import ingest, schema
 from archiver.capture import Capturer
-from archiver.index import Index, read_rows
+from archiver.index import Index, read_rows, replaces_listing
 from archiver.model import Capture, CaptureOptions, CaptureStatus
 from tests.conftest import FixedClock, sequential_ids
 from tests.site import FixtureSite
@@ -324,10 +324,18 @@ def test_compaction_keeps_every_row_and_survives_a_crash(
     merged = pa.concat_tables([pq.read_table(p) for p in sources])
     target = archive / "index" / "records" / "compact-20200101000000-00000000.parquet"
     pq.write_table(merged, target)
-    target.with_suffix(".replaces").write_text("\n".join(p.name for p in sources))
+    replaces_listing(target).write_text("\n".join(p.name for p in sources))
     assert len(duck(archive, "select * from records")) == 2 * len(before)  # until repaired
     assert index.repair() == ["finished compacting into " + target.name]
     assert sorted(duck(archive, "select record_id, record_sha256 from records")) == before
+    # pyarrow's dataset reader takes the directory as it stands
+    dataset = pq.read_table(archive / "index" / "records")
+    assert (
+        sorted(
+            zip(dataset["record_id"].to_pylist(), dataset["record_sha256"].to_pylist(), strict=True)
+        )
+        == before
+    )
     result = run("index", "compact", archive=archive)
     assert result.returncode == 0, result.stderr
     assert len(index.files("captures")) == 1
