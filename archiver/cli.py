@@ -538,7 +538,8 @@ def index_rebuild(archive_dir: Path, output_format: str) -> None:
     """
     if not archive_dir.is_dir():
         raise click.UsageError(f"no archive directory {archive_dir}")
-    count, reports = ingest.rebuild(archive_dir)
+    with scan_progress(output_format == "text" and sys.stderr.isatty()) as progress:
+        count, reports = ingest.rebuild(archive_dir, progress)
     problems = [(r.path, o, m) for r in reports for o, m in r.problems]
     if output_format == "json":
         doc = {
@@ -580,7 +581,9 @@ def index_import(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--collection") from exc
     bad = 0
-    for item in ingest.import_files(archive_dir, paths, collection):
+    with scan_progress(output_format == "text" and sys.stderr.isatty()) as progress:
+        results = list(ingest.import_files(archive_dir, paths, collection, progress))
+    for item in results:
         if isinstance(item, tuple):
             bad += 1
             source, reason = item
@@ -671,6 +674,55 @@ class TerminalProgress:
     def close(self) -> None:
         sys.stderr.write("\r" + " " * 118 + "\r")
         sys.stderr.flush()
+
+
+class TerminalScanProgress:
+    """A one-line display on stderr while WARC files are read: files, bytes, rate, file."""
+
+    def __init__(self) -> None:
+        self._files = 0
+        self._bytes = 0
+        self._current = ""
+        self._start = time.monotonic()
+        self._last = 0.0
+
+    def file(self, path: Path) -> None:
+        self._files += 1
+        self._current = str(path)
+        self._draw()
+
+    def advanced(self, nbytes: int) -> None:
+        self._bytes += nbytes
+        self._draw()
+
+    def _draw(self) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        rate = self._bytes / max(now - self._start, 1e-6)
+        line = (
+            f"reading file {self._files}: {human_bytes(self._bytes)}, "
+            f"{human_bytes(rate)}/s  {self._current}"
+        )
+        sys.stderr.write("\r" + line[:118].ljust(118))
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\r" + " " * 118 + "\r")
+        sys.stderr.flush()
+
+
+@contextmanager
+def scan_progress(interactive: bool) -> Iterator[ingest.ScanProgress | None]:
+    if not interactive:
+        yield None
+        return
+    display = TerminalScanProgress()
+    try:
+        yield display
+    finally:
+        display.close()
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from archiver import TOOL_NAME
 from archiver.atomic import atomic_path
@@ -123,10 +123,31 @@ def _record_row(
     )
 
 
-def read_file(path: Path) -> tuple[list[StoredRecord], FileReport]:
+class ScanProgress(Protocol):
+    """What reading WARC files reports as it goes (the CLI draws it on a terminal)."""
+
+    def file(self, path: Path) -> None: ...
+    def advanced(self, nbytes: int) -> None: ...
+
+
+class NoProgress:
+    def file(self, path: Path) -> None:
+        pass
+
+    def advanced(self, nbytes: int) -> None:
+        pass
+
+
+def read_file(
+    path: Path, progress: ScanProgress | None = None
+) -> tuple[list[StoredRecord], FileReport]:
     report = FileReport(path)
     records = []
+    progress = progress or NoProgress()
+    progress.file(path)
     for item in scan_file(path):
+        if not isinstance(item, ScanIssue):
+            progress.advanced(item.length)
         if isinstance(item, ScanIssue):
             report.problems.append((item.offset, item.message))
             continue
@@ -282,12 +303,12 @@ def file_sha256(path: Path) -> str:
 
 # rebuild -------------------------------------------------------------------
 def rebuild_groups(
-    archive_dir: Path, reports: list[FileReport]
+    archive_dir: Path, reports: list[FileReport], progress: ScanProgress | None = None
 ) -> Iterator[tuple[str, list[CaptureRow], list[RecordRow]]]:
     """(name, captures rows, records rows) for every capture in the archive's WARC files."""
     captures: dict[str, list[tuple[Path, list[StoredRecord]]]] = {}
     for path in warc_files(archive_dir):
-        records, report = read_file(path)
+        records, report = read_file(path, progress)
         reports.append(report)
         if path.parent.name == IMPORTED_DIR:
             if not records:
@@ -309,21 +330,25 @@ def rebuild_groups(
         yield capture_id, [capture], rows
 
 
-def rebuild(archive_dir: Path) -> tuple[int, list[FileReport]]:
+def rebuild(
+    archive_dir: Path, progress: ScanProgress | None = None
+) -> tuple[int, list[FileReport]]:
     """Regenerate the whole index from the WARC files; returns (captures, file reports)."""
     reports: list[FileReport] = []
-    count = Index(archive_dir).replace_all(rebuild_groups(archive_dir, reports))
+    count = Index(archive_dir).replace_all(rebuild_groups(archive_dir, reports, progress))
     return count, reports
 
 
 # import --------------------------------------------------------------------
-def import_file(archive_dir: Path, source: Path, collection: str) -> ImportResult:
+def import_file(
+    archive_dir: Path, source: Path, collection: str, progress: ScanProgress | None = None
+) -> ImportResult:
     """Copy ``source`` into the archive, check every record, and index it."""
     if not source.is_file():
         raise IngestError(f"{source}: not a file")
     if not is_warc(source):
         raise IngestError(f"{source}: not a WARC file name (expected .warc or .warc.gz)")
-    records, report = read_file(source)
+    records, report = read_file(source, progress)
     if not records:
         first = report.problems[0] if report.problems else (0, "no WARC records")
         raise IngestError(f"{source}: nothing could be read (offset {first[0]}: {first[1]})")
@@ -357,12 +382,15 @@ def import_file(archive_dir: Path, source: Path, collection: str) -> ImportResul
 
 
 def import_files(
-    archive_dir: Path, sources: Iterable[Path], collection: str
+    archive_dir: Path,
+    sources: Iterable[Path],
+    collection: str,
+    progress: ScanProgress | None = None,
 ) -> Iterator[ImportResult | tuple[Path, str]]:
     """Import each file; a file that cannot be imported yields (path, reason)."""
     for source in sources:
         try:
-            yield import_file(archive_dir, source, collection)
+            yield import_file(archive_dir, source, collection, progress)
         except IngestError as exc:
             yield (source, str(exc))
         except OSError as exc:

@@ -487,3 +487,36 @@ def test_a_rebuild_interrupted_between_its_renames_is_finished(
         "removed an unfinished rebuild; run `archiver index rebuild` again"
     ]
     assert sorted(duck(archive, "select record_id, record_sha256 from records")) == before
+
+
+def test_import_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            str(BIN / "archiver"),
+            "index",
+            "import",
+            str(CORPUS / "example.warc.gz"),
+            "--archive-dir",
+            str(tmp_path / "a"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            piece = os.read(primary, 4096)
+        except OSError:
+            break
+        if not piece:
+            break
+        seen += piece
+    os.close(primary)
+    assert proc.wait(60) == 0
+    assert "reading file 1" in seen.decode(errors="replace")
+    piped = run("index", "import", str(CORPUS / "example.warc.gz"), archive=tmp_path / "b")
+    assert piped.returncode == 0 and piped.stderr == ""
