@@ -2,15 +2,18 @@
 
 The index says where each record is (``warc_filename``, ``warc_offset``,
 ``warc_length``) and what its bytes must hash to.  Extraction reads exactly those
-bytes, in fixed chunks (memory does not grow with the size of a video), and checks
-three things before the output file appears under its name:
+bytes with the reader that index rebuild and import use
+(:func:`archiver.scan.read_stored`: fixed chunks, memory does not grow with the size
+of a video), and checks before the output file appears under its name:
 
 - the stored bytes of the record (the whole gzip member of a ``.warc.gz``; the
   record itself in an uncompressed ``.warc``) against ``record_sha256``;
 - the ``WARC-Record-ID`` in the record's head against ``record_id`` (otherwise the
   index points at the wrong place);
 - the payload against ``payload_sha256`` and ``payload_length`` (for records
-  without a payload digest, such as requests, the block against ``block_sha256``).
+  without a payload digest, such as requests, the block against ``block_sha256``);
+- that the record is whole and well-formed (its block as long as its
+  Content-Length, the end of its HTTP head, one whole gzip member).
 
 Any mismatch is an :class:`ExtractionFailed` naming the record, and no output file
 is left behind (the output is written under a temporary name by
@@ -51,21 +54,20 @@ import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 from urllib.parse import quote, urljoin
 from xml.etree import ElementTree as ET
 
 import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped,unused-ignore]
-from zlib_ng import zlib_ng
 
 from archiver.atomic import atomic_path
 from archiver.discover import MAX_BODY, is_dash, is_hls, parse_dash, parse_hls
 from archiver.fetch import chunk_size
 from archiver.index import INDEX_DIR, RecordRow
 from archiver.query import QueryError, run
+from archiver.scan import CHUNK, StoredRecord, Unreadable, header_value, read_stored
 from archiver.urls import URL_SAFE, InvalidURL, check_url
 
 __all__ = [
@@ -84,22 +86,17 @@ __all__ = [
     "stream_tracks",
 ]
 
-CHUNK_SIZE = 1024 * 1024
-"""Bytes read (and at most inflated) at a time."""
+CHUNK_SIZE = CHUNK
+"""Bytes read (and at most inflated) at a time, by :func:`archiver.scan.read_stored`."""
 
-MAX_WARC_HEAD = 1024 * 1024
-MAX_HTTP_HEAD = 256 * 1024
 MAX_CHUNK_LINE = 64 * 1024
 MAX_REDIRECTS = 20
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-HTTP_RECORD_TYPES = frozenset({"response", "request", "revisit"})
 PAYLOAD_RECORD_TYPES = ("response", "resource")
 
 _REDIRECTED = re.compile(r" \(redirected from (.+)\)$")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _RECORD_COLUMNS = tuple(f.name for f in fields(RecordRow))
-# zlib-ng's stub declares its error as an instance; it is a class
-_ZLIB_ERRORS: tuple[type[Exception], ...] = (zlib.error, cast(type[Exception], zlib_ng.error))
 
 
 # --------------------------------------------------------------------------- errors
@@ -312,7 +309,7 @@ class _Responses:
 
     def _location(self, row: RecordRow) -> str | None:
         copied = _copy_record(self.archive_dir, row, lambda data: None, raw=True)
-        location = _field(copied.headers, "Location")
+        location = header_value(copied.headers, "Location")
         if not location or row.url is None:
             return None
         value = location.strip()
@@ -466,43 +463,6 @@ class _Copied:
     sha256: str = ""  # of what was written
 
 
-def _head_end(data: bytearray, *, bare_lf: bool) -> int | None:
-    """Where a head ends: after CRLF CRLF (WARC), or also LF LF (HTTP, as fetch reads it)."""
-    ends = []
-    crlf = data.find(b"\r\n\r\n")
-    if crlf >= 0:
-        ends.append(crlf + 4)
-    lf = data.find(b"\n\n") if bare_lf else -1
-    if lf >= 0:
-        ends.append(lf + 2)
-    return min(ends) if ends else None
-
-
-def _header_lines(head: bytes) -> tuple[str, list[tuple[str, str]]]:
-    """First line and (name, value) fields of a WARC or HTTP head."""
-    lines = head.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
-    out: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        if not line:
-            continue
-        if line[0] in " \t" and out:
-            name, value = out[-1]
-            out[-1] = (name, value + " " + line.strip())
-            continue
-        name, sep, value = line.partition(":")
-        if sep:
-            out.append((name.strip(), value.strip()))
-    return lines[0], out
-
-
-def _field(fields_: list[tuple[str, str]], name: str) -> str | None:
-    lname = name.lower()
-    for key, value in fields_:
-        if key.lower() == lname:
-            return value
-    return None
-
-
 class _Dechunker:
     """Removes HTTP/1.1 chunk framing from a body as it passes."""
 
@@ -564,8 +524,13 @@ class _Dechunker:
         return self.state == "done"
 
 
-class _RecordParser:
-    """Parses the inflated bytes of one record as they come, sending its payload on."""
+class _Payload:
+    """Where the shared reader sends a record's payload: de-chunked if need be, then out.
+
+    A problem found on the way (bad chunk framing, a manifest too large) stops the
+    output but not the reading: it is reported only once every stored byte was
+    hashed, because if the stored bytes differ from the index, that is the news.
+    """
 
     def __init__(
         self, row: RecordRow, sink: Callable[[memoryview], None], *, raw: bool, where: str
@@ -574,164 +539,83 @@ class _RecordParser:
         self.sink = sink
         self.raw = raw
         self.where = where
-        self.state = "warc-head"
-        self.buffer = bytearray()
-        self.block_left = 0
-        self.http = False
-        self.head_length: int | None = None
         self.copied = _Copied()
-        self.payload = hashlib.sha256()
-        self.block: Any = None  # a hash of the whole block, when there is no payload digest
-        self.out: Callable[[memoryview], None] = self._write
+        self.problem: ExtractError | None = None
         self.dechunker: _Dechunker | None = None
-        self.written = hashlib.sha256()  # of the de-chunked body, when it is de-chunked
+        self.digest: Any = None  # of what is written, when the payload digest is not that
+
+    def open(self, rec: StoredRecord) -> Callable[[memoryview], None] | None:
+        """Called by the reader once the heads are read; None: nothing to write."""
+        if rec.get("WARC-Record-ID") != self.row.record_id:
+            return None  # the wrong record: said once the stored bytes are checked
+        self.copied.http_status = rec.http_status
+        self.copied.headers = rec.http_headers or []
+        coding = (rec.http_header("Transfer-Encoding") or "").split(",")[-1].strip().lower()
+        if coding == "chunked" and not self.raw:
+            self.dechunker = _Dechunker(self._write, self.where)
+            self.copied.dechunked = True
+        if self.dechunker is not None or self.row.payload_sha256 is None:
+            self.digest = hashlib.sha256()
+        return self._feed
+
+    def _feed(self, data: memoryview) -> None:
+        self.copied.payload_length += len(data)
+        if self.problem is not None:
+            return
+        try:
+            if self.dechunker is not None:
+                self.dechunker.feed(data)
+            else:
+                self._write(data)
+        except ExtractError as exc:
+            self.problem = exc
 
     def _write(self, data: memoryview) -> None:
+        if self.digest is not None:
+            self.digest.update(data)
         self.copied.written += len(data)
         self.sink(data)
-
-    def _write_dechunked(self, data: memoryview) -> None:
-        self.written.update(data)
-        self._write(data)
 
     def _fail(self, what: str) -> ExtractionFailed:
         return ExtractionFailed(f"{self.where}: {what}")
 
-    def feed(self, data: bytes) -> None:
-        view = memoryview(data)
-        while len(view):
-            if self.state == "warc-head":
-                view = self._warc_head(view)
-            elif self.state == "http-head":
-                view = self._http_head(view)
-            elif self.state == "body":
-                take = min(self.block_left, len(view))
-                body = view[:take]
-                self.block_left -= take
-                self.copied.payload_length += take
-                self.payload.update(body)
-                if self.block is not None:
-                    self.block.update(body)
-                if self.dechunker is not None:
-                    self.dechunker.feed(body)
-                else:
-                    self._write(body)
-                view = view[take:]
-                if self.block_left == 0:
-                    self.state = "tail"
-            else:  # the record's closing CRLF CRLF
-                return
-
-    def _warc_head(self, view: memoryview) -> memoryview:
-        start = len(self.buffer)
-        self.buffer += view[: MAX_WARC_HEAD - start]
-        end = _head_end(self.buffer, bare_lf=False)
-        if end is None:
-            if len(self.buffer) >= MAX_WARC_HEAD:
-                raise self._fail("no end of the WARC head within 1 MiB")
-            return view[len(view) :]
-        head = bytes(self.buffer[:end])
-        rest = view[end - start :]
-        self.buffer.clear()
-        first, warc_fields = _header_lines(head)
-        if not first.startswith("WARC/"):
-            raise self._fail(f"not a WARC record there (it starts {first[:40]!r})")
-        record_id = _field(warc_fields, "WARC-Record-ID")
-        if record_id != self.row.record_id:
+    def finish(self, rec: StoredRecord) -> _Copied:
+        """Check what was read against the index (the stored bytes already were)."""
+        row = self.row
+        record_id = rec.get("WARC-Record-ID")
+        if record_id != row.record_id:
             raise self._fail(
                 f"the index points at another record ({record_id or 'no WARC-Record-ID'} "
                 "is stored there)"
             )
-        try:
-            self.block_left = int(_field(warc_fields, "Content-Length") or "")
-        except ValueError as exc:
-            raise self._fail("the WARC head has no valid Content-Length") from exc
-        warc_type = (_field(warc_fields, "WARC-Type") or "").lower()
-        content_type = (_field(warc_fields, "Content-Type") or "").lower()
-        self.http = warc_type in HTTP_RECORD_TYPES and "application/http" in content_type
-        payload_length = self.row.payload_length
-        if self.http and payload_length is not None and payload_length < self.block_left:
-            # where the index's payload starts: the head is exactly the rest of the block
-            self.head_length = self.block_left - payload_length
-            if self.head_length > MAX_HTTP_HEAD:
-                raise self._fail("its HTTP head is larger than 256 KiB")
-        if self.row.payload_sha256 is None and self.row.block_sha256 is not None:
-            self.block = hashlib.sha256()
-        self.state = "http-head" if self.http else "body"
-        if self.block_left == 0:
-            self.state = "tail"
-        return rest
-
-    def _http_head(self, view: memoryview) -> memoryview:
-        start = len(self.buffer)
-        limit = self.head_length or MAX_HTTP_HEAD
-        room = min(limit, start + self.block_left) - start
-        self.buffer += view[:room]
-        taken = len(self.buffer) - start
-        if self.head_length is None:
-            end = _head_end(self.buffer, bare_lf=True)
-        elif len(self.buffer) == self.head_length:
-            end = self.head_length
-            if not self.buffer.endswith((b"\r\n\r\n", b"\n\n")):
-                raise self._fail(
-                    "the HTTP head does not end where the indexed payload "
-                    f"({self.row.payload_length} bytes) starts"
-                )
-        else:
-            end = None
-        if end is None:
-            if taken == self.block_left or len(self.buffer) >= MAX_HTTP_HEAD:
-                raise self._fail("no end of the HTTP head in the record")
-            self.block_left -= taken
-            return view[len(view) :]
-        used = end - start
-        self.block_left -= used
-        head = bytes(self.buffer[:end])
-        self.buffer.clear()
-        if self.block is not None:
-            self.block.update(head)
-        status_line, http_fields = _header_lines(head)
-        parts = status_line.split(" ", 2)
-        if len(parts) > 1 and parts[0].startswith("HTTP/") and parts[1].isdigit():
-            self.copied.http_status = int(parts[1])
-        self.copied.headers = http_fields
-        coding = (_field(http_fields, "Transfer-Encoding") or "").split(",")[-1].strip().lower()
-        if coding == "chunked" and not self.raw:
-            self.dechunker = _Dechunker(self._write_dechunked, self.where)
-            self.copied.dechunked = True
-        self.state = "body" if self.block_left else "tail"
-        return view[used:]
-
-    def finish(self) -> _Copied:
-        row = self.row
-        if self.state in ("warc-head", "http-head"):
-            raise self._fail("the record ends inside its head")
-        if self.state == "body":
-            raise self._fail(f"the record ends {self.block_left} bytes before its Content-Length")
+        if rec.faults:
+            raise self._fail("; ".join(rec.faults))
+        if self.problem is not None:
+            raise self.problem
         if row.payload_sha256 is not None:
-            found = self.payload.hexdigest()
-            if found != row.payload_sha256:
+            if rec.payload_sha256 != row.payload_sha256:
                 raise self._fail(
-                    f"payload SHA-256 {found} does not match the indexed {row.payload_sha256}"
+                    f"payload SHA-256 {rec.payload_sha256 or '(no payload)'} does not match "
+                    f"the indexed {row.payload_sha256}"
                 )
-            if row.payload_length is not None and self.copied.payload_length != row.payload_length:
+            if row.payload_length is not None and rec.payload_length != row.payload_length:
                 raise self._fail(
-                    f"payload of {self.copied.payload_length} bytes, "
-                    f"the index says {row.payload_length}"
+                    f"payload of {rec.payload_length} bytes, not the indexed payload "
+                    f"({row.payload_length} bytes)"
                 )
-        elif self.block is not None:
-            found = self.block.hexdigest()
-            if found != row.block_sha256:
-                raise self._fail(
-                    f"block SHA-256 {found} does not match the indexed {row.block_sha256}"
-                )
+        elif row.block_sha256 is not None and rec.block_sha256 != row.block_sha256:
+            raise self._fail(
+                f"block SHA-256 {rec.block_sha256} does not match the indexed {row.block_sha256}"
+            )
         if self.dechunker is not None and not self.dechunker.complete and not row.truncated:
             raise self._fail(
                 "the chunked body ends before its last chunk; "
                 "extract it with --raw to get the body as transferred"
             )
-        written = self.written if self.dechunker is not None else self.payload
-        self.copied.sha256 = written.hexdigest()
+        if self.digest is not None:
+            self.copied.sha256 = self.digest.hexdigest()
+        else:  # what was written is the payload, whose digest the reader computed
+            self.copied.sha256 = rec.payload_sha256 or ""
         return self.copied
 
 
@@ -740,9 +624,10 @@ def _copy_record(
 ) -> _Copied:
     """Read ``row``'s record, verify it, and send its payload (de-chunked) to ``sink``.
 
-    A problem found while parsing (bad gzip, wrong record) is reported only after
-    every stored byte was hashed: if the stored bytes differ from the index, that
-    is the news, whatever else broke.
+    The record is read by :func:`archiver.scan.read_stored`.  A problem found while
+    reading (bad gzip, wrong record, bad chunk framing) is reported only after every
+    stored byte was hashed: if the stored bytes differ from the index, that is the
+    news, whatever else broke.
     """
     path = archive_dir / row.warc_filename
     where = (
@@ -754,81 +639,33 @@ def _copy_record(
         raise SelectionError(f"{where} is a revisit record: its payload is in{target}")
     if row.warc_length <= 0 or row.warc_offset < 0:
         raise ExtractionFailed(f"{where}: the index gives no valid place for it")
-    parser = _RecordParser(row, sink, raw=raw, where=where)
-    stored = hashlib.sha256()
-    problem: ExtractError | None = None
-    inflater: Any = None  # zlib-ng's decompressor for a .warc.gz, None for a .warc
-    read = 0
 
-    def take(chunk: memoryview) -> None:
-        nonlocal inflater
-        if read == len(chunk) and bytes(chunk[:2]) == b"\x1f\x8b":
-            inflater = zlib_ng.decompressobj(31)
-        if inflater is None:
-            parser.feed(bytes(chunk))
-            return
-        parser.feed(inflater.decompress(chunk, CHUNK_SIZE))
-        while inflater.unconsumed_tail and not inflater.eof:
-            parser.feed(inflater.decompress(inflater.unconsumed_tail, CHUNK_SIZE))
-        if inflater.eof and (inflater.unused_data or read < row.warc_length):
-            ended = read - len(inflater.unused_data)
+    def check_stored(found: str) -> None:
+        if found != row.record_sha256:
             raise ExtractionFailed(
-                f"{where}: its gzip member ends after {ended} of the indexed "
-                f"{row.warc_length} bytes"
+                f"{where}: the stored bytes do not match the index (SHA-256 {found}, indexed "
+                f"{row.record_sha256}): the WARC file was changed or damaged"
             )
 
-    # The stored bytes are hashed on a second core while this one inflates, parses
-    # and writes: two buffers, the one being hashed is never the one being filled.
-    pool = ThreadPoolExecutor(max_workers=1) if row.warc_length > CHUNK_SIZE else None
-    buffers = [memoryview(bytearray(min(CHUNK_SIZE, row.warc_length))) for _ in "ab"]
-    hashing: Future[None] | None = None
+    payload = _Payload(row, sink, raw=raw, where=where)
     try:
-        with path.open("rb") as fh:
-            fh.seek(row.warc_offset)
-            while read < row.warc_length:
-                buffer = buffers[0]
-                buffers.reverse()
-                n = fh.readinto(buffer[: min(CHUNK_SIZE, row.warc_length - read)])
-                if not n:
-                    raise ExtractionFailed(
-                        f"{where}: {row.warc_filename} ends {row.warc_length - read} bytes "
-                        "before the end of the record"
-                    )
-                chunk = buffer[:n]
-                read += n
-                if hashing is not None:
-                    hashing.result()
-                if pool is not None:
-                    hashing = pool.submit(stored.update, chunk)
-                else:
-                    stored.update(chunk)
-                if problem is None:
-                    try:
-                        take(chunk)
-                    except ExtractError as exc:
-                        problem = exc
-                    except _ZLIB_ERRORS as exc:
-                        problem = ExtractionFailed(f"{where}: the gzip member is corrupt ({exc})")
+        rec = read_stored(
+            path,
+            row.warc_offset,
+            row.warc_length,
+            block_digest=row.payload_sha256 is None,  # else the payload is what is checked
+            open_sink=payload.open,
+        )
+    except Unreadable as exc:
+        if exc.record_sha256 is not None:
+            check_stored(exc.record_sha256)
+        raise ExtractionFailed(f"{where}: {exc}") from exc
     except FileNotFoundError as exc:
         raise ExtractionFailed(f"{where}: the WARC file {path} does not exist") from exc
     except OSError as exc:
         raise ExtractionFailed(f"{where}: cannot read {path}: {exc.strerror or exc}") from exc
-    finally:
-        if hashing is not None:
-            hashing.result()
-        if pool is not None:
-            pool.shutdown()
-    found = stored.hexdigest()
-    if found != row.record_sha256:
-        raise ExtractionFailed(
-            f"{where}: the stored bytes do not match the index (SHA-256 {found}, indexed "
-            f"{row.record_sha256}): the WARC file was changed or damaged"
-        )
-    if problem is not None:
-        raise problem
-    if inflater is not None and not inflater.eof:
-        raise ExtractionFailed(f"{where}: the gzip member does not end within the record")
-    return parser.finish()
+    check_stored(rec.record_sha256)
+    return payload.finish(rec)
 
 
 # --------------------------------------------------------------------------- writing
@@ -970,7 +807,7 @@ def _read_entity(archive_dir: Path, row: RecordRow) -> bytes:
         body.extend(data)
 
     copied = _copy_record(archive_dir, row, collect, raw=False)
-    coding = (_field(copied.headers, "Content-Encoding") or "").strip().lower()
+    coding = (header_value(copied.headers, "Content-Encoding") or "").strip().lower()
     if coding in ("", "identity"):
         return bytes(body)
     if coding not in ("gzip", "x-gzip", "deflate"):

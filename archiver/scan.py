@@ -1,11 +1,20 @@
-"""Reading WARC files back: every record with its place, its stored bytes' hash and its digests.
+"""Reading WARC records back: the one streaming reader of a stored record, and whole files.
 
-Used to rebuild the index from the WARC files, and to import WARC files written
-by other tools.  warcio finds the record boundaries (it copes with the many
-dialects in the wild); each record's stored bytes are then read again here,
-streamed in fixed-size chunks, to compute what the index holds: the SHA-256 of
-the stored bytes, of the block and of the payload, and to check the digests the
-record declares (SHA-1, SHA-256, SHA-512 or MD5, in base32, hex or base64).
+:func:`read_stored` reads one record's extent (``length`` bytes at ``offset``, the
+whole gzip member in a ``.warc.gz``) in fixed-size chunks and computes in one pass
+what the index holds and what a verifier checks: the SHA-256 of the stored bytes, of
+the block and of the payload, the HTTP status, content type and header fields, and
+whether the digests the record declares hold (SHA-1, SHA-256, SHA-512 or MD5, in
+base32, hex or base64).  The payload can be passed on to a sink as it is read
+(``archiver extract`` writes it to a file), and a small block kept in memory
+(warcinfo, metadata).  Memory does not grow with the record: a gzip member is
+inflated at most one chunk at a time (a decompression bomb stays a stream) and
+heads are bounded.
+
+:func:`scan_file` reads every record of a file: warcio finds the record boundaries
+(it copes with the many dialects in the wild), then each record's stored bytes are
+read with :func:`read_stored`.  That is how the index is rebuilt from the WARC
+files, and how WARC files written by other tools are imported.
 """
 
 from __future__ import annotations
@@ -15,51 +24,89 @@ import binascii
 import contextlib
 import hashlib
 import io
-import os
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from zlib_ng import zlib_ng
 
 CHUNK = 1024 * 1024
+"""Bytes read, and at most inflated, at a time."""
 HEAD_LIMIT = 1024 * 1024  # a WARC or HTTP head larger than this is not a head
 KEEP_BLOCK_LIMIT = 16 * 1024 * 1024
 HTTP_TYPES = ("response", "request")
+GZIP_MAGIC = b"\x1f\x8b"
 _ALGORITHMS: dict[str, Callable[[], Any]] = {
     "sha1": hashlib.sha1,
     "sha256": hashlib.sha256,
     "sha512": hashlib.sha512,
     "md5": hashlib.md5,
 }
+# zlib-ng's stub declares its error as an instance; it is a class
+_ZLIB_ERRORS: tuple[type[Exception], ...] = (zlib.error, cast(type[Exception], zlib_ng.error))
+
+Sink = Callable[[memoryview], None]
+"""Receives a record's payload piece by piece; a piece is valid only during the call."""
+
+
+class Unreadable(ValueError):
+    """The bytes at the place cannot be read as a record, or the file ends before the place.
+
+    ``record_sha256`` is the SHA-256 of every stored byte of the extent (they are all
+    read, whatever broke), so that a caller can tell damaged bytes from a record that
+    never was one; None when the file ends before the extent does.
+    """
+
+    def __init__(self, message: str, record_sha256: str | None) -> None:
+        super().__init__(message)
+        self.record_sha256 = record_sha256
 
 
 @dataclass
 class StoredRecord:
-    """One record as it stands in a WARC file."""
+    """One record as it stands in a WARC file.
+
+    The payload is the HTTP body as stored (chunk framing included) for a response
+    or request whose Content-Type is ``application/http``, nothing for a revisit, and
+    the block for every other record.  ``payload_sha256`` and ``payload_length`` are
+    what the index holds: the payload's, except for requests (None; their declared
+    WARC-Payload-Digest is still checked) and for HTTP messages whose head has no end.
+    """
 
     path: Path
     offset: int
     length: int
-    record_sha256: str
     version: str
     headers: list[tuple[str, str]]
-    block_length: int
-    block_sha256: str
-    http_status: int | None = None
+    record_sha256: str = ""
+    block_length: int = 0
+    block_sha256: str | None = None  # None when not asked for
+    http_status: int | None = None  # of a response
     http_content_type: str | None = None
+    http_headers: list[tuple[str, str]] | None = None  # of an HTTP message whose head was read
     payload_sha256: str | None = None
     payload_length: int | None = None
-    problems: list[str] = field(default_factory=list)
-    block: bytes | None = None  # kept for warcinfo and metadata records
+    faults: list[str] = field(default_factory=list)  # the record is not whole or well-formed
+    mismatches: list[str] = field(default_factory=list)  # declared digests that do not hold
+    block: bytes | None = None  # kept when asked (warcinfo and metadata records)
+
+    @property
+    def problems(self) -> list[str]:
+        """Everything wrong with the record, as the index's ``problem`` lists it."""
+        return [*self.faults, *self.mismatches]
 
     def get(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lowered:
-                return value
-        return None
+        """A WARC header field (the first of that name), or None."""
+        return header_value(self.headers, name)
+
+    def http_header(self, name: str) -> str | None:
+        """An HTTP header field (the first of that name), or None."""
+        return header_value(self.http_headers or [], name)
 
     @property
     def warc_type(self) -> str:
@@ -77,6 +124,44 @@ class ScanIssue:
     path: Path
     offset: int
     message: str
+
+
+def header_value(fields: list[tuple[str, str]], name: str) -> str | None:
+    """The value of the first field called ``name`` (any case), or None."""
+    lowered = name.lower()
+    for key, value in fields:
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def header_fields(head: str) -> tuple[str, list[tuple[str, str]]]:
+    """First line and (name, value) fields of a WARC or HTTP head (CRLF or bare LF lines)."""
+    lines = head.replace("\r\n", "\n").split("\n")
+    fields: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line[0] in " \t" and fields:  # obsolete line folding
+            name, value = fields[-1]
+            fields[-1] = (name, value + " " + line.strip())
+            continue
+        name, sep, value = line.partition(":")
+        if sep:
+            fields.append((name.strip(), value.strip()))
+    return lines[0].strip(), fields
+
+
+def _head_end(data: bytearray, start: int, *, bare_lf: bool) -> int | None:
+    """Where a head ends: after CRLF CRLF (WARC), or also LF LF (HTTP, as fetch reads it)."""
+    ends = []
+    crlf = data.find(b"\r\n\r\n", start)
+    if crlf >= 0:
+        ends.append(crlf + 4)
+    lf = data.find(b"\n\n", start) if bare_lf else -1
+    if lf >= 0:
+        ends.append(lf + 2)
+    return min(ends) if ends else None
 
 
 def parse_warc_date(value: str | None) -> datetime | None:
@@ -148,6 +233,10 @@ class _Checked:
             self.other.update(data)
         self.length += len(data)
 
+    def update_all(self, pieces: list[memoryview]) -> None:
+        for piece in pieces:
+            self.update(piece)
+
     def problem(self) -> str | None:
         if self.declared_text and self.declared is None:
             return (
@@ -162,156 +251,336 @@ class _Checked:
         return None
 
 
-def read_stored(path: Path, offset: int, length: int, *, keep_block: bool = False) -> StoredRecord:
-    """Read the record stored at ``offset`` (``length`` bytes) and compute its digests."""
-    compressed = path.name.endswith(".gz") or path.name.endswith(".gz.open")
-    fd = os.open(path, os.O_RDONLY)
+def read_stored(
+    path: Path,
+    offset: int,
+    length: int,
+    *,
+    keep_block: bool = False,
+    block_digest: bool = True,
+    open_sink: Callable[[StoredRecord], Sink | None] | None = None,
+) -> StoredRecord:
+    """Read the record stored at ``offset`` (``length`` bytes), in one pass, in fixed chunks.
+
+    Whether the extent is a gzip member or an uncompressed record is told by its
+    first bytes.  What is wrong with a record that can be read is in its ``faults``
+    (not whole or not well-formed) and ``mismatches`` (declared digests that do not
+    hold).
+
+    ``keep_block`` keeps the block (up to 16 MiB) in ``block``.  Without
+    ``block_digest`` the block is not hashed, nor its declared digest checked: a
+    caller that checks the payload saves a third of the hashing.  ``open_sink``, if
+    given, is called once the heads are read (the WARC head, and the HTTP head of an
+    HTTP message) with the record as far as it is known; the :data:`Sink` it returns,
+    if any, then receives the payload as it is read.  Exceptions from either are not
+    caught: they stop the reading at once.
+
+    Raises :class:`Unreadable` when the bytes are not a record (no WARC head, no
+    valid Content-Length, a corrupt gzip member) or the file is too short, and
+    OSError when the file cannot be read.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan") if length > CHUNK else None
     try:
-        return _Reader(path, fd, offset, length, compressed, keep_block).read()
+        with open(path, "rb", buffering=0) as fh:
+            fh.seek(offset)
+            return _Reader(
+                path,
+                fh,
+                offset,
+                length,
+                pool=pool,
+                keep_block=keep_block,
+                block_digest=block_digest,
+                open_sink=open_sink,
+            ).read()
     finally:
-        os.close(fd)
+        if pool is not None:
+            pool.shutdown()
+
+
+# what the reader is reading
+_WARC_HEAD, _HTTP_HEAD, _BODY, _TAIL = "warc head", "http head", "body", "tail"
 
 
 class _Reader:
+    """One record's extent: hashed, inflated, parsed and passed on as it is read.
+
+    The stored bytes and the block (if asked for) are hashed on a second core (for
+    records larger than a chunk) while this one reads, inflates, hashes the payload and feeds the
+    sink.  At most two hashing jobs are queued (so neither core waits for the other
+    at every chunk, and memory stays flat), and a buffer is not refilled before the
+    jobs that read it are done.
+    """
+
     def __init__(
-        self, path: Path, fd: int, offset: int, length: int, compressed: bool, keep: bool
+        self,
+        path: Path,
+        fh: io.RawIOBase,
+        offset: int,
+        length: int,
+        *,
+        pool: ThreadPoolExecutor | None,
+        keep_block: bool,
+        block_digest: bool,
+        open_sink: Callable[[StoredRecord], Sink | None] | None,
     ) -> None:
-        self.path, self.fd, self.offset, self.length = path, fd, offset, length
-        self.raw_hash = hashlib.sha256()
-        self.decomp = zlib.decompressobj(31) if compressed else None
-        self.pos = offset
-        self.pending = b""
-        self.keep = keep
-        self.trailing_member = False
+        self.path, self.fh, self.offset, self.length = path, fh, offset, length
+        self.pool = pool
+        self.keep_block = keep_block
+        self.block_digest = block_digest
+        self.open_sink = open_sink
+        self.jobs: deque[Future[None]] = deque()  # queued on the second core, oldest first
+        self.stored = hashlib.sha256()
+        self.inflater: Any = None  # zlib-ng's, for a gzip member
+        self.compressed: bool | None = None  # known from the first bytes
+        self.member_end: int | None = None  # stored bytes up to the end of the gzip member
+        self.member_faults: list[str] = []
+        self.broken: str | None = None  # why the rest is not a record
+        self.state = _WARC_HEAD
+        self.head = bytearray()
+        self.rec: StoredRecord | None = None
+        self.left = 0  # bytes of the block still to come
+        self.block: _Checked | None = None
+        self.block_length = 0
+        self.payload = _Checked(None, "payload")
+        self.to_payload = False
+        self.http_head_read = False
+        self.http_head_missing = False
+        self.kept: bytearray | None = None
+        self.sink: Sink | None = None
 
-    def _more(self) -> bytes:
-        """The next piece of the record's decompressed bytes, b'' at its end."""
-        while self.pos < self.offset + self.length:
-            n = min(CHUNK, self.offset + self.length - self.pos)
-            raw = os.pread(self.fd, n, self.pos)
-            if not raw:
-                raise OSError(f"{self.path}: file ends at offset {self.pos}")
-            self.pos += len(raw)
-            self.raw_hash.update(raw)
-            if self.decomp is None:
-                return raw
-            out = self.decomp.decompress(raw)
-            if self.decomp.eof and self.decomp.unused_data:
-                self.trailing_member = True
-                self.decomp = None  # the rest is not part of this gzip member
-            if out:
-                return out
-        return b""
-
-    def _take_head(self) -> bytes | None:
-        while b"\r\n\r\n" not in self.pending:
-            if len(self.pending) > HEAD_LIMIT:
-                return None
-            more = self._more()
-            if not more:
-                return None
-            self.pending += more
-        head, _, self.pending = self.pending.partition(b"\r\n\r\n")
-        return head
-
+    # ------------------------------------------------------------ stored bytes
     def read(self) -> StoredRecord:
-        head = self._take_head()
-        if head is None:
-            raise ValueError("no WARC record head")
-        lines = head.decode("utf-8", "replace").split("\r\n")
-        version = lines[0].strip()
-        headers: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            if line[:1] in (" ", "\t") and headers:
-                name, value = headers[-1]
-                headers[-1] = (name, value + " " + line.strip())
-                continue
-            name, sep, value = line.partition(":")
-            if sep:
-                headers.append((name.strip(), value.strip()))
-        rec = StoredRecord(
-            path=self.path,
-            offset=self.offset,
-            length=self.length,
-            record_sha256="",
-            version=version,
-            headers=headers,
-            block_length=0,
-            block_sha256="",
-        )
-        declared_len = rec.get("Content-Length")
+        count = 2 if self.pool is not None else 1
+        buffers = [memoryview(bytearray(min(CHUNK, self.length))) for _ in range(count)]
+        reading: list[Future[None] | None] = [None, None]  # the last job to read each buffer
+        done = 0
         try:
-            content_length = int(declared_len or "")
-        except ValueError:
-            raise ValueError(f"invalid Content-Length {declared_len!r}") from None
-        block = _Checked(rec.get("WARC-Block-Digest"), "block")
-        wtype = rec.warc_type
-        is_http = wtype in HTTP_TYPES and "application/http" in (rec.get("Content-Type") or "")
-        payload_header = rec.get("WARC-Payload-Digest") if wtype != "revisit" else None
-        payload = _Checked(payload_header, "payload")
-        http_head = bytearray() if is_http else None
-        kept = bytearray() if self.keep else None
-        remaining = content_length
-        data = self.pending
-        self.pending = b""
-        while remaining > 0:
-            if not data:
-                data = self._more()
-                if not data:
-                    break
-            piece = memoryview(data)[:remaining]
-            remaining -= len(piece)
-            block.update(piece)
-            if kept is not None and len(kept) < KEEP_BLOCK_LIMIT:
-                kept += piece
-            if http_head is not None:
-                http_head += piece
-                end = http_head.find(b"\r\n\r\n")
-                if end >= 0:
-                    payload.update(memoryview(http_head)[end + 4 :])
-                    self._http(rec, bytes(http_head[:end]))
-                    http_head = None
-                elif len(http_head) > HEAD_LIMIT:
-                    rec.problems.append("HTTP head too large or missing")
-                    http_head = None
-                    is_http = False
-            elif is_http or wtype not in HTTP_TYPES:
-                payload.update(piece)
-            data = data[len(piece) :] if len(piece) < len(data) else b""
-        while self._more():  # the record's trailer; hash every stored byte
-            pass
-        if remaining > 0:
-            rec.problems.append(
-                f"block ends {remaining} bytes short of its Content-Length {content_length}"
-            )
-        if http_head is not None:
-            rec.problems.append("no end of the HTTP head")
-            is_http = False
-        rec.block_length = block.length
-        rec.block_sha256 = block.sha256.hexdigest()
-        rec.record_sha256 = self.raw_hash.hexdigest()
-        rec.block = bytes(kept) if kept is not None else None
-        if self.trailing_member:
-            rec.problems.append("more than one gzip member in the record's extent")
-        for check in (block, payload):
-            issue = check.problem()
-            if issue:
-                rec.problems.append(issue)
-        if (wtype == "response" and is_http) or wtype not in (*HTTP_TYPES, "revisit"):
-            rec.payload_sha256 = payload.sha256.hexdigest()
-            rec.payload_length = payload.length
-        return rec
+            while done < self.length:
+                which = (done // CHUNK) % count
+                if (last := reading[which]) is not None:
+                    last.result()
+                buffer = buffers[which]
+                n = self.fh.readinto(buffer[: min(CHUNK, self.length - done)])
+                if not n:
+                    raise Unreadable(
+                        f"the file ends {self.length - done} bytes before the end of the record",
+                        None,
+                    )
+                raw = buffer[:n]
+                done += n
+                self._run(self.stored.update, raw)
+                if self.broken is None:
+                    try:
+                        self._take(raw, done)
+                    except _ZLIB_ERRORS as exc:
+                        self.broken = f"the gzip member is corrupt ({exc})"
+                reading[which] = self.jobs[-1] if self.jobs else None
+        finally:
+            self._wait()
+        record_sha256 = self.stored.hexdigest()
+        if self.broken is None and self.state == _WARC_HEAD:
+            self.broken = "the record ends inside its WARC head"
+        if self.broken is not None or self.rec is None:
+            raise Unreadable(self.broken or "no WARC record head", record_sha256)
+        return self._finish(record_sha256)
 
-    def _http(self, rec: StoredRecord, head: bytes) -> None:
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split()
-        if rec.warc_type == "response" and len(parts) >= 2 and parts[1].isdigit():
-            rec.http_status = int(parts[1])
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep and name.strip().lower() == "content-type":
-                rec.http_content_type = media_type(value)
+    def _run(self, update: Callable[[Any], None], data: Any) -> None:
+        """``update(data)`` on the second core (in order, two jobs queued at most), else here."""
+        if self.pool is None:
+            update(data)
+            return
+        while len(self.jobs) >= 2:
+            self.jobs.popleft().result()
+        self.jobs.append(self.pool.submit(update, data))
+
+    def _wait(self) -> None:
+        while self.jobs:
+            self.jobs.popleft().result()
+
+    def _take(self, raw: memoryview, done: int) -> None:
+        """The next stored bytes (``done`` read so far): inflated if need be, then parsed."""
+        if self.compressed is None:
+            self.compressed = bytes(raw[:2]) == GZIP_MAGIC
+            if self.compressed:
+                self.inflater = zlib_ng.decompressobj(31)
+        inflater = self.inflater
+        if inflater is None:
+            self._feed(raw)
+            return
+        if inflater.eof:
+            self._after_member(bytes(raw[:2]))
+            return
+        data: Any = raw
+        while self.broken is None:
+            out = inflater.decompress(data, CHUNK)  # bounded: a bomb stays a stream
+            if out:
+                self._feed(memoryview(out))
+            if inflater.eof:
+                self.member_end = done - len(inflater.unused_data)
+                if inflater.unused_data:  # else the next chunk tells what follows
+                    self._after_member(inflater.unused_data[:2])
+                return
+            data = inflater.unconsumed_tail
+            if not data and len(out) < CHUNK:
+                return  # wants more input
+
+    def _after_member(self, following: bytes) -> None:
+        if self.member_faults:
+            return
+        if following == GZIP_MAGIC:
+            self.member_faults.append("more than one gzip member in the record's extent")
+        else:
+            self.member_faults.append(
+                f"the gzip member ends after {self.member_end} of the record's {self.length} bytes"
+            )
+
+    # ------------------------------------------------------------ the record
+    def _feed(self, data: memoryview) -> None:
+        """Parse the next record bytes; hash block and payload and feed the sink."""
+        blocks: list[memoryview] = []
+        payload: list[memoryview] = []
+        while len(data) and self.broken is None:
+            if self.state == _WARC_HEAD:
+                data = self._warc_head(data)
+            elif self.state == _HTTP_HEAD:
+                data = self._http_head(data, blocks)
+            elif self.state == _BODY:
+                piece = data[: self.left]
+                data = data[len(piece) :]
+                self.left -= len(piece)
+                blocks.append(piece)
+                if self.to_payload:
+                    payload.append(piece)
+                if not self.left:
+                    self.state = _TAIL
+            else:  # the record's closing CRLF CRLF; hashed as stored bytes only
                 break
+        if blocks:
+            if self.kept is not None:
+                for piece in blocks:
+                    if len(self.kept) < KEEP_BLOCK_LIMIT:
+                        self.kept += piece
+            self.block_length += sum(len(piece) for piece in blocks)
+            if self.block is not None:
+                self._run(self.block.update_all, blocks)
+        for piece in payload:
+            self.payload.update(piece)
+            if self.sink is not None:
+                self.sink(piece)
+
+    def _warc_head(self, data: memoryview) -> memoryview:
+        before = len(self.head)
+        self.head += data[: HEAD_LIMIT - before]
+        end = _head_end(self.head, max(0, before - 3), bare_lf=False)
+        if end is None:
+            if len(self.head) >= HEAD_LIMIT:
+                self.broken = "no end of the WARC head within 1 MiB"
+            return data[len(data) :]
+        head = self.head[:end].decode("utf-8", "replace")
+        self.head.clear()
+        self._start(head)
+        return data[end - before :]
+
+    def _start(self, head: str) -> None:
+        version, headers = header_fields(head)
+        if not version.startswith("WARC/"):
+            self.broken = f"not a WARC record (it starts {version[:40]!r})"
+            return
+        rec = self.rec = StoredRecord(self.path, self.offset, self.length, version, headers)
+        declared = rec.get("Content-Length")
+        try:
+            self.left = int(declared or "")
+        except ValueError:
+            self.left = -1
+        if self.left < 0:
+            self.broken = f"invalid Content-Length {declared!r}"
+            return
+        wtype = rec.warc_type
+        if self.block_digest:
+            self.block = _Checked(rec.get("WARC-Block-Digest"), "block")
+        self.payload = _Checked(
+            rec.get("WARC-Payload-Digest") if wtype != "revisit" else None, "payload"
+        )
+        self.kept = bytearray() if self.keep_block else None
+        if wtype in HTTP_TYPES and "application/http" in (rec.get("Content-Type") or "").lower():
+            self.state = _HTTP_HEAD
+            return
+        self.state = _BODY if self.left else _TAIL
+        if wtype != "revisit":  # a revisit has no payload
+            self._open_payload()
+
+    def _http_head(self, data: memoryview, blocks: list[memoryview]) -> memoryview:
+        piece = data[: self.left]
+        before = len(self.head)
+        self.head += piece
+        end = _head_end(self.head, max(0, before - 3), bare_lf=True)
+        if end is None:
+            blocks.append(piece)
+            self.left -= len(piece)
+            if len(self.head) > HEAD_LIMIT or not self.left:
+                if self.left:
+                    assert self.rec is not None
+                    self.rec.faults.append("no end of the HTTP head within 1 MiB")
+                else:
+                    self.http_head_missing = True
+                self.head.clear()
+                self.state = _BODY if self.left else _TAIL  # the rest is block, not payload
+            return data[len(piece) :]
+        used = end - before
+        blocks.append(piece[:used])
+        self.left -= used
+        self._http_message(self.head[:end].decode("latin-1"))
+        self.head.clear()
+        self.state = _BODY if self.left else _TAIL
+        self._open_payload()
+        return data[used:]
+
+    def _http_message(self, head: str) -> None:
+        rec = self.rec
+        assert rec is not None
+        status_line, rec.http_headers = header_fields(head)
+        parts = status_line.split()
+        if rec.warc_type == "response" and len(parts) >= 2:
+            code = parts[1]
+            if code.isascii() and code.isdigit():
+                rec.http_status = int(code)
+        rec.http_content_type = media_type(rec.http_header("Content-Type"))
+        self.http_head_read = True
+
+    def _open_payload(self) -> None:
+        self.to_payload = True
+        if self.open_sink is not None:
+            assert self.rec is not None
+            self.sink = self.open_sink(self.rec)
+
+    def _finish(self, record_sha256: str) -> StoredRecord:
+        rec = self.rec
+        assert rec is not None
+        rec.record_sha256 = record_sha256
+        if self.left > 0:
+            declared = rec.get("Content-Length")
+            rec.faults.append(
+                f"block ends {self.left} bytes short of its Content-Length {declared}"
+            )
+        if self.state == _HTTP_HEAD or self.http_head_missing:
+            rec.faults.append("no end of the HTTP head")
+        rec.faults += self.member_faults
+        if self.inflater is not None and not self.inflater.eof:
+            rec.faults.append("the gzip member does not end within the record")
+        rec.block_length = self.block_length
+        rec.block = bytes(self.kept) if self.kept is not None else None
+        if self.block is not None:
+            rec.block_sha256 = self.block.sha256.hexdigest()
+        for check in (self.block, self.payload):
+            issue = check.problem() if check is not None else None
+            if issue:
+                rec.mismatches.append(issue)
+        wtype = rec.warc_type
+        if (wtype == "response" and self.http_head_read) or wtype not in (*HTTP_TYPES, "revisit"):
+            rec.payload_sha256 = self.payload.sha256.hexdigest()
+            rec.payload_length = self.payload.length
+        return rec
 
 
 def scan_file(
@@ -350,6 +619,8 @@ def scan_file(
                 return
             last_end = offset + length
             try:
-                yield read_stored(path, offset, length, keep_block=keep(wtype))
-            except (ValueError, OSError, zlib.error) as exc:
+                rec = read_stored(path, offset, length, keep_block=keep(wtype))
+            except (Unreadable, OSError) as exc:
                 yield ScanIssue(path, offset, f"unreadable record: {exc}")
+                continue
+            yield rec
