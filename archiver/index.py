@@ -48,6 +48,8 @@ REPLACES_SUFFIX = ".replaces"
 def replaces_listing(target: Path) -> Path:
     """``.compact-….replaces`` beside a merged file: hidden, so dataset readers skip it."""
     return target.with_name("." + target.stem + REPLACES_SUFFIX)
+
+
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
 
 
