@@ -24,6 +24,7 @@ from archiver.index import Index, read_rows, replaces_listing
 from archiver.model import Capture, CaptureOptions, CaptureStatus
 from tests.conftest import FixedClock, sequential_ids
 from tests.site import FixtureSite
+from tests.terminal import stderr_on_terminal
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -490,33 +491,9 @@ def test_a_rebuild_interrupted_between_its_renames_is_finished(
 
 
 def test_import_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
-    import pty
-
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [
-            str(BIN / "archiver"),
-            "index",
-            "import",
-            str(CORPUS / "example.warc.gz"),
-            "--archive-dir",
-            str(tmp_path / "a"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=secondary,
+    status, text = stderr_on_terminal(
+        "index", "import", str(CORPUS / "example.warc.gz"), "--archive-dir", str(tmp_path / "a")
     )
-    os.close(secondary)
-    seen = b""
-    while True:
-        try:
-            piece = os.read(primary, 4096)
-        except OSError:
-            break
-        if not piece:
-            break
-        seen += piece
-    os.close(primary)
-    assert proc.wait(60) == 0
-    assert "reading file 1" in seen.decode(errors="replace")
+    assert status == 0 and "reading file 1" in text
     piped = run("index", "import", str(CORPUS / "example.warc.gz"), archive=tmp_path / "b")
     assert piped.returncode == 0 and piped.stderr == ""

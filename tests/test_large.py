@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.site import FixtureSite
+from tests.terminal import stderr_on_terminal
 from tests.warcs import read_all, responses_by_url
 
 MEASURE_RSS = (
@@ -80,33 +80,10 @@ def test_memory_stays_small_for_a_page_with_a_video(tmp_path: Path) -> None:
 
 
 def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path, site: FixtureSite) -> None:
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "archiver",
-            "capture",
-            site.url(site.PLAIN),
-            "--archive-dir",
-            str(tmp_path / "a"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=secondary,
+    status, text = stderr_on_terminal(
+        "capture", site.url(site.PLAIN), "--archive-dir", str(tmp_path / "a")
     )
-    os.close(secondary)
-    seen = b""
-    while True:
-        try:
-            piece = os.read(primary, 4096)
-        except OSError:
-            break
-        if not piece:
-            break
-        seen += piece
-    os.close(primary)
-    assert proc.wait(60) == 0
-    text = seen.decode(errors="replace")
+    assert status == 0
     assert "fetched" in text and "/s" in text  # counts, bytes and rate
     piped = subprocess.run(
         [
