@@ -326,9 +326,7 @@ class Index:
                 with atomic_path(target) as temp:
                     writer = pq.ParquetWriter(temp, arrow, **PARQUET_OPTIONS)
                     try:
-                        for source in sources:
-                            data = read_table_file(source, table)
-                            writer.write_table(data, row_group_size=row_group_size)
+                        _merge_into(writer, sources, table, row_group_size)
                     finally:
                         writer.close()
                     listing = replaces_listing(target)
@@ -339,6 +337,29 @@ class Index:
                 fsync_dir(directory)
                 merged[table] = len(sources)
         return merged
+
+
+def _merge_into(writer: Any, sources: list[Path], table: str, row_group_size: int) -> None:
+    """Append every source's rows to ``writer`` in full row groups of ``row_group_size``.
+
+    Each ``write_table`` call ends a row group, so the small per-capture tables are
+    gathered first: a query then reads a few large row groups, not thousands of tiny ones.
+    """
+    import pyarrow as pa
+
+    pending: list[pa.Table] = []
+    rows = 0
+    for source in sources:
+        data = read_table_file(source, table)
+        pending.append(data)
+        rows += data.num_rows
+        if rows >= row_group_size:
+            merged = pa.concat_tables(pending)
+            full = (rows // row_group_size) * row_group_size
+            writer.write_table(merged.slice(0, full), row_group_size=row_group_size)
+            pending, rows = [merged.slice(full)], rows - full
+    if rows:
+        writer.write_table(pa.concat_tables(pending), row_group_size=row_group_size)
 
 
 def read_table_file(path: Path, table: str) -> pa.Table:
