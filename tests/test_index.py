@@ -340,6 +340,8 @@ def test_compaction_keeps_every_row_and_survives_a_crash(
     result = run("index", "compact", archive=archive)
     assert result.returncode == 0, result.stderr
     assert len(index.files("captures")) == 1
+    # one full row group, not one per merged capture
+    assert [pq.read_metadata(p).num_row_groups for p in index.files("records")] == [1]
     assert sorted(duck(archive, "select record_id, record_sha256 from records")) == before
 
 
