@@ -303,10 +303,12 @@ class Index:
 
     # compaction ------------------------------------------------------------
     def compact(self, row_group_size: int = 256 * 1024) -> dict[str, int]:
-        """Merge each table's files into one; returns how many files were merged.
+        """Merge each table's files into one, sorted; returns how many files were merged.
 
-        The merged file is written first; a ``.replaces`` listing beside it names the
-        files it replaces, which are deleted next.  After a crash, :meth:`repair`
+        Records are sorted by URL (then time): a lookup by URL then reads one or two
+        row groups of even a large index.  The merged file is written first; a
+        ``.replaces`` listing beside it names the files it replaces, which are
+        deleted next.  After a crash, :meth:`repair`
         deletes the rest, so no row is ever lost and duplicates do not outlive it.
         """
         import pyarrow.parquet as pq
@@ -323,12 +325,14 @@ class Index:
                 directory = self.table_dir(table)
                 target = directory / f"{COMPACT_PREFIX}{stamp}.parquet"
                 arrow = schema.arrow_schema(table)
+                spill = self.root / f"{TEMP_MARK}sort-{stamp}"
                 with atomic_path(target) as temp:
                     writer = pq.ParquetWriter(temp, arrow, **PARQUET_OPTIONS)
                     try:
-                        _merge_into(writer, sources, table, row_group_size)
+                        _merge_into(writer, sources, table, row_group_size, spill)
                     finally:
                         writer.close()
+                        shutil.rmtree(spill, ignore_errors=True)
                     listing = replaces_listing(target)
                     listing.write_text("\n".join(p.name for p in sources) + "\n", "utf-8")
                 for source in sources:
@@ -339,35 +343,61 @@ class Index:
         return merged
 
 
-def _merge_into(writer: Any, sources: list[Path], table: str, row_group_size: int) -> None:
-    """Append every source's rows to ``writer`` in full row groups of ``row_group_size``.
+# The order of rows in a compacted file: records by URL, so that the row groups'
+# statistics let a lookup of one URL skip all but one or two of them.
+COMPACT_ORDER = {
+    "records": "url NULLS LAST, fetched_at, record_id",
+    "captures": "started_at, capture_id",
+}
+# DuckDB sorts within this much memory, spilling to disk beyond it.
+SORT_MEMORY = "1GB"
 
-    Each ``write_table`` call ends a row group, so the small per-capture tables are
-    gathered first: a query then reads a few large row groups, not thousands of tiny ones.
+
+def _merge_into(
+    writer: Any, sources: list[Path], table: str, row_group_size: int, spill: Path
+) -> None:
+    """Write every source's rows to ``writer``, sorted, in full row groups.
+
+    DuckDB reads the files and sorts them (an external sort: memory stays bounded,
+    whatever the size of the index); pyarrow writes the batches with the schema
+    from ``schemas/``, gathered into row groups of ``row_group_size`` rows (each
+    ``write_table`` call ends a row group).
     """
+    import duckdb
     import pyarrow as pa
 
-    pending: list[pa.Table] = []
-    rows = 0
-    for source in sources:
-        data = read_table_file(source, table)
-        pending.append(data)
-        rows += data.num_rows
-        if rows >= row_group_size:
-            merged = pa.concat_tables(pending)
-            full = (rows // row_group_size) * row_group_size
-            writer.write_table(merged.slice(0, full), row_group_size=row_group_size)
-            pending, rows = [merged.slice(full)], rows - full
-    if rows:
-        writer.write_table(pa.concat_tables(pending), row_group_size=row_group_size)
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
+        con.execute(f"SET temp_directory = '{spill}'")
+        cursor = con.execute(
+            f"SELECT * FROM read_parquet(?, union_by_name = true) ORDER BY {COMPACT_ORDER[table]}",
+            [[str(p) for p in sources]],
+        )
+        fetch = getattr(cursor, "to_arrow_reader", None) or getattr(cursor, "fetch_record_batch")  # noqa: B009
+        reader = fetch(64 * 1024)
+        pending: list[pa.Table] = []
+        rows = 0
+        for batch in reader:
+            data = conform(pa.Table.from_batches([batch]), table)
+            pending.append(data)
+            rows += data.num_rows
+            if rows >= row_group_size:
+                merged = pa.concat_tables(pending)
+                full = (rows // row_group_size) * row_group_size
+                writer.write_table(merged.slice(0, full), row_group_size=row_group_size)
+                pending, rows = [merged.slice(full)], rows - full
+        if rows:
+            writer.write_table(pa.concat_tables(pending), row_group_size=row_group_size)
+    finally:
+        con.close()
 
 
-def read_table_file(path: Path, table: str) -> pa.Table:
-    """One index file, brought to the current schema (older files lack newer columns)."""
+def conform(data: pa.Table, table: str) -> pa.Table:
+    """``data`` with exactly the current schema: columns in order, types cast, missing
+    (newer) columns null, unknown ones dropped."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    data = pq.read_table(path)
     arrow = schema.arrow_schema(table)
     columns = []
     for field in arrow:
@@ -376,6 +406,13 @@ def read_table_file(path: Path, table: str) -> pa.Table:
         else:
             columns.append(pa.nulls(data.num_rows, field.type))
     return pa.Table.from_arrays(columns, schema=arrow)
+
+
+def read_table_file(path: Path, table: str) -> pa.Table:
+    """One index file, brought to the current schema (older files lack newer columns)."""
+    import pyarrow.parquet as pq
+
+    return conform(pq.read_table(path), table)
 
 
 def read_rows(index: Index, table: str) -> list[Any]:

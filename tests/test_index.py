@@ -337,11 +337,17 @@ def test_compaction_keeps_every_row_and_survives_a_crash(
         )
         == before
     )
+    again = Capturer(CaptureOptions(archive_dir=archive, timeout=1.5)).capture(site.url(site.PLAIN))
+    before = sorted(duck(archive, "select record_id, record_sha256 from records"))
+    assert len(index.files("records")) == 2 and len(before) == len(dataset) + len(again.records)
     result = run("index", "compact", archive=archive)
     assert result.returncode == 0, result.stderr
     assert len(index.files("captures")) == 1
     # one full row group, not one per merged capture
     assert [pq.read_metadata(p).num_row_groups for p in index.files("records")] == [1]
+    # sorted by URL, so that a lookup by URL can skip row groups
+    urls = pq.read_table(index.files("records")[0])["url"].to_pylist()
+    assert urls == sorted(u for u in urls if u is not None) + [None] * urls.count(None)
     assert sorted(duck(archive, "select record_id, record_sha256 from records")) == before
 
 
