@@ -26,6 +26,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -375,7 +376,9 @@ def _merge_into(
             [[str(p) for p in sources]],
         )
         fetch = getattr(cursor, "to_arrow_reader", None) or getattr(cursor, "fetch_record_batch")  # noqa: B009
-        reader = fetch(64 * 1024)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DuckDB 2 notes a copy; batches are small
+            reader = fetch(64 * 1024)
         pending: list[pa.Table] = []
         rows = 0
         for batch in reader:
