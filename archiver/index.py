@@ -370,7 +370,7 @@ def _merge_into(
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
-        con.execute(f"SET temp_directory = '{spill}'")
+        con.execute("SET temp_directory = '" + str(spill).replace("'", "''") + "'")
         cursor = con.execute(
             f"SELECT * FROM read_parquet(?, union_by_name = true) ORDER BY {COMPACT_ORDER[table]}",
             [[str(p) for p in sources]],
