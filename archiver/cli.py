@@ -305,6 +305,19 @@ def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
     )
 
 
+def check_output(archive_dir: Path, output: Path, force: bool) -> None:
+    """An output file may not replace anything in the archive, nor an existing file
+    unless ``--force``."""
+    target = output.resolve()
+    for inside in ("warc", "index", "keys"):
+        if target.is_relative_to((archive_dir / inside).resolve()):
+            raise click.UsageError(f"refusing to write {output} inside the archive ({inside}/)")
+    if output.is_dir():
+        raise click.UsageError(f"{output} is a directory; give a file name")
+    if output.exists() and not force:
+        raise click.UsageError(f"{output} exists; remove it, choose another name or use --force")
+
+
 def emit(result: query.Result, output_format: str, output: Path | None) -> None:
     """Write a query result in ``output_format`` to ``output`` or stdout."""
     if output_format == "parquet":
@@ -333,6 +346,9 @@ def run_query(archive_dir: Path, sql: str, params: list[Any] | None = None) -> q
         return query.run(archive_dir, sql, params)
     except query.QueryError as exc:
         raise click.UsageError(str(exc)) from exc
+    except query.QueryFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command("query")
@@ -341,8 +357,11 @@ def run_query(archive_dir: Path, sql: str, params: list[Any] | None = None) -> q
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
 )
+@click.option("--force", is_flag=True, help="Replace --output if it exists.")
 @archive_dir_option
-def query_command(sql: str, output_format: str, output: Path | None, archive_dir: Path) -> None:
+def query_command(
+    sql: str, output_format: str, output: Path | None, force: bool, archive_dir: Path
+) -> None:
     """Run SQL over the index: the views `captures` and `records` (DuckDB).
 
     The same Parquet files can be read directly, e.g. in DuckDB:
@@ -354,6 +373,8 @@ def query_command(sql: str, output_format: str, output: Path | None, archive_dir
       archiver query "select * from captures" --format json
       archiver query "select * from records" --format parquet -o records.parquet
     """
+    if output is not None:
+        check_output(archive_dir, output, force)
     emit(run_query(archive_dir, sql), output_format, output)
 
 

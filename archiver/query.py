@@ -7,6 +7,7 @@ An empty index gives empty views with the current schema.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -30,7 +31,11 @@ FORMATS = ("table", "csv", "json", "parquet")
 
 
 class QueryError(Exception):
-    """The SQL is wrong (syntax, unknown table or column): the user's error."""
+    """The SQL is wrong (syntax, unknown table or column, not a query): the user's error."""
+
+
+class QueryFailed(Exception):
+    """The index could not be read (a damaged file, an I/O error): not the user's error."""
 
 
 @dataclass
@@ -47,48 +52,96 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def connect(archive_dir: Path, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the ``captures`` and ``records`` views defined."""
+def connect(
+    archive_dir: Path, threads: int | None = None, *, repair: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """A read-only DuckDB connection with the ``captures`` and ``records`` views defined.
+
+    The views name the index files explicitly (an archive path may hold glob
+    characters), times are shown in UTC whatever the machine's zone, and the
+    connection can read nothing but the index: no file outside it, no COPY … TO
+    into the archive, no ATTACH (the evidence sits next door).
+    """
     import duckdb
 
     index = Index(archive_dir)
-    if index.needs_repair():  # a crash mid-compaction would show rows twice
+    if repair and index.needs_repair():  # a crash mid-compaction would show rows twice
         index.repair()
     con = duckdb.connect(":memory:")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    for table in schema.TABLES:
-        if index.files(table):
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
-                f"{_quote(index.glob(table))}, union_by_name = true)"
-            )
-        else:
-            empty = schema.arrow_schema(table).empty_table()
-            con.register(f"_{table}_empty", empty)
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        for table in schema.TABLES:
+            files = index.files(table)
+            if files:
+                listed = ", ".join(_quote(str(p)) for p in files)
+                con.execute(
+                    f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
+                    f"[{listed}], union_by_name = true)"
+                )
+            else:
+                empty = schema.arrow_schema(table).empty_table()
+                con.register(f"_{table}_empty", empty)
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
+        allowed = _quote(str(index.root.resolve()) + "/")
+        con.execute(f"SET allowed_directories = [{allowed}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except duckdb.Error as exc:
+        con.close()
+        raise QueryFailed(f"cannot open the index of {archive_dir}: {one_line(exc)}") from exc
     return con
 
 
 def run(archive_dir: Path, sql: str, params: Sequence[Any] | None = None) -> Result:
-    """Run ``sql`` against the index; a mistake in it raises :class:`QueryError`."""
+    """Run one SELECT against the index.
+
+    A mistake in the SQL (syntax, unknown table or column, a statement that is not a
+    query) raises :class:`QueryError`; an index that cannot be read, :class:`QueryFailed`.
+    Captures may write meanwhile; compaction and rebuild wait for the query to end.
+    """
     import duckdb
     import pyarrow as pa
 
-    con = connect(archive_dir)
-    try:
+    index = Index(archive_dir)
+    if index.needs_repair():  # before the shared lock: repairing takes it exclusively
+        index.repair()
+    # (an archive that does not exist yet is not created by asking it a question)
+    locked = index.lock(exclusive=False) if archive_dir.is_dir() else contextlib.nullcontext()
+    with locked:
+        con = connect(archive_dir, repair=False)
         try:
-            cursor = con.execute(sql, params or [])
-        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
-            raise QueryError(one_line(exc)) from exc
-        except duckdb.Error as exc:
-            raise QueryError(one_line(exc)) from exc
-        if cursor.description is None:
-            return Result([], pa.table({}))
-        table = _arrow(cursor)
-        return Result(list(table.column_names), table)
-    finally:
-        con.close()
+            try:
+                statements = con.extract_statements(sql)
+            except duckdb.Error as exc:
+                raise QueryError(one_line(exc)) from exc
+            if len(statements) != 1:
+                raise QueryError("give exactly one SQL statement")
+            if statements[0].type not in (
+                duckdb.StatementType.SELECT,
+                duckdb.StatementType.EXPLAIN,
+            ):
+                raise QueryError("only queries (SELECT) can be run over the index")
+            try:
+                cursor = con.execute(sql, params or [])
+                if cursor.description is None:
+                    return Result([], pa.table({}))
+                table = _arrow(cursor)
+            except (
+                duckdb.ParserException,
+                duckdb.BinderException,
+                duckdb.CatalogException,
+                duckdb.PermissionException,
+                duckdb.ConversionException,
+                duckdb.InvalidInputException,
+            ) as exc:
+                raise QueryError(one_line(exc)) from exc
+            except duckdb.Error as exc:
+                raise QueryFailed(one_line(exc)) from exc
+            return Result(list(table.column_names), table)
+        finally:
+            con.close()
 
 
 def _arrow(cursor: duckdb.DuckDBPyConnection) -> pa.Table:

@@ -505,3 +505,55 @@ def test_import_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert status == 0 and "reading file 1" in text
     piped = run("index", "import", str(CORPUS / "example.warc.gz"), archive=tmp_path / "b")
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_queries_cannot_touch_the_evidence(captured: Capture, tmp_path: Path) -> None:
+    archive = tmp_path / "it's [a] archive" / "archives"  # quotes and glob characters
+    shutil.copytree(captured.options.archive_dir, archive)
+    warc = captured.warc_files[0].relative_to(captured.options.archive_dir)
+    before = (archive / warc).read_bytes()
+    for sql in (
+        f"copy (select 'x') to '{archive / warc}' (format csv)",
+        f"copy (select 1) to '{archive}/index/records/x.parquet'",
+        "select * from read_text('/etc/passwd')",
+        f"attach '{tmp_path}/db.duckdb'",
+        "set enable_external_access = true",
+        "select 1; select 2",
+    ):
+        out = run("query", sql, archive=archive)
+        assert out.returncode == 2, (sql, out.stdout)
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert (archive / warc).read_bytes() == before
+    assert len(Index(archive).files("records")) == 1
+    # --output may not land in the archive, nor replace a file without --force
+    for target in (archive / warc, archive / "index" / "records" / "y.parquet"):
+        out = run(
+            "query", "select 1 as n", "--format", "parquet", "-o", str(target), archive=archive
+        )
+        assert out.returncode == 2 and "inside the archive" in out.stderr
+    assert (archive / warc).read_bytes() == before
+    existing = tmp_path / "out.csv"
+    existing.write_text("keep")
+    out = run("query", "select 1 as n", "--format", "csv", "-o", str(existing), archive=archive)
+    assert out.returncode == 2 and existing.read_text() == "keep"
+    out = run(
+        "query", "select 1 as n", "--format", "csv", "-o", str(existing), "--force", archive=archive
+    )
+    assert out.returncode == 0 and existing.read_text() == "n\n1\n"
+    # the path with a quote and brackets works, and times are UTC whatever the zone
+    env_tz = {**os.environ, "ARCHIVER_ARCHIVE_DIR": str(archive), "TZ": "Pacific/Kiritimati"}
+    zoned = subprocess.run(
+        [
+            str(BIN / "archiver"),
+            "query",
+            "select min(fetched_at)::varchar as t from records",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env_tz,
+        timeout=60,
+    )
+    assert zoned.returncode == 0, zoned.stderr
+    assert json.loads(zoned.stdout)[0]["t"].startswith("2020-08-12 10:00:00")
