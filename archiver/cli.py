@@ -615,10 +615,14 @@ def index_import(
             continue
         rep = item.report
         bad += 0 if rep.ok else 1
+        if item.already and output_format != "json":
+            click.echo(f"{item.source}: already imported as {item.capture_id} ({item.stored_as})")
+            continue
         if output_format == "json":
             doc = {
                 "file": str(item.source),
                 "imported": True,
+                "already": item.already,
                 "stored_as": str(item.stored_as),
                 "capture_id": item.capture_id,
                 "records": rep.records,

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from archiver import TOOL_NAME
-from archiver.atomic import atomic_path
+from archiver.atomic import TEMP_MARK, fsync_dir, fsync_file
 from archiver.index import CaptureRow, Index, RecordRow, payload_bytes, relative_path
 from archiver.scan import ScanIssue, StoredRecord, media_type, parse_warc_date, scan_file
 
@@ -307,13 +309,20 @@ def rebuild_groups(
 ) -> Iterator[tuple[str, list[CaptureRow], list[RecordRow]]]:
     """(name, captures rows, records rows) for every capture in the archive's WARC files."""
     captures: dict[str, list[tuple[Path, list[StoredRecord]]]] = {}
+    imported: dict[str, Path] = {}
+    root = archive_dir / WARC_DIR
     for path in warc_files(archive_dir):
         records, report = read_file(path, progress)
         reports.append(report)
-        if path.parent.name == IMPORTED_DIR:
+        if path.parent.name == IMPORTED_DIR and path.parent.parent.parent == root:
             if not records:
                 continue
             sha = file_sha256(path)
+            capture_id = imported_capture_id(sha)
+            if capture_id in imported:
+                report.problems.append((0, f"same content as {imported[capture_id]}"))
+                continue
+            imported[capture_id] = path
             collection = path.parent.parent.name
             capture, rows = imported_rows(archive_dir, path, sha, records, report, collection)
             yield capture.capture_id, [capture], rows
@@ -343,42 +352,79 @@ def rebuild(
 def import_file(
     archive_dir: Path, source: Path, collection: str, progress: ScanProgress | None = None
 ) -> ImportResult:
-    """Copy ``source`` into the archive, check every record, and index it."""
+    """Copy ``source`` into the archive, check every record of the copy, and index it.
+
+    The copy is hashed as it is written and then read, so the rows describe exactly
+    the bytes stored (not a source that might change meanwhile).  A file whose content
+    is already indexed is not stored or indexed again.
+    """
     if not source.is_file():
         raise IngestError(f"{source}: not a file")
     if not is_warc(source):
         raise IngestError(f"{source}: not a WARC file name (expected .warc or .warc.gz)")
-    records, report = read_file(source, progress)
-    if not records:
-        first = report.problems[0] if report.problems else (0, "no WARC records")
-        raise IngestError(f"{source}: nothing could be read (offset {first[0]}: {first[1]})")
-    sha = file_sha256(source)
     target_dir = archive_dir / WARC_DIR / collection / IMPORTED_DIR
-    target = target_dir / source.name
-    already = False
-    if target.exists():
-        if file_sha256(target) == sha:
-            already = True
-        else:
-            stem = target.name.removesuffix(".gz").removesuffix(".warc")
-            rest = target.name[len(stem) :]
-            target = target_dir / f"{stem}-{sha[:12]}{rest}"
-            already = target.exists()
-    if not already:
-        with atomic_path(target) as temp:
-            copied = hashlib.sha256()
-            with open(source, "rb") as src, open(temp, "xb") as dst:
-                while chunk := src.read(1024 * 1024):
-                    copied.update(chunk)
-                    dst.write(chunk)
-            if copied.hexdigest() != sha:
-                raise IngestError(f"{source}: changed while it was being imported")
-    # the copy is what the index points at; its records have the same offsets
-    for rec in records:
+    target_dir.mkdir(parents=True, exist_ok=True)
+    suffix = ".warc.gz" if source.name.endswith(".gz") else ".warc"
+    temp = target_dir / f"{TEMP_MARK}{secrets.token_hex(6)}{suffix}.part"
+    try:
+        sha = _copy_hashing(source, temp)
+        capture_id = imported_capture_id(sha)
+        stored = _indexed_file(archive_dir, capture_id)
+        if stored is not None:
+            return ImportResult(source, archive_dir / stored, capture_id, FileReport(source), True)
+        records, report = read_file(temp, progress)
+        report.path = source
+        if not records:
+            first = report.problems[0] if report.problems else (0, "no WARC records")
+            raise IngestError(f"{source}: nothing could be read (offset {first[0]}: {first[1]})")
+        target = _place(target_dir, source.name, sha)
+        if not target.exists():
+            fsync_file(temp)
+            os.link(temp, target)  # never over an existing file
+            fsync_dir(target_dir)
+    finally:
+        temp.unlink(missing_ok=True)
+    for rec in records:  # the rows point at the stored copy (same bytes, same offsets)
         rec.path = target
     capture, rows = imported_rows(archive_dir, target, sha, records, report, collection)
     Index(archive_dir).write_import(capture, rows)
-    return ImportResult(source, target, capture.capture_id, report, already)
+    return ImportResult(source, target, capture.capture_id, report)
+
+
+def _copy_hashing(source: Path, temp: Path) -> str:
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(temp, "xb") as dst:
+        while chunk := src.read(1024 * 1024):
+            digest.update(chunk)
+            dst.write(chunk)
+    return digest.hexdigest()
+
+
+def _place(target_dir: Path, name: str, sha: str) -> Path:
+    """Where a file with content ``sha`` is stored: its own name, or the name with a
+    hash prefix when another file already has that name; an existing file with the
+    same content is reused."""
+    target = target_dir / name
+    if not target.exists() or file_sha256(target) == sha:
+        return target
+    stem = name.removesuffix(".gz").removesuffix(".warc")
+    target = target_dir / f"{stem}-{sha[:12]}{name[len(stem) :]}"
+    if target.exists() and file_sha256(target) != sha:
+        raise IngestError(f"{target} exists with other content")
+    return target
+
+
+def _indexed_file(archive_dir: Path, capture_id: str) -> str | None:
+    """The stored file of an already indexed import, if any."""
+    from archiver import query
+
+    found = query.run(
+        archive_dir, "select warc_files from captures where capture_id = ?", [capture_id]
+    ).rows
+    if not found or not found[0]["warc_files"]:
+        return None
+    first: str = found[0]["warc_files"][0]
+    return first
 
 
 def import_files(

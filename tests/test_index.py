@@ -557,3 +557,33 @@ def test_queries_cannot_touch_the_evidence(captured: Capture, tmp_path: Path) ->
     )
     assert zoned.returncode == 0, zoned.stderr
     assert json.loads(zoned.stdout)[0]["t"].startswith("2020-08-12 10:00:00")
+
+
+def test_the_same_file_imported_twice_is_stored_and_indexed_once(tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    copy = tmp_path / "b.warc.gz"
+    shutil.copyfile(CORPUS / "example.warc.gz", copy)
+    first = run("index", "import", str(CORPUS / "example.warc.gz"), archive=archive)
+    assert first.returncode == 0, first.stderr
+    run("index", "import", str(CORPUS / "example-resource.warc.gz"), archive=archive)
+    assert run("index", "compact", archive=archive).returncode == 0
+    again = run("index", "import", str(copy), "--collection", "other", archive=archive)
+    assert again.returncode == 0 and "already imported" in again.stdout
+    counts = duck(archive, "select count(*), count(distinct capture_id) from captures")
+    assert counts == [(2, 2)]
+    assert duck(archive, "select count(*) from records") == [(9,)]
+    assert not (archive / "warc" / "other").exists() or not list(
+        (archive / "warc" / "other").rglob("*.warc*")
+    )
+    count, reports = ingest.rebuild(archive)
+    assert count == 2 and all(r.ok for r in reports)
+
+
+def test_a_collection_named_imported_is_still_a_capture(site: FixtureSite, tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    options = CaptureOptions(archive_dir=archive, timeout=1.5, collection="imported")
+    capture = Capturer(options).capture(site.url(site.PLAIN))
+    before = read_rows(Index(archive), "captures")
+    count, _ = ingest.rebuild(archive)
+    assert count == 1 and read_rows(Index(archive), "captures") == before
+    assert before[0].capture_id == capture.capture_id and not before[0].imported
