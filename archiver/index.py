@@ -201,12 +201,16 @@ class Index:
     # writing -------------------------------------------------------------
     def write_capture(self, capture: CaptureRow, records: list[RecordRow]) -> None:
         """Write one capture's two files; the captures row is written last."""
+        if self.needs_repair():  # never write beside the debris of a crashed rebuild
+            self.repair()
         with self.lock(exclusive=False):
             # overwrite: a rebuild running meanwhile may have indexed this capture already
             self._write_files(capture.capture_id, [capture], records, overwrite=True)
 
     def write_import(self, capture: CaptureRow, records: list[RecordRow]) -> None:
         """Write an imported file's rows; importing the same file again rewrites the same rows."""
+        if self.needs_repair():
+            self.repair()
         with self.lock(exclusive=False):
             self._write_files(capture.capture_id, [capture], records, overwrite=True)
 
@@ -287,6 +291,17 @@ class Index:
                 done.append("removed an unfinished rebuild; run `archiver index rebuild` again")
         if old.exists() and self.root.exists():
             shutil.rmtree(old, ignore_errors=True)
+        for spill in self.root.glob(f"{TEMP_MARK}sort-*") if self.root.is_dir() else ():
+            shutil.rmtree(spill, ignore_errors=True)  # a compaction's sort, interrupted
+        captures_dir = self.table_dir("captures")
+        for orphan in self.files("records"):
+            # a capture interrupted between its records file and its captures file
+            if (
+                not orphan.name.startswith(COMPACT_PREFIX)
+                and not (captures_dir / orphan.name).exists()
+            ):
+                orphan.unlink()
+                done.append(f"removed {orphan.name}: its capture row was never written")
         for table in schema.TABLES:
             directory = self.table_dir(table)
             if not directory.is_dir():
@@ -335,7 +350,8 @@ class Index:
                         writer.close()
                         shutil.rmtree(spill, ignore_errors=True)
                     listing = replaces_listing(target)
-                    listing.write_text("\n".join(p.name for p in sources) + "\n", "utf-8")
+                    with atomic_path(listing, overwrite=True) as part:
+                        part.write_text("\n".join(p.name for p in sources) + "\n", "utf-8")
                 for source in sources:
                     source.unlink()
                 listing.unlink()

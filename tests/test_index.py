@@ -587,3 +587,17 @@ def test_a_collection_named_imported_is_still_a_capture(site: FixtureSite, tmp_p
     count, _ = ingest.rebuild(archive)
     assert count == 1 and read_rows(Index(archive), "captures") == before
     assert before[0].capture_id == capture.capture_id and not before[0].imported
+
+
+def test_repair_drops_records_whose_capture_row_was_never_written(
+    captured: Capture, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archives"
+    shutil.copytree(captured.options.archive_dir, archive)
+    (path,) = Index(archive).files("records")
+    orphan = path.with_name("20990101000000-0000000000.parquet")
+    shutil.copyfile(path, orphan)
+    spill = archive / "index" / ".tmp-sort-20990101"
+    (spill / "x").mkdir(parents=True)
+    assert Index(archive).repair() == [f"removed {orphan.name}: its capture row was never written"]
+    assert not orphan.exists() and not spill.exists() and path.exists()
