@@ -395,6 +395,11 @@ class _CaptureRun:
             Index(self.options.archive_dir).write_capture(*rows_for_capture(capture))
         except Exception as exc:  # the WARCs are whole; the index can be rebuilt from them
             capture.index_error = f"the index was not updated ({exc}); run `archiver index rebuild`"
+        except KeyboardInterrupt:  # the WARCs are published and whole: the capture stands
+            capture.interrupted = True
+            capture.index_error = (
+                "interrupted before the index was updated; run `archiver index rebuild`"
+            )
 
     def _note_warcinfo(self) -> None:
         for info in self.series.warcinfo_records:
