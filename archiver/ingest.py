@@ -309,6 +309,7 @@ def rebuild_groups(
 ) -> Iterator[tuple[str, list[CaptureRow], list[RecordRow]]]:
     """(name, captures rows, records rows) for every capture in the archive's WARC files."""
     captures: dict[str, list[tuple[Path, list[StoredRecord]]]] = {}
+    finished: set[str] = set()
     imported: dict[str, Path] = {}
     root = archive_dir / WARC_DIR
     for path in warc_files(archive_dir):
@@ -332,11 +333,27 @@ def rebuild_groups(
         if not _CAPTURE_ID.match(capture_id):
             report.problems.append((0, "no archiver warcinfo record naming the capture"))
             continue
+        # A capture's files sort next to each other (<capture_id>-NNNNN): each capture
+        # is turned into rows as soon as the next one starts, so memory stays flat.
+        for done_id in [c for c in captures if c != capture_id]:
+            files = captures.pop(done_id)
+            yield done_id, *_capture_group(archive_dir, done_id, files)
+            finished.add(done_id)
+        if capture_id in finished:
+            report.problems.append(
+                (0, f"a file of capture {capture_id} stands apart from the rest")
+            )
+            continue
         captures.setdefault(capture_id, []).append((path, records))
-    for capture_id, files in sorted(captures.items()):
-        files.sort(key=lambda item: item[0].name)
-        capture, rows = capture_rows(archive_dir, capture_id, files)
-        yield capture_id, [capture], rows
+    for capture_id, files in captures.items():
+        yield capture_id, *_capture_group(archive_dir, capture_id, files)
+
+
+def _capture_group(
+    archive_dir: Path, capture_id: str, files: list[tuple[Path, list[StoredRecord]]]
+) -> tuple[list[CaptureRow], list[RecordRow]]:
+    capture, rows = capture_rows(archive_dir, capture_id, sorted(files, key=lambda f: f[0].name))
+    return [capture], rows
 
 
 def rebuild(
