@@ -10,6 +10,7 @@ summarising the capture closes the last file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -387,12 +388,25 @@ class _CaptureRun:
             self.series.discard()
             return
         capture.videos = list(self.videos.values())
-        with self.series.lock:
-            self._write_metadata()
-            capture.warc_files = self.series.close()
-        self._note_warcinfo()
+        index = Index(self.options.archive_dir)
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(index.writing())
+            except OSError as exc:  # the index is broken; the WARCs still count
+                capture.index_error = (
+                    f"the index is not writable ({exc}); run `archiver index rebuild` later"
+                )
+            with self.series.lock:
+                self._write_metadata()
+                capture.warc_files = self.series.close()
+            self._note_warcinfo()
+            if capture.index_error is None:
+                self._index(index)
+
+    def _index(self, index: Index) -> None:
+        capture = self.capture
         try:
-            Index(self.options.archive_dir).write_capture(*rows_for_capture(capture))
+            index.write_capture(*rows_for_capture(capture), held=True)
         except Exception as exc:  # the WARCs are whole; the index can be rebuilt from them
             capture.index_error = f"the index was not updated ({exc}); run `archiver index rebuild`"
         except KeyboardInterrupt:  # the WARCs are published and whole: the capture stands

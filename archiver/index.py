@@ -199,13 +199,31 @@ class Index:
             os.close(fd)  # releases the lock
 
     # writing -------------------------------------------------------------
-    def write_capture(self, capture: CaptureRow, records: list[RecordRow]) -> None:
-        """Write one capture's two files; the captures row is written last."""
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the index for writing (shared with other writers), repaired first.
+
+        A capture holds it from before its WARC files get their final names until
+        its rows are written, so a rebuild or compaction never sees a published
+        capture whose rows are still to come.
+        """
         if self.needs_repair():  # never write beside the debris of a crashed rebuild
             self.repair()
         with self.lock(exclusive=False):
-            # overwrite: a rebuild running meanwhile may have indexed this capture already
-            self._write_files(capture.capture_id, [capture], records, overwrite=True)
+            yield
+
+    def write_capture(
+        self, capture: CaptureRow, records: list[RecordRow], *, held: bool = False
+    ) -> None:
+        """Write one capture's two files; the captures row is written last.
+
+        ``held``: the caller is inside :meth:`writing` already.
+        """
+        if not held:
+            with self.writing():
+                self._write_files(capture.capture_id, [capture], records, overwrite=False)
+            return
+        self._write_files(capture.capture_id, [capture], records, overwrite=False)
 
     def write_import(self, capture: CaptureRow, records: list[RecordRow]) -> None:
         """Write an imported file's rows; importing the same file again rewrites the same rows."""
