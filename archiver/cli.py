@@ -8,6 +8,7 @@ failed, 2 a usage error.  No traceback reaches the user unless ``--debug``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
-from archiver import __version__, ingest, query
+from archiver import __version__, ingest, query, sign
 from archiver import extract as extraction
 from archiver.atomic import atomic_path
 from archiver.capture import Capturer, Progress
@@ -650,6 +651,164 @@ def index_compact(archive_dir: Path) -> None:
     """
     merged = Index(archive_dir).compact()
     click.echo(", ".join(f"{table}: {n} files merged" for table, n in merged.items()))
+
+
+# signing keys ----------------------------------------------------------------
+def key_option(func: Any) -> Any:
+    return click.option(
+        "--key",
+        "key_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="ARCHIVER_KEY",
+        help="Private key file (also ARCHIVER_KEY). Default: the key store's default key.",
+    )(func)
+
+
+def key_store_option(func: Any) -> Any:
+    return click.option(
+        "--key-store",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="ARCHIVER_KEY_STORE",
+        default=None,
+        help="Key store directory (default ~/.config/archiver/keys).",
+    )(func)
+
+
+def key_failure(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """Ed25519 signing keys: generate, list, export the public key.
+
+    \b
+    Examples:
+      archiver keys generate
+      archiver keys export > my-key.pub.pem
+    """
+
+
+@keys_group.command("generate")
+@click.option(
+    "--passphrase",
+    "ask",
+    is_flag=True,
+    help="Encrypt the private key with a passphrase (prompted; or ARCHIVER_KEY_PASSPHRASE).",
+)
+@key_option
+@key_store_option
+@format_option("text", "json", default="text")
+def keys_generate(
+    ask: bool, key_path: Path | None, key_store: Path | None, output_format: str
+) -> None:
+    """Create a new signing key (PKCS#8 PEM, mode 0600); the first one becomes the default.
+
+    \b
+    Examples:
+      archiver keys generate
+      archiver keys generate --passphrase
+      ARCHIVER_KEY_PASSPHRASE=... archiver keys generate --key /secure/archiver.key.pem
+    """
+    passphrase = os.environ.get("ARCHIVER_KEY_PASSPHRASE") or None
+    if ask and passphrase is None:
+        passphrase = click.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
+    store = key_store or sign.default_store()
+    try:
+        info = sign.generate(store, passphrase, path=key_path)
+    except (sign.KeyProblem, OSError) as exc:
+        key_failure(exc)
+        return
+    if output_format == "json":
+        doc = {
+            "fingerprint": info.fingerprint,
+            "private_key": str(info.path),
+            "public_key": str(info.public_path),
+            "encrypted": info.encrypted,
+            "default": info.default,
+        }
+        click.echo(json.dumps(doc))
+        return
+    click.echo(f"created signing key {info.fingerprint}")
+    click.echo(f"  private key: {info.path} (mode 0600{', encrypted' if info.encrypted else ''})")
+    click.echo(f"  public key:  {info.public_path}")
+
+
+@keys_group.command("list")
+@key_store_option
+@format_option("text", "json", default="text")
+def keys_list(key_store: Path | None, output_format: str) -> None:
+    """The keys in the key store, the default first.
+
+    \b
+    Example:
+      archiver keys list
+    """
+    store = key_store or sign.default_store()
+    try:
+        keys = sign.list_keys(store)
+    except (sign.KeyProblem, OSError) as exc:
+        key_failure(exc)
+        return
+    if output_format == "json":
+        doc = [
+            {
+                "fingerprint": k.fingerprint,
+                "private_key": str(k.path),
+                "encrypted": k.encrypted,
+                "default": k.default,
+            }
+            for k in keys
+        ]
+        click.echo(json.dumps(doc))
+        return
+    if not keys:
+        click.echo(f"no keys in {store} (create one with `archiver keys generate`)")
+    for k in keys:
+        marks = ", ".join(m for m, on in (("default", k.default), ("encrypted", k.encrypted)) if on)
+        click.echo(f"{k.fingerprint}  {k.path}" + (f"  ({marks})" if marks else ""))
+
+
+@keys_group.command("export")
+@click.argument("fingerprint", required=False)
+@key_option
+@key_store_option
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
+)
+def keys_export(
+    fingerprint: str | None, key_path: Path | None, key_store: Path | None, output: Path | None
+) -> None:
+    """Print the public key (SubjectPublicKeyInfo PEM) of a key, the default one if none
+    is named, to give to whoever will verify your captures.
+
+    \b
+    Examples:
+      archiver keys export
+      archiver keys export 3f2a -o archivist.pub.pem
+    """
+    store = key_store or sign.default_store()
+    try:
+        info = sign.find_key(store, key_path, fingerprint)
+        public = info.public_path
+        if public.exists():
+            pem = sign.public_pem(sign.load_public(public))
+        else:
+            passphrase = os.environ.get("ARCHIVER_KEY_PASSPHRASE") or None
+            if passphrase is None and sign.is_encrypted(info.path):
+                passphrase = click.prompt("Passphrase", hide_input=True)
+            pem = sign.public_pem(sign.load_private(info.path, passphrase).public_key())
+    except (sign.KeyProblem, OSError) as exc:
+        key_failure(exc)
+        return
+    if output is None:
+        click.echo(pem.decode(), nl=False)
+        return
+    if output.exists():
+        raise click.UsageError(f"{output} exists; remove it or choose another name")
+    with atomic_path(output) as temp:
+        temp.write_bytes(pem)
 
 
 class TerminalProgress:
