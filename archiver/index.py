@@ -9,8 +9,9 @@ Layout (documented in ``archives/README.md``)::
 
 Every file is written under a temporary name and renamed when complete, so
 ``read_parquet('archives/index/records/*.parquet')`` never sees a partial file
-(temporary names start with ``.tmp-``; DuckDB, pyarrow and Spark skip files
-whose names start with ``.`` or ``_``).  A capture writes only files named after
+(temporary names are ``.tmp-….parquet.part``: no ``*.parquet`` glob matches them,
+and dataset readers such as pyarrow and Spark skip names starting with ``.``).
+A capture writes only files named after
 its own id, so concurrent captures never write the same file.  Captures hold a
 shared lock while they write; compaction and rebuild hold it exclusively.
 
@@ -176,10 +177,6 @@ class Index:
 
     def table_dir(self, table: str) -> Path:
         return self.root / table
-
-    def glob(self, table: str) -> str:
-        """The path pattern for ``read_parquet``."""
-        return str(self.table_dir(table) / "*.parquet")
 
     def files(self, table: str) -> list[Path]:
         directory = self.table_dir(table)

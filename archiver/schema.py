@@ -141,13 +141,3 @@ def load(table: str, version: int | None = None) -> TableSchema:
 
 def arrow_schema(table: str) -> pa.Schema:
     return load(table).arrow()
-
-
-def file_version(metadata: dict[bytes, bytes] | None) -> tuple[str, int] | None:
-    """(table, version) recorded in a Parquet file's key-value metadata, if any."""
-    if not metadata or TABLE_KEY not in metadata or VERSION_KEY not in metadata:
-        return None
-    try:
-        return metadata[TABLE_KEY].decode(), int(metadata[VERSION_KEY])
-    except ValueError:
-        return None
