@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -27,6 +29,55 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+_RENAME_NOREPLACE = 1  # <linux/fs.h>
+_AT_FDCWD = -100
+
+
+def _renameat2_noreplace(source: Path, target: Path) -> None:
+    """Linux renameat2(RENAME_NOREPLACE): rename unless the target exists, atomically."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available")
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+    )
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(target))
+
+
+def rename_no_replace(source: Path, target: Path) -> None:
+    """Give ``source`` the name ``target``, never replacing an existing ``target``.
+
+    A hard link does it atomically on POSIX file systems; file systems without hard
+    links (exFAT, FAT, some network shares: common on evidence drives) get
+    renameat2(RENAME_NOREPLACE), and where even that is missing, a rename after a
+    check that the name is free.  FileExistsError when ``target`` exists.
+    """
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+    else:
+        os.unlink(source)
+        return
+    try:
+        _renameat2_noreplace(source, target)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+    if target.exists():
+        raise FileExistsError(errno.EEXIST, "file exists", str(target))
+    os.rename(source, target)
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success it becomes ``final``.
@@ -43,8 +94,7 @@ def atomic_path(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
         if overwrite:
             os.replace(temp, final)
         else:
-            os.link(temp, final)  # fails if final exists, unlike rename
-            os.unlink(temp)
+            rename_no_replace(temp, final)
         fsync_dir(final.parent)
     finally:
         temp.unlink(missing_ok=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from archiver import TOOL_NAME
-from archiver.atomic import TEMP_MARK, fsync_dir, fsync_file
+from archiver.atomic import TEMP_MARK, fsync_dir, fsync_file, rename_no_replace
 from archiver.index import CaptureRow, Index, RecordRow, payload_bytes, relative_path
 from archiver.scan import ScanIssue, StoredRecord, media_type, parse_warc_date, scan_file
 
@@ -397,7 +396,7 @@ def import_file(
         target = _place(target_dir, source.name, sha)
         if not target.exists():
             fsync_file(temp)
-            os.link(temp, target)  # never over an existing file
+            rename_no_replace(temp, target)  # never over an existing file
             fsync_dir(target_dir)
     finally:
         temp.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from archiver.atomic import fsync_dir
+from archiver.atomic import fsync_dir, rename_no_replace
 
 KEY_SUFFIX = ".key.pem"
 PUB_SUFFIX = ".pub.pem"
@@ -89,7 +89,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     finally:
         os.close(fd)
     try:
-        os.link(temp, path)
+        rename_no_replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
     fsync_dir(path.parent)
