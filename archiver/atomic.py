@@ -78,6 +78,26 @@ def rename_no_replace(source: Path, target: Path) -> None:
     os.rename(source, target)
 
 
+ARCHIVE_PARTS = ("warc", "index", "keys")  # where no exported file may land
+
+
+def output_problem(archive_dir: Path, output: Path, overwrite: bool) -> str | None:
+    """Why ``output`` may not be written (a user's export: query results, an extracted
+    payload), or None.  Nothing is written inside the archive's evidence, index or keys,
+    and no existing file is replaced unless ``overwrite``."""
+    if str(output) == "-":
+        return "the output must be a file (it appears only once complete)"
+    target = output.resolve()
+    for inside in ARCHIVE_PARTS:
+        if target.is_relative_to((archive_dir / inside).resolve()):
+            return f"refusing to write {output} inside the archive ({inside}/)"
+    if output.is_dir():
+        return f"{output} is a directory; give a file name"
+    if output.exists() and not overwrite:
+        return f"{output} exists; remove it, choose another name or use --force"
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success it becomes ``final``.

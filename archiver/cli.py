@@ -21,7 +21,7 @@ import click
 
 from archiver import __version__, ingest, query, sign
 from archiver import extract as extraction
-from archiver.atomic import atomic_path
+from archiver.atomic import atomic_path, output_problem
 from archiver.capture import Capturer, Progress
 from archiver.index import Index
 from archiver.model import (
@@ -306,19 +306,6 @@ def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
     )
 
 
-def check_output(archive_dir: Path, output: Path, force: bool) -> None:
-    """An output file may not replace anything in the archive, nor an existing file
-    unless ``--force``."""
-    target = output.resolve()
-    for inside in ("warc", "index", "keys"):
-        if target.is_relative_to((archive_dir / inside).resolve()):
-            raise click.UsageError(f"refusing to write {output} inside the archive ({inside}/)")
-    if output.is_dir():
-        raise click.UsageError(f"{output} is a directory; give a file name")
-    if output.exists() and not force:
-        raise click.UsageError(f"{output} exists; remove it, choose another name or use --force")
-
-
 def emit(result: query.Result, output_format: str, output: Path | None) -> None:
     """Write a query result in ``output_format`` to ``output`` or stdout."""
     if output_format == "parquet":
@@ -374,8 +361,8 @@ def query_command(
       archiver query "select * from captures" --format json
       archiver query "select * from records" --format parquet -o records.parquet
     """
-    if output is not None:
-        check_output(archive_dir, output, force)
+    if output is not None and (problem := output_problem(archive_dir, output, force)):
+        raise click.UsageError(problem)
     emit(run_query(archive_dir, sql), output_format, output)
 
 

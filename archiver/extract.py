@@ -62,10 +62,10 @@ from xml.etree import ElementTree as ET
 
 import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped,unused-ignore]
 
-from archiver.atomic import atomic_path
+from archiver.atomic import atomic_path, output_problem
 from archiver.discover import MAX_BODY, is_dash, is_hls, parse_dash, parse_hls
 from archiver.fetch import chunk_size
-from archiver.index import INDEX_DIR, RecordRow
+from archiver.index import RecordRow
 from archiver.query import QueryError, run
 from archiver.scan import CHUNK, StoredRecord, Unreadable, header_value, read_stored
 from archiver.urls import URL_SAFE, InvalidURL, check_url
@@ -694,16 +694,9 @@ class _Output:
 
 
 def _check_output(archive_dir: Path, out_path: Path, overwrite: bool) -> None:
-    if str(out_path) == "-":
-        raise SelectionError("the output must be a file (it appears only once verified)")
-    if out_path.is_dir():
-        raise SelectionError(f"{out_path} is a directory; give a file name")
-    if out_path.exists() and not overwrite:
-        raise SelectionError(f"{out_path} exists; remove it or choose another name")
-    target = out_path.resolve()
-    for inside in ("warc", INDEX_DIR):
-        if target.is_relative_to((archive_dir / inside).resolve()):
-            raise SelectionError(f"refusing to write {out_path} inside the archive ({inside}/)")
+    problem = output_problem(archive_dir, out_path, overwrite)
+    if problem is not None:
+        raise SelectionError(problem)
 
 
 def _write_parts(

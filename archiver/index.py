@@ -210,24 +210,20 @@ class Index:
             yield
 
     def write_capture(
-        self, capture: CaptureRow, records: list[RecordRow], *, held: bool = False
+        self,
+        capture: CaptureRow,
+        records: list[RecordRow],
+        *,
+        held: bool = False,
+        overwrite: bool = False,
     ) -> None:
         """Write one capture's two files; the captures row is written last.
 
-        ``held``: the caller is inside :meth:`writing` already.
+        ``held``: the caller is inside :meth:`writing` already.  ``overwrite``: for
+        imports, where the same file imported twice at once gives the same rows.
         """
-        if not held:
-            with self.writing():
-                self._write_files(capture.capture_id, [capture], records, overwrite=False)
-            return
-        self._write_files(capture.capture_id, [capture], records, overwrite=False)
-
-    def write_import(self, capture: CaptureRow, records: list[RecordRow]) -> None:
-        """Write an imported file's rows; importing the same file again rewrites the same rows."""
-        if self.needs_repair():
-            self.repair()
-        with self.lock(exclusive=False):
-            self._write_files(capture.capture_id, [capture], records, overwrite=True)
+        with contextlib.nullcontext() if held else self.writing():
+            self._write_files(capture.capture_id, [capture], records, overwrite=overwrite)
 
     def _write_files(
         self,

@@ -403,7 +403,7 @@ def import_file(
     for rec in records:  # the rows point at the stored copy (same bytes, same offsets)
         rec.path = target
     capture, rows = imported_rows(archive_dir, target, sha, records, report, collection)
-    Index(archive_dir).write_import(capture, rows)
+    Index(archive_dir).write_capture(capture, rows, overwrite=True)
     return ImportResult(source, target, capture.capture_id, report)
 
 

@@ -35,6 +35,14 @@ def openssl(*args: str, data: bytes | None = None) -> subprocess.CompletedProces
     return subprocess.run(["openssl", *args], input=data, capture_output=True, timeout=60)
 
 
+def openssl_verify(public: Path, document: Path, sig: Path) -> subprocess.CompletedProcess[bytes]:
+    """The third party's check, exactly as docs/verifying.md will give it."""
+    return openssl(
+        "pkeyutl", "-verify", "-pubin", "-inkey", str(public), "-rawin",
+        "-in", str(document), "-sigfile", str(sig),
+    )  # fmt: skip
+
+
 def test_generate_list_export(tmp_path: Path) -> None:
     store = tmp_path / "keys"
     out = keys("generate", "--format", "json", store=store)
@@ -72,32 +80,10 @@ def test_a_signature_checks_with_stock_openssl(tmp_path: Path) -> None:
     assert len(signature) == 64
     sig = tmp_path / "x.manifest.json.sig"
     sig.write_bytes(signature)
-    ok = openssl(
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        str(info.public_path),
-        "-rawin",
-        "-in",
-        str(document),
-        "-sigfile",
-        str(sig),
-    )
+    ok = openssl_verify(info.public_path, document, sig)
     assert ok.returncode == 0 and b"Signature Verified Successfully" in ok.stdout
     document.write_bytes(document.read_bytes().replace(b"0123", b"0124"))
-    bad = openssl(
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        str(info.public_path),
-        "-rawin",
-        "-in",
-        str(document),
-        "-sigfile",
-        str(sig),
-    )
+    bad = openssl_verify(info.public_path, document, sig)
     assert bad.returncode != 0
     public = sign.load_public(info.public_path)
     assert not sign.signature_holds(public, signature, document.read_bytes())
