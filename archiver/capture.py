@@ -30,7 +30,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from zlib_ng import zlib_ng
 
-from archiver import TOOL_NAME, __version__
+from archiver import TOOL_NAME, __version__, manifest
 from archiver.discover import (
     Found,
     PageInfo,
@@ -50,18 +50,21 @@ from archiver.fetch import (
     dechunk,
     open_exchange,
 )
-from archiver.index import Index, rows_for_capture
+from archiver.index import CaptureRow, Index, RecordRow, relative_path, rows_for_capture
+from archiver.manifest import FileEntry
 from archiver.model import (
     Capture,
     CaptureError,
     CaptureOptions,
     CaptureStatus,
     RecordEntry,
+    StoredFile,
     VideoFound,
     isoformat,
     new_capture_id,
     utcnow,
 )
+from archiver.sign import KeyProblem, Signer
 from archiver.urls import URL_SAFE, InvalidURL, check_url, referer
 from archiver.warc import (
     HTTP_REQUEST_TYPE,
@@ -205,6 +208,8 @@ class Capturer:
     """Runs captures with one set of options.
 
     ``clock`` and ``new_id`` are injectable so tests can produce reproducible output.
+    With a ``signer``, each capture ends with its signed manifest (see
+    :mod:`archiver.manifest`); without one it is left unsigned, and verify says so.
     """
 
     def __init__(
@@ -216,8 +221,10 @@ class Capturer:
         new_record_id: Callable[[], str] = new_record_id,
         hostname: str | None = None,
         progress: Progress | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.options = options
+        self.signer = signer
         self.clock = clock
         self.new_id = new_id
         self.new_record_id = new_record_id
@@ -399,14 +406,40 @@ class _CaptureRun:
             with self.series.lock:
                 self._write_metadata()
                 capture.warc_files = self.series.close()
+                capture.files = [StoredFile(*d) for d in self.series.digests()]
             self._note_warcinfo()
+            row, records = rows_for_capture(capture)
+            if self.c.signer is not None:
+                row = self._sign(self.c.signer, row, records)
             if capture.index_error is None:
-                self._index(index)
+                self._index(index, row, records)
 
-    def _index(self, index: Index) -> None:
+    def _sign(self, signer: Signer, row: CaptureRow, records: list[RecordRow]) -> CaptureRow:
+        """Write the capture's signed manifest; the index row that goes with it."""
+        capture = self.capture
+        archive = self.options.archive_dir
+        entries = [
+            FileEntry(relative_path(f.path, archive), f.size, f.sha256) for f in capture.files
+        ]
+        built = manifest.build(
+            row, records, entries, signer.fingerprint, self.c.clock(), TOOL_NAME, __version__
+        )
+        path = manifest.manifest_path(archive, self.options.collection, capture.capture_id)
+        try:
+            data = built.to_bytes()
+            signer.publish(archive / built.public_key)
+            capture.manifest_sha256 = manifest.write(path, data, signer.sign(data))
+        except (OSError, KeyProblem) as exc:
+            capture.sign_error = f"the capture is not signed: {exc}"
+            return row
+        capture.manifest = path
+        capture.key_fingerprint = signer.fingerprint
+        return built.index_row(capture.manifest_sha256)
+
+    def _index(self, index: Index, row: CaptureRow, records: list[RecordRow]) -> None:
         capture = self.capture
         try:
-            index.write_capture(*rows_for_capture(capture), held=True)
+            index.write_capture(row, records, held=True)
         except Exception as exc:  # the WARCs are whole; the index can be rebuilt from them
             capture.index_error = f"the index was not updated ({exc}); run `archiver index rebuild`"
         except KeyboardInterrupt:  # the WARCs are published and whole: the capture stands

@@ -21,6 +21,7 @@ import click
 
 from archiver import __version__, ingest, query, sign
 from archiver import extract as extraction
+from archiver import verify as verification
 from archiver.atomic import atomic_path, output_problem
 from archiver.capture import Capturer, Progress
 from archiver.index import Index
@@ -123,6 +124,65 @@ def read_url_file(path: Path) -> list[str]:
     return urls
 
 
+# signing keys ----------------------------------------------------------------
+def key_option(func: Any) -> Any:
+    return click.option(
+        "--key",
+        "key_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="ARCHIVER_KEY",
+        help="Private key file (also ARCHIVER_KEY). Default: the key store's default key.",
+    )(func)
+
+
+def key_store_option(func: Any) -> Any:
+    return click.option(
+        "--key-store",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="ARCHIVER_KEY_STORE",
+        default=None,
+        help="Key store directory (default ~/.config/archiver/keys).",
+    )(func)
+
+
+def key_failure(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def passphrase_for(path: Path) -> str | None:
+    """ARCHIVER_KEY_PASSPHRASE, else a prompt (never echoed) if the key is encrypted and
+    someone is at the terminal; None otherwise (loading an encrypted key then says why)."""
+    passphrase = os.environ.get("ARCHIVER_KEY_PASSPHRASE") or None
+    if passphrase is None and sign.is_encrypted(path) and sys.stdin.isatty():
+        passphrase = click.prompt(f"Passphrase for {path}", hide_input=True, err=True)
+    return passphrase
+
+
+def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer:
+    """The key captures are signed with, loaded before anything is fetched.
+
+    On a machine with no key (and none named), one is created, and the user told.
+    A key that cannot be used stops everything: exit 1, nothing captured unsigned.
+    """
+    store = key_store or sign.default_store()
+    try:
+        if key_path is None and not sign.list_keys(store):
+            info = sign.generate(store, os.environ.get("ARCHIVER_KEY_PASSPHRASE") or None)
+            click.echo(
+                f"created signing key {info.fingerprint} in {info.path} (none existed); "
+                "every capture is signed with it. Give its public key "
+                "(`archiver keys export`) to whoever will verify your captures.",
+                err=True,
+            )
+        else:
+            info = sign.find_key(store, key_path)
+        return sign.Signer.load(info.path, passphrase_for(info.path))
+    except (sign.KeyProblem, OSError) as exc:
+        key_failure(exc)
+        raise  # unreachable: key_failure exits
+
+
 @cli.command()
 @click.argument("urls", nargs=-1)
 @click.option(
@@ -188,6 +248,8 @@ def read_url_file(path: Path) -> list[str]:
     show_default=True,
     help="json: one summary object per capture on stdout, one per line.",
 )
+@key_option
+@key_store_option
 @click.pass_context
 def capture(
     ctx: click.Context,
@@ -206,12 +268,16 @@ def capture(
     max_redirects: int,
     insecure: bool,
     output_format: str,
+    key_path: Path | None,
+    key_store: Path | None,
 ) -> None:
     """Capture pages, their requisites and every video they reference into WARC files.
 
     Each URL becomes one capture with its own WARC files under
-    ARCHIVE_DIR/warc/COLLECTION/.  Exit status: 0 when every capture succeeded
-    (complete or partial), 1 when one failed, 2 for bad input.
+    ARCHIVE_DIR/warc/COLLECTION/, and a manifest of every file and record, signed
+    with your key (created on first use; see `archiver keys`).  Exit status: 0 when
+    every capture succeeded (complete or partial), 1 when one failed or could not
+    be signed, 2 for bad input.
 
     \b
     Example:
@@ -246,12 +312,13 @@ def capture(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    signer = capture_signer(key_path, key_store)
     interactive = output_format == "text" and sys.stderr.isatty()
     failed = 0
     for seed in checked:
         with progress_display(interactive) as progress:
-            result = Capturer(options, progress=progress).capture(seed)
-        if result.status is CaptureStatus.FAILED or result.index_error:
+            result = Capturer(options, progress=progress, signer=signer).capture(seed)
+        if result.status is CaptureStatus.FAILED or result.index_error or result.sign_error:
             failed += 1
         if output_format == "json":
             click.echo(json.dumps(result.summary(), ensure_ascii=False))
@@ -290,6 +357,10 @@ def report(result: Capture) -> None:
         click.echo(f"  truncated: {url}", err=True)
     for path in result.warc_files:
         click.echo(f"  {path}")
+    if result.manifest:
+        click.echo(f"  signed by {result.key_fingerprint}: {result.manifest}")
+    if result.sign_error:
+        click.echo(f"  {result.sign_error}", err=True)
     if result.index_error:
         click.echo(f"  {result.index_error}", err=True)
 
@@ -524,6 +595,88 @@ def extract(
         click.echo(f"note: {note}", err=True)
 
 
+@cli.command("verify")
+@click.argument("paths", nargs=-1)
+@click.option(
+    "--trusted-key",
+    "trusted",
+    multiple=True,
+    metavar="FILE_OR_FINGERPRINT",
+    help="A public key file, or a 64-hex-digit fingerprint, that may sign (repeatable). "
+    "A capture signed by any other key fails.",
+)
+@archive_dir_option
+@format_option("text", "json", default="text")
+def verify_command(
+    paths: tuple[str, ...], trusted: tuple[str, ...], archive_dir: Path, output_format: str
+) -> None:
+    """Check that nothing captured has changed since it was signed, and say where it has.
+
+    Checks every manifest's signature, every WARC file's size and SHA-256, every
+    record's bytes, block and payload digests (one pass per file), and every index
+    row against the signed manifests.  PATHS may be capture ids, manifests, WARC
+    files or directories; none means the whole archive.  WARC files from other tools
+    have no signature: their digests are checked, and the report says that only
+    internal consistency was.  Exit status: 0 when everything holds, 1 otherwise.
+
+    \b
+    Examples:
+      archiver verify
+      archiver verify 20200812100000-0123456789 --trusted-key archivist.pub.pem
+      archiver verify crawl.warc.gz --format json
+    """
+    interactive = output_format == "text" and sys.stderr.isatty()
+    try:
+        with scan_progress(interactive) as progress:
+            result = verification.verify(archive_dir, paths, trusted, progress)
+    except verification.VerifyUsage as exc:
+        raise click.UsageError(str(exc)) from exc
+    if output_format == "json":
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        show_verification(result)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def show_verification(result: verification.Report) -> None:
+    for c in result.captures:
+        verdict = "OK" if c.ok else "FAILED"
+        status = f" ({c.status})" if c.status else ""
+        click.echo(
+            f"{verdict} capture {c.capture_id}{status}: {c.files} files, {c.records} records, "
+            f"{human_bytes(c.bytes)}"
+        )
+        if c.key_fingerprint:
+            if c.trusted is None:
+                click.echo(
+                    f"  signed by {c.key_fingerprint} (no --trusted-key given: compare this "
+                    "fingerprint with the signer's, obtained another way)"
+                )
+            else:
+                trust = "a trusted key" if c.trusted else "NOT a trusted key"
+                click.echo(f"  signed by {c.key_fingerprint}, {trust}")
+        for problem in c.problems:
+            click.echo(f"  - {problem.text()}")
+    for f in result.unsigned:
+        verdict = "OK" if f.ok else "FAILED"
+        click.echo(
+            f"{verdict} {f.path}: {f.records} records; unsigned, so only internal consistency "
+            "(the digests the records declare) was checked"
+            + (f"; {f.without_digest} records declare no digest" if f.without_digest else "")
+        )
+        for problem in f.problems:
+            click.echo(f"  - {problem.text()}")
+    for check in result.index_checks:
+        click.echo(f"{'OK' if check.ok else 'FAILED'} {check.check} {check.target}: {check.detail}")
+    for problem in result.index_problems:
+        click.echo(f"  - capture {problem.capture_id}: {problem.text()}")
+    problems = len(result.problems)
+    if result.ok:
+        click.echo("verified: everything holds")
+    else:
+        click.echo(f"FAILED: {problems} problem{'s' if problems != 1 else ''}", err=True)
+
+
 @cli.group("index")
 def index_group() -> None:
     """Maintain the Parquet index: rebuild it from the WARCs, import WARCs, compact it.
@@ -638,32 +791,6 @@ def index_compact(archive_dir: Path) -> None:
     """
     merged = Index(archive_dir).compact()
     click.echo(", ".join(f"{table}: {n} files merged" for table, n in merged.items()))
-
-
-# signing keys ----------------------------------------------------------------
-def key_option(func: Any) -> Any:
-    return click.option(
-        "--key",
-        "key_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="ARCHIVER_KEY",
-        help="Private key file (also ARCHIVER_KEY). Default: the key store's default key.",
-    )(func)
-
-
-def key_store_option(func: Any) -> Any:
-    return click.option(
-        "--key-store",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="ARCHIVER_KEY_STORE",
-        default=None,
-        help="Key store directory (default ~/.config/archiver/keys).",
-    )(func)
-
-
-def key_failure(exc: Exception) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(EXIT_FAILED)
 
 
 @cli.group("keys")
@@ -782,10 +909,9 @@ def keys_export(
         if public.exists():
             pem = sign.public_pem(sign.load_public(public))
         else:
-            passphrase = os.environ.get("ARCHIVER_KEY_PASSPHRASE") or None
-            if passphrase is None and sign.is_encrypted(info.path):
-                passphrase = click.prompt("Passphrase", hide_input=True)
-            pem = sign.public_pem(sign.load_private(info.path, passphrase).public_key())
+            pem = sign.public_pem(
+                sign.load_private(info.path, passphrase_for(info.path)).public_key()
+            )
     except (sign.KeyProblem, OSError) as exc:
         key_failure(exc)
         return

@@ -17,13 +17,14 @@ import json
 import re
 import secrets
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from archiver import TOOL_NAME
 from archiver.atomic import TEMP_MARK, fsync_dir, fsync_file, rename_no_replace
 from archiver.index import CaptureRow, Index, RecordRow, payload_bytes, relative_path
+from archiver.manifest import MANIFEST_SUFFIX, Manifest, ManifestError
 from archiver.scan import ScanIssue, StoredRecord, media_type, parse_warc_date, scan_file
 
 WARC_DIR = "warc"
@@ -220,7 +221,27 @@ def capture_rows(
         warc_bytes=sum(p.stat().st_size for p, _ in files),
         errors=[{"url": e["url"], "reason": e["reason"]} for e in meta.get("errors") or []],
     )
+    if files:
+        row = _with_signature(row, files[0][0].parent / (capture_id + MANIFEST_SUFFIX))
     return row, rows
+
+
+def _with_signature(row: CaptureRow, path: Path) -> CaptureRow:
+    """``row`` with the signer and manifest digest of the capture's manifest, if it has one.
+
+    Only these two columns come from the manifest; verify checks the rest of the
+    row, rebuilt from the WARC files, against it.
+    """
+    try:
+        data = path.read_bytes()
+        signed = Manifest.from_bytes(data)
+    except (OSError, ManifestError):
+        return row  # unsigned, or a manifest verify will reject
+    return replace(
+        row,
+        key_fingerprint=signed.key_fingerprint,
+        manifest_sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def imported_capture_id(file_sha256: str) -> str:

@@ -159,6 +159,15 @@ class VideoFound:
         }
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A finished file of a capture: where it is, its size and its SHA-256 (hex)."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
 @dataclass
 class Capture:
     """One capture of one seed URL: its state, provenance and records."""
@@ -189,6 +198,11 @@ class Capture:
     hostname: str | None = None
     platform: str | None = None
     libraries: dict[str, str] = field(default_factory=dict)  # what touched the bytes
+    files: list[StoredFile] = field(default_factory=list)  # the published WARC files
+    key_fingerprint: str | None = None  # who signed the manifest, once signed
+    manifest: Path | None = None
+    manifest_sha256: str | None = None
+    sign_error: str | None = None  # the WARCs are complete but the capture is not signed
 
     @property
     def total_bytes(self) -> int:
@@ -222,4 +236,8 @@ class Capture:
             "interrupted": self.interrupted,
             "incomplete_files": [str(p) for p in self.incomplete_files],
             "index_error": self.index_error,
+            "manifest": str(self.manifest) if self.manifest else None,
+            "key_fingerprint": self.key_fingerprint,
+            "manifest_sha256": self.manifest_sha256,
+            "sign_error": self.sign_error,
         }

@@ -259,6 +259,9 @@ def read_stored(
     keep_block: bool = False,
     block_digest: bool = True,
     open_sink: Callable[[StoredRecord], Sink | None] | None = None,
+    pool: ThreadPoolExecutor | None = None,
+    fh: io.RawIOBase | None = None,
+    stored_digest: Any = None,
 ) -> StoredRecord:
     """Read the record stored at ``offset`` (``length`` bytes), in one pass, in fixed chunks.
 
@@ -275,27 +278,35 @@ def read_stored(
     if any, then receives the payload as it is read.  Exceptions from either are not
     caught: they stop the reading at once.
 
+    A caller reading many records may pass ``pool`` (the hashing thread, kept
+    between records) and ``fh``, the file open for reading and positioned at
+    ``offset``, so that records read one after another cost no open and no seek.
+    ``stored_digest``, a hashlib object, then receives the stored bytes instead of a
+    digest of the record's own: fed every record of a file in order, it becomes the
+    file's SHA-256 (``record_sha256`` is left empty).
+
     Raises :class:`Unreadable` when the bytes are not a record (no WARC head, no
     valid Content-Length, a corrupt gzip member) or the file is too short, and
     OSError when the file cannot be read.
     """
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan") if length > CHUNK else None
-    try:
-        with open(path, "rb", buffering=0) as fh:
+    with contextlib.ExitStack() as stack:
+        if pool is None and length > CHUNK:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan")
+            stack.callback(pool.shutdown)
+        if fh is None:
+            fh = stack.enter_context(open(path, "rb", buffering=0))
             fh.seek(offset)
-            return _Reader(
-                path,
-                fh,
-                offset,
-                length,
-                pool=pool,
-                keep_block=keep_block,
-                block_digest=block_digest,
-                open_sink=open_sink,
-            ).read()
-    finally:
-        if pool is not None:
-            pool.shutdown()
+        return _Reader(
+            path,
+            fh,
+            offset,
+            length,
+            pool=pool if length > CHUNK else None,
+            keep_block=keep_block,
+            block_digest=block_digest,
+            open_sink=open_sink,
+            stored_digest=stored_digest,
+        ).read()
 
 
 # what the reader is reading
@@ -323,6 +334,7 @@ class _Reader:
         keep_block: bool,
         block_digest: bool,
         open_sink: Callable[[StoredRecord], Sink | None] | None,
+        stored_digest: Any = None,
     ) -> None:
         self.path, self.fh, self.offset, self.length = path, fh, offset, length
         self.pool = pool
@@ -330,7 +342,8 @@ class _Reader:
         self.block_digest = block_digest
         self.open_sink = open_sink
         self.jobs: deque[Future[None]] = deque()  # queued on the second core, oldest first
-        self.stored = hashlib.sha256()
+        self.own_digest = stored_digest is None
+        self.stored = hashlib.sha256() if stored_digest is None else stored_digest
         self.inflater: Any = None  # zlib-ng's, for a gzip member
         self.compressed: bool | None = None  # known from the first bytes
         self.member_end: int | None = None  # stored bytes up to the end of the gzip member
@@ -378,7 +391,7 @@ class _Reader:
                 reading[which] = self.jobs[-1] if self.jobs else None
         finally:
             self._wait()
-        record_sha256 = self.stored.hexdigest()
+        record_sha256 = self.stored.hexdigest() if self.own_digest else ""
         if self.broken is None and self.state == _WARC_HEAD:
             self.broken = "the record ends inside its WARC head"
         if self.broken is not None or self.rec is None:

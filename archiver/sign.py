@@ -223,3 +223,43 @@ def signature_holds(public: Ed25519PublicKey, signature: bytes, data: bytes) -> 
     except InvalidSignature:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A private key loaded for signing, and who it is."""
+
+    key: Ed25519PrivateKey
+    fingerprint: str
+
+    @classmethod
+    def load(cls, path: Path, passphrase: str | None) -> Signer:
+        return cls.of(load_private(path, passphrase))
+
+    @classmethod
+    def of(cls, key: Ed25519PrivateKey) -> Signer:
+        return cls(key, fingerprint(key.public_key()))
+
+    def sign(self, data: bytes) -> bytes:
+        return sign(self.key, data)
+
+    def publish(self, path: Path) -> None:
+        """Put the public key at ``path`` (an archive's ``keys/<fingerprint>.pub.pem``).
+
+        An existing file is left alone if it holds this key; if it holds another, that
+        is a :class:`KeyProblem` (the archive's copy is never replaced).
+        """
+        pem = public_pem(self.key.public_key())
+        if path.exists():
+            try:
+                present = fingerprint(load_public(path))
+            except KeyProblem:
+                present = None
+            if present != self.fingerprint:
+                raise KeyProblem(f"{path} exists and does not hold the key {self.fingerprint}")
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _write_new(path, pem, 0o644)
+        except FileExistsError:  # another capture published it at the same moment
+            self.publish(path)

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from archiver.atomic import fsync_dir
 from archiver.gzipmember import GapMember, whole_member, write_all
@@ -220,6 +220,10 @@ class WarcFile:
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync")
         self._sync_pending: Future[None] | None = None
         self._synced_at = 0
+        # The SHA-256 of the whole file, fed each record's member as it is finished
+        # (members are finished in file order); None if that order was ever broken.
+        self._file_digest: Any = hashlib.sha256()
+        self._digested = 0
 
     @property
     def size(self) -> int:
@@ -244,13 +248,19 @@ class WarcFile:
         member's bytes can only be hashed in order once it is finished: the body is
         read back (from the page cache, while the next read overlaps the hashing).
         Reading back also proves what reached the file, not only what was sent to it.
+        The same bytes go on into the file's own SHA-256, on the other thread, which
+        also does the reading: a buffer is refilled only after the jobs before it.
         """
         digest = hashlib.sha256(prefix)
+        whole = self._member_digest(offset, length)
+        if whole is not None:
+            whole.update(prefix)
         pos, end = offset + len(prefix), offset + length
         buffers = [bytearray(_READ_BACK_CHUNK), bytearray(_READ_BACK_CHUNK)]
         reads = self._pool or ThreadPoolExecutor(max_workers=1)
         current = 0
         pending = reads.submit(_pread, self._reader, buffers[0], pos, end)
+        hashed: Future[None] | None = None
         try:
             while pos < end:
                 n = pending.result()
@@ -261,11 +271,36 @@ class WarcFile:
                 current ^= 1
                 if pos < end:
                     pending = reads.submit(_pread, self._reader, buffers[current], pos, end)
+                if whole is not None:
+                    hashed = reads.submit(whole.update, view)
                 digest.update(view)
         finally:
+            if hashed is not None:
+                hashed.result()
             if self._pool is None:
                 reads.shutdown()
         return digest.hexdigest()
+
+    def _member_digest(self, offset: int, length: int) -> Any:
+        """The file's digest, to be fed the member at ``offset`` next; None if out of order."""
+        if self._file_digest is None or offset != self._digested:
+            self._file_digest = None
+            return None
+        self._digested += length
+        return self._file_digest
+
+    def sha256(self) -> str:
+        """The SHA-256 of the whole file as written (read back if it could not be followed)."""
+        if self._file_digest is not None and self._digested == self.size_on_disk():
+            return str(self._file_digest.hexdigest())
+        digest = hashlib.sha256()
+        with open(self.path if self.closed else self.temp_path, "rb", buffering=0) as fh:
+            while chunk := fh.read(_READ_BACK_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def size_on_disk(self) -> int:
+        return os.stat(self.path if self.closed else self.temp_path).st_size
 
     def record_written(self, record: WrittenRecord) -> WrittenRecord:
         self.records.append(record)
@@ -302,6 +337,9 @@ class WarcFile:
         member = whole_member(render_head(out) + block + b"\r\n\r\n", level)
         with self.unit():
             write_all(self.fileobj, [member])
+        whole = self._member_digest(offset, len(member))
+        if whole is not None:
+            whole.update(member)
         values = dict(fields)
         return self.record_written(
             WrittenRecord(
@@ -454,6 +492,10 @@ class WarcSeries:
         paths = [f.publish() for f in self.files]
         self._pool.shutdown()
         return paths
+
+    def digests(self) -> list[tuple[Path, int, str]]:
+        """Each closed file's path, size and SHA-256, in order."""
+        return [(f.path, f.size_on_disk(), f.sha256()) for f in self.files]
 
     def abandon(self, wait: float = 10.0) -> list[Path]:
         """Stop writing; keep the whole records under ``.open`` names (see WarcFile.abandon)."""

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from archiver.capture import Capturer
 from archiver.model import CaptureOptions
+from archiver.sign import Signer
 from tests.site import FixtureSite
 
 
@@ -31,6 +33,24 @@ def sequential_ids() -> Callable[[], str]:
     return lambda: f"<urn:uuid:{uuid.UUID(int=next(counter))}>"
 
 
+@pytest.fixture(autouse=True)
+def isolated_keys(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test gets an empty key store of its own; the user's keys are never touched."""
+    store = tmp_path_factory.mktemp("key-store")
+    monkeypatch.setenv("ARCHIVER_KEY_STORE", str(store))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(store.parent / (store.name + "-xdg")))
+    for name in ("ARCHIVER_KEY", "ARCHIVER_KEY_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+    return store
+
+
+def fixed_signer(seed: int = 1) -> Signer:
+    """A signing key made from a fixed seed: same fingerprint and signatures every run."""
+    return Signer.of(Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32))
+
+
 @pytest.fixture
 def site() -> Iterator[FixtureSite]:
     with FixtureSite(slow_seconds=0.3, large_video_bytes=3 * 1024 * 1024 + 17) as s:
@@ -39,7 +59,7 @@ def site() -> Iterator[FixtureSite]:
 
 @pytest.fixture
 def make_capturer(tmp_path: Path) -> Callable[..., Capturer]:
-    def make(**overrides: object) -> Capturer:
+    def make(signer: Signer | None = fixed_signer(), **overrides: object) -> Capturer:  # noqa: B008
         options = {"archive_dir": tmp_path / "archives", "timeout": 1.5, "concurrency": 4}
         options.update(overrides)
         return Capturer(
@@ -48,6 +68,7 @@ def make_capturer(tmp_path: Path) -> Callable[..., Capturer]:
             new_id=lambda moment: "20200812100000-0123456789",
             new_record_id=sequential_ids(),
             hostname="test-host",
+            signer=signer,
         )
 
     return make

@@ -195,6 +195,7 @@ def test_input_file_json_output_and_env_archive_dir(tmp_path: Path, site: Fixtur
     listing.write_text(
         f"# seeds for the test\n\n{site.url(site.PLAIN)}\n   \n# done\n", encoding="utf-8"
     )
+    assert run("keys", "generate").returncode == 0  # else the first capture says it made one
     result = run(
         "capture",
         "--input",

@@ -1,0 +1,281 @@
+"""The signed manifest of a capture: every file and record it wrote, and who vouches for it.
+
+A capture ends by writing, beside its WARC files::
+
+    warc/<collection>/<capture_id>.manifest.json      what was written (schemas/manifest.v1.json)
+    warc/<collection>/<capture_id>.manifest.json.sig  raw 64-byte Ed25519 signature of those bytes
+    keys/<fingerprint>.pub.pem                        the signer's public key (SubjectPublicKeyInfo)
+
+The manifest holds the capture's ``captures`` row, each WARC file with its size and
+SHA-256, and each record's ``records`` row (file, offset, length, SHA-256 of the
+stored bytes, record id, target URI, digests, provenance).  Every path in it is
+relative to the archive directory.  The signature covers the exact bytes of the
+file, so ``openssl pkeyutl -verify -rawin`` checks it (see docs/verifying.md); the
+index is derived data, checked row by row against the manifests.
+
+The file is ASCII JSON, one file or record per line, so that it can be read, and
+checked with ``sed`` and ``sha256sum``, without any of our code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from archiver import schema
+from archiver.atomic import atomic_path
+from archiver.index import CaptureRow, RecordRow
+from archiver.model import isoformat
+
+FORMAT = "archiver/manifest/1"
+MANIFEST_SUFFIX = ".manifest.json"
+SIGNATURE_SUFFIX = MANIFEST_SUFFIX + ".sig"
+KEYS_DIR = "keys"
+ALGORITHM = "Ed25519"
+# Columns of the captures row that the manifest cannot hold (they describe the manifest).
+SIGNING_COLUMNS = ("key_fingerprint", "manifest_sha256")
+
+
+class ManifestError(ValueError):
+    """A manifest cannot be read: not JSON, another format, or a field of the wrong type."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A WARC file of the capture: its path relative to the archive, size and SHA-256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    capture_id: str
+    signed_at: datetime
+    key_fingerprint: str
+    tool_name: str
+    tool_version: str
+    capture: CaptureRow  # its key_fingerprint and manifest_sha256 are None
+    files: tuple[FileEntry, ...]
+    records: tuple[RecordRow, ...]
+
+    @property
+    def public_key(self) -> str:
+        return public_key_name(self.key_fingerprint)
+
+    def index_row(self, manifest_sha256: str) -> CaptureRow:
+        """The ``captures`` row of the signed capture, as the index holds it."""
+        return replace(
+            self.capture, key_fingerprint=self.key_fingerprint, manifest_sha256=manifest_sha256
+        )
+
+    def to_bytes(self) -> bytes:
+        """The manifest file: deterministic, ASCII, one file or record per line."""
+
+        def line(value: Any) -> str:
+            return json.dumps(value, ensure_ascii=True, sort_keys=True)
+
+        head = {
+            "format": FORMAT,
+            "capture_id": self.capture_id,
+            "signed_at": isoformat(self.signed_at),
+            "signer": {
+                "algorithm": ALGORITHM,
+                "key_fingerprint": self.key_fingerprint,
+                "public_key": self.public_key,
+            },
+            "tool": {"name": self.tool_name, "version": self.tool_version},
+        }
+        out = ["{"]
+        out += [f" {json.dumps(k)}: {line(v)}," for k, v in head.items()]
+        out.append(f' "capture": {line(row_to_json(self.capture, "captures"))},')
+        out.append(' "files": [')
+        out.append(",\n".join(f"  {line(asdict(f))}" for f in self.files))
+        out.append(" ],")
+        out.append(' "records": [')
+        out.append(",\n".join(f"  {line(row_to_json(r, 'records'))}" for r in self.records))
+        out.append(" ]")
+        out.append("}")
+        return ("\n".join(out) + "\n").encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Manifest:
+        """Parse a manifest; anything unexpected is a :class:`ManifestError`."""
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ManifestError(f"not JSON ({exc})") from exc
+        if not isinstance(doc, dict):
+            raise ManifestError("not a JSON object")
+        if doc.get("format") != FORMAT:
+            raise ManifestError(f"unknown manifest format {doc.get('format')!r}")
+        signer = _field(doc, "signer", dict)
+        tool = _field(doc, "tool", dict)
+        if _field(signer, "algorithm", str) != ALGORITHM:
+            raise ManifestError(f"unknown signature algorithm {signer.get('algorithm')!r}")
+        fp = _field(signer, "key_fingerprint", str)
+        if _field(signer, "public_key", str) != public_key_name(fp):
+            raise ManifestError("signer.public_key does not name the signer's key")
+        signed_at = _timestamp(_field(doc, "signed_at", str), "signed_at")
+        capture = row_from_json(_field(doc, "capture", dict), "captures")
+        files = []
+        for i, item in enumerate(_field(doc, "files", list)):
+            if not isinstance(item, dict) or set(item) != {"path", "size", "sha256"}:
+                raise ManifestError(f"files[{i}] must have exactly path, size and sha256")
+            path, size = _field(item, "path", str), _field(item, "size", int)
+            files.append(FileEntry(path, size, _field(item, "sha256", str)))
+        records = []
+        for i, item in enumerate(_field(doc, "records", list)):
+            if not isinstance(item, dict):
+                raise ManifestError(f"records[{i}] is not an object")
+            records.append(row_from_json(item, "records", f"records[{i}]"))
+        capture_id = _field(doc, "capture_id", str)
+        if capture.capture_id != capture_id:
+            raise ManifestError("capture.capture_id differs from capture_id")
+        return cls(
+            capture_id=capture_id,
+            signed_at=signed_at,
+            key_fingerprint=fp,
+            tool_name=_field(tool, "name", str),
+            tool_version=_field(tool, "version", str),
+            capture=capture,
+            files=tuple(files),
+            records=tuple(records),
+        )
+
+
+def public_key_name(fingerprint: str) -> str:
+    """Where the signer's public key is, relative to the archive directory."""
+    return f"{KEYS_DIR}/{fingerprint}.pub.pem"
+
+
+def manifest_path(archive_dir: Path, collection: str, capture_id: str) -> Path:
+    return archive_dir / "warc" / collection / f"{capture_id}{MANIFEST_SUFFIX}"
+
+
+def signature_path(manifest: Path) -> Path:
+    return manifest.with_name(manifest.name + ".sig")
+
+
+def capture_id_of(manifest: Path) -> str:
+    return manifest.name.removesuffix(MANIFEST_SUFFIX)
+
+
+def archive_of(manifest: Path) -> Path:
+    """The archive directory a manifest belongs to (``<archive>/warc/<collection>/``)."""
+    return manifest.resolve().parent.parent.parent
+
+
+def build(
+    capture: CaptureRow,
+    records: list[RecordRow],
+    files: list[FileEntry],
+    key_fingerprint: str,
+    signed_at: datetime,
+    tool_name: str,
+    tool_version: str,
+) -> Manifest:
+    unsigned = replace(capture, key_fingerprint=None, manifest_sha256=None)
+    return Manifest(
+        capture_id=capture.capture_id,
+        signed_at=signed_at,
+        key_fingerprint=key_fingerprint,
+        tool_name=tool_name,
+        tool_version=tool_version,
+        capture=unsigned,
+        files=tuple(files),
+        records=tuple(records),
+    )
+
+
+def write(path: Path, data: bytes, signature: bytes) -> str:
+    """Write the manifest, then its signature (whole files, never over existing ones).
+
+    The signature comes last: a manifest without one is a capture whose signing did
+    not finish, and verify says so.  Returns the manifest's SHA-256.
+    """
+    with atomic_path(path) as temp:
+        temp.write_bytes(data)
+    with atomic_path(signature_path(path)) as temp:
+        temp.write_bytes(signature)
+    return hashlib.sha256(data).hexdigest()
+
+
+# rows as JSON -------------------------------------------------------------------
+def row_to_json(row: CaptureRow | RecordRow, table: str) -> dict[str, Any]:
+    """A typed row as JSON values: timestamps as ISO 8601 UTC strings, maps as objects."""
+    out: dict[str, Any] = {}
+    for column in schema.load(table).columns:
+        value = getattr(row, column.name)
+        if value is not None and column.type == "timestamp":
+            value = isoformat(value)
+        elif value is not None and column.type.startswith("map<"):
+            value = dict(sorted(value.items()))
+        out[column.name] = value
+    return out
+
+
+def row_from_json(doc: dict[str, Any], table: str, where: str | None = None) -> Any:
+    """The typed row a JSON object describes; every column must be there, and no other."""
+    where = where or table.rstrip("s")
+    columns = schema.load(table).columns
+    names = [c.name for c in columns]
+    if set(doc) != set(names):
+        missing = sorted(set(names) - set(doc))
+        extra = sorted(set(doc) - set(names))
+        raise ManifestError(f"{where}: missing columns {missing}, unexpected {extra}")
+    values: dict[str, Any] = {}
+    for column in columns:
+        value = doc[column.name]
+        label = f"{where}.{column.name}"
+        if value is None:
+            if not column.nullable:
+                raise ManifestError(f"{label} must not be null")
+        elif column.type == "timestamp":
+            value = _timestamp(_typed(value, str, label), label)
+        elif column.type in ("int32", "int64"):
+            value = _typed(value, int, label)
+        elif column.type == "bool":
+            value = _typed(value, bool, label)
+        elif column.type == "string":
+            value = _typed(value, str, label)
+        elif column.type.startswith("map<"):
+            value = {str(k): _typed(v, str, label) for k, v in _typed(value, dict, label).items()}
+        elif column.type.startswith("list<struct"):
+            value = [
+                {str(k): _typed(v, str, label) for k, v in _typed(item, dict, label).items()}
+                for item in _typed(value, list, label)
+            ]
+        elif column.type.startswith("list<"):
+            value = [_typed(item, str, label) for item in _typed(value, list, label)]
+        values[column.name] = value
+    row_type = CaptureRow if table == "captures" else RecordRow
+    assert [f.name for f in fields(row_type)] == names
+    return row_type(**values)
+
+
+def _typed(value: Any, kind: type, label: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ManifestError(f"{label} must be of type {kind.__name__}")
+    return value
+
+
+def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
+    if name not in doc:
+        raise ManifestError(f"no {name!r} field")
+    return _typed(doc[name], kind, name)
+
+
+def _timestamp(text: str, label: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ManifestError(f"{label} is not an ISO 8601 time: {text!r}") from exc
+    if moment.tzinfo is None:
+        raise ManifestError(f"{label} has no time zone: {text!r}")
+    return moment.astimezone(UTC)

@@ -1,0 +1,793 @@
+"""Verify an archive: signatures, files, records and index rows; locate every change.
+
+For each signed capture (see :mod:`archiver.manifest`):
+
+1. the manifest's signature, with the public key the archive holds for the signer
+   (or a key given with ``--trusted-key``); a signer outside the trusted keys fails;
+2. each WARC file the manifest lists: its size and SHA-256, and in the same single
+   pass every record's WARC head (record id, type, target URI), block digest and
+   payload digest.  When a file differs, a second pass hashes each record's stored
+   bytes against the manifest to say which records changed, went missing or were
+   added;
+3. every ``captures`` and ``records`` row of the index against the signed manifest,
+   column by column, so an edited, missing or added row is caught (the index is
+   derived data: rebuilt or compacted, it still verifies);
+4. that no WARC file, record or row claims the capture without the manifest listing it.
+
+A capture of ours without a manifest or without a signature fails (unsigned, or
+incomplete).  WARC files written by other tools are checked for internal
+consistency only (every declared digest), and the report says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from archiver import ingest, sign
+from archiver.index import CaptureRow, Index, RecordRow, from_table, read_table_file
+from archiver.manifest import (
+    MANIFEST_SUFFIX,
+    SIGNATURE_SUFFIX,
+    Manifest,
+    ManifestError,
+    capture_id_of,
+    row_to_json,
+    signature_path,
+)
+from archiver.scan import StoredRecord, Unreadable, read_stored
+
+_OUR_WARC = re.compile(r"^(\d{14}-[0-9a-f]{10})-\d{5}\.warc(\.gz)?$")
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+SIGNATURE_LENGTH = 64
+
+
+class VerifyUsage(ValueError):
+    """The paths or keys given cannot be verified as asked (a user error, exit 2)."""
+
+
+class Progress(Protocol):
+    def file(self, path: Path) -> None: ...
+    def advanced(self, nbytes: int) -> None: ...
+
+
+class _NoProgress:
+    def file(self, path: Path) -> None:
+        pass
+
+    def advanced(self, nbytes: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that does not hold, and where: capture, file, offset, record, URL."""
+
+    message: str
+    capture_id: str | None = None
+    file: str | None = None
+    offset: int | None = None
+    record_id: str | None = None
+    url: str | None = None
+
+    def text(self) -> str:
+        where = []
+        if self.file:
+            where.append(self.file + (f" @ {self.offset}" if self.offset is not None else ""))
+        if self.record_id:
+            where.append(f"record {self.record_id}" + (f" ({self.url})" if self.url else ""))
+        return (": ".join(where) + ": " if where else "") + self.message
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check made and its result."""
+
+    check: str
+    target: str
+    ok: bool
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "target": self.target, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class CaptureResult:
+    """The verdict on one capture of ours."""
+
+    capture_id: str
+    manifest: str | None = None
+    status: str | None = None  # what the capture itself recorded: complete, partial, failed
+    key_fingerprint: str | None = None
+    trusted: bool | None = None  # None: no trusted key was given
+    files: int = 0
+    records: int = 0
+    bytes: int = 0
+    checks: list[Check] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def check(self, name: str, target: str, ok: bool, detail: str = "") -> bool:
+        self.checks.append(Check(name, target, ok, detail))
+        return ok
+
+    def problem(self, message: str, **where: Any) -> None:
+        self.problems.append(Problem(message, self.capture_id, **where))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "capture_id": self.capture_id,
+            "ok": self.ok,
+            "manifest": self.manifest,
+            "status": self.status,
+            "signed": self.key_fingerprint is not None,
+            "key_fingerprint": self.key_fingerprint,
+            "trusted": self.trusted,
+            "files": self.files,
+            "records": self.records,
+            "bytes": self.bytes,
+            "checks": [c.to_json() for c in self.checks],
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+@dataclass
+class FileResult:
+    """The verdict on a WARC file no signature covers (written by another tool)."""
+
+    path: str
+    records: int = 0
+    without_digest: int = 0
+    imported_as: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "signed": False,
+            "imported_as": self.imported_as,
+            "records": self.records,
+            "records_without_digest": self.without_digest,
+            "checked": "internal consistency only (no signature)",
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+@dataclass
+class Report:
+    captures: list[CaptureResult] = field(default_factory=list)
+    unsigned: list[FileResult] = field(default_factory=list)
+    index_checks: list[Check] = field(default_factory=list)
+    index_problems: list[Problem] = field(default_factory=list)  # rows claiming no signed capture
+
+    @property
+    def ok(self) -> bool:
+        return (
+            all(c.ok for c in self.captures)
+            and all(f.ok for f in self.unsigned)
+            and not self.index_problems
+        )
+
+    @property
+    def problems(self) -> list[Problem]:
+        out = [p for c in self.captures for p in c.problems]
+        out += [p for f in self.unsigned for p in f.problems]
+        return out + self.index_problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "captures": [c.to_json() for c in self.captures],
+            "unsigned_files": [f.to_json() for f in self.unsigned],
+            "index": {
+                "checks": [c.to_json() for c in self.index_checks],
+                "problems": [p.to_json() for p in self.index_problems],
+            },
+        }
+
+
+# what to verify ------------------------------------------------------------------
+@dataclass
+class _Plan:
+    archive: Path
+    manifests: dict[str, Path] = field(default_factory=dict)  # capture id -> manifest
+    unsigned_ours: dict[str, list[Path]] = field(default_factory=dict)  # no manifest
+    foreign: list[Path] = field(default_factory=list)
+    whole_archive: bool = False
+
+
+def trusted_fingerprints(values: Iterable[str]) -> set[str]:
+    """Fingerprints from ``--trusted-key`` values: public key files or 64 hex digits."""
+    out = set()
+    for value in values:
+        path = Path(value)
+        if path.is_file():
+            try:
+                out.add(sign.fingerprint(sign.load_public(path)))
+            except sign.KeyProblem as exc:
+                raise VerifyUsage(f"--trusted-key {value}: {exc}") from exc
+        elif _FINGERPRINT.match(value.lower()):
+            out.add(value.lower())
+        else:
+            raise VerifyUsage(
+                f"--trusted-key {value}: not a public key file nor a 64-digit hex fingerprint"
+            )
+    return out
+
+
+def plan(archive_dir: Path, paths: Iterable[str]) -> _Plan:
+    """What the paths name: captures (by manifest), our unsigned files, foreign files."""
+    given = list(paths)
+    result = _Plan(archive_dir)
+    if not given:
+        if not archive_dir.is_dir():
+            raise VerifyUsage(f"no archive at {archive_dir}")
+        _add_tree(result, archive_dir / ingest.WARC_DIR)
+        result.whole_archive = True
+        return result
+    for text in given:
+        path = Path(text)
+        if path.is_dir():
+            if path.resolve() == archive_dir.resolve() or (path / ingest.WARC_DIR).is_dir():
+                result.archive = path
+                _add_tree(result, path / ingest.WARC_DIR)
+                result.whole_archive = True
+            else:
+                _add_tree(result, path)
+        elif path.is_file():
+            if not _add_file(result, path):
+                raise VerifyUsage(f"{text}: not a manifest, signature or WARC file")
+        else:
+            manifests = sorted((archive_dir / ingest.WARC_DIR).glob(f"*/{text}{MANIFEST_SUFFIX}"))
+            files = sorted((archive_dir / ingest.WARC_DIR).glob(f"*/{text}-[0-9]*.warc*"))
+            if not manifests and not files:
+                raise VerifyUsage(
+                    f"{text}: no such capture in {archive_dir}, nor a file or directory"
+                )
+            for found in manifests or files:
+                _add_file(result, found)
+    return result
+
+
+def _add_tree(result: _Plan, root: Path) -> None:
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            _add_file(result, path)
+
+
+def _add_file(result: _Plan, path: Path) -> bool:
+    name = path.name
+    if name.endswith(SIGNATURE_SUFFIX):
+        path = path.with_name(name.removesuffix(".sig"))
+        name = path.name
+    if name.endswith(MANIFEST_SUFFIX):
+        capture_id = capture_id_of(path)
+        result.manifests.setdefault(capture_id, path)
+        result.unsigned_ours.pop(capture_id, None)
+        return True
+    if not ingest.is_warc(path):
+        return False
+    match = _OUR_WARC.match(name)
+    if match is None or path.parent.name == ingest.IMPORTED_DIR:
+        if path not in result.foreign:
+            result.foreign.append(path)
+        return True
+    capture_id = match.group(1)
+    manifest = path.with_name(capture_id + MANIFEST_SUFFIX)
+    if manifest.exists() or capture_id in result.manifests:
+        result.manifests.setdefault(capture_id, manifest)
+    else:
+        listed = result.unsigned_ours.setdefault(capture_id, [])
+        if path not in listed:
+            listed.append(path)
+    return True
+
+
+# verifying ------------------------------------------------------------------------
+def verify(
+    archive_dir: Path,
+    paths: Iterable[str] = (),
+    trusted: Iterable[str] = (),
+    progress: Progress | None = None,
+) -> Report:
+    """Verify what ``paths`` name (the whole archive when none); see the module doc."""
+    keys = trusted_fingerprints(trusted)
+    todo = plan(archive_dir, paths)
+    progress = progress or _NoProgress()
+    report = Report()
+    signed: dict[str, Manifest] = {}
+    digests: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
+        for capture_id, path in sorted(todo.manifests.items()):
+            result, manifest, data = _verify_capture(path, keys, pool, progress)
+            report.captures.append(result)
+            if manifest is not None and data is not None:
+                signed[capture_id] = manifest
+                digests[capture_id] = hashlib.sha256(data).hexdigest()
+        for capture_id, files in sorted(todo.unsigned_ours.items()):
+            report.captures.append(_unsigned_capture(capture_id, files, todo.archive, progress))
+        imported: dict[str, tuple[CaptureRow, list[RecordRow]]] = {}
+        for path in todo.foreign:
+            result_file, rows = _verify_foreign(path, todo.archive, progress)
+            report.unsigned.append(result_file)
+            if rows is not None:
+                imported[rows[0].capture_id] = rows
+    _verify_index(todo, report, signed, digests, imported)
+    return report
+
+
+def _verify_capture(
+    path: Path, keys: set[str], pool: ThreadPoolExecutor, progress: Progress
+) -> tuple[CaptureResult, Manifest | None, bytes | None]:
+    capture_id = capture_id_of(path)
+    archive = path.resolve().parent.parent.parent
+    result = CaptureResult(capture_id, manifest=_shown(path, archive))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        result.problem(f"incomplete: the manifest cannot be read ({exc.strerror or exc})")
+        result.check("manifest", result.manifest or "", False, "missing")
+        return result, None, None
+    try:
+        manifest = Manifest.from_bytes(data)
+    except ManifestError as exc:
+        result.problem(f"the manifest is not valid: {exc}", file=result.manifest)
+        result.check("manifest", result.manifest or "", False, str(exc))
+        return result, None, None
+    result.check("manifest", result.manifest or "", True, "well-formed")
+    if manifest.capture_id != capture_id:
+        result.problem(f"the manifest describes capture {manifest.capture_id}, not {capture_id}")
+    result.status = manifest.capture.status
+    result.key_fingerprint = manifest.key_fingerprint
+    _check_signature(result, path, data, manifest, archive, keys)
+    _check_files(result, manifest, archive, pool, progress)
+    return result, manifest, data
+
+
+def _check_signature(
+    result: CaptureResult,
+    path: Path,
+    data: bytes,
+    manifest: Manifest,
+    archive: Path,
+    keys: set[str],
+) -> None:
+    fp = manifest.key_fingerprint
+    sig_path = signature_path(path)
+    sig_name = _shown(sig_path, archive)
+    key_path = archive / manifest.public_key
+    public = None
+    try:
+        public = sign.load_public(key_path)
+    except sign.KeyProblem as exc:
+        result.problem(f"the signer's public key cannot be used: {exc}", file=manifest.public_key)
+    if public is not None:
+        found = sign.fingerprint(public)
+        if not result.check("public key", manifest.public_key, found == fp, f"fingerprint {found}"):
+            result.problem(
+                f"holds another key (fingerprint {found}) than the signer's {fp}",
+                file=manifest.public_key,
+            )
+            public = None
+    if keys:
+        result.trusted = fp in keys
+        if not result.check("trusted signer", fp, result.trusted):
+            result.problem(f"signed by {fp}, which is not one of the trusted keys")
+    try:
+        signature = sig_path.read_bytes()
+    except OSError:
+        result.check("signature", sig_name, False, "missing")
+        result.problem("unsigned: the manifest has no signature", file=sig_name)
+        return
+    if len(signature) != SIGNATURE_LENGTH:
+        result.check("signature", sig_name, False, f"{len(signature)} bytes")
+        result.problem(f"not an Ed25519 signature ({len(signature)} bytes, not 64)", file=sig_name)
+        return
+    if public is None:
+        result.check("signature", sig_name, False, "no usable public key for the signer")
+        return
+    holds = sign.signature_holds(public, signature, data)
+    if not result.check("signature", sig_name, holds, f"Ed25519, key {fp}"):
+        result.problem(
+            "the signature does not match the manifest: the manifest or the signature was changed",
+            file=sig_name,
+        )
+
+
+def _check_files(
+    result: CaptureResult,
+    manifest: Manifest,
+    archive: Path,
+    pool: ThreadPoolExecutor,
+    progress: Progress,
+) -> None:
+    by_file: dict[str, list[RecordRow]] = defaultdict(list)
+    for row in manifest.records:
+        by_file[row.warc_filename].append(row)
+    listed = {f.path for f in manifest.files}
+    for name in sorted(set(by_file) - listed):
+        result.problem("the manifest lists records in a file it does not list", file=name)
+    result.files = len(manifest.files)
+    result.records = len(manifest.records)
+    for entry in manifest.files:
+        result.bytes += entry.size
+        path = _inside(archive, entry.path)
+        if path is None:
+            result.problem("the manifest names a file outside the archive", file=entry.path)
+            continue
+        records = sorted(by_file.get(entry.path, []), key=lambda r: r.warc_offset)
+        _check_file(result, path, entry.path, entry.size, entry.sha256, records, pool, progress)
+    # files of the capture that the manifest does not list (added, or left by a crash)
+    for entry_dir in {(_inside(archive, f.path) or archive).parent for f in manifest.files}:
+        for extra in sorted(entry_dir.glob(f"{manifest.capture_id}-*")):
+            shown = _shown(extra, archive)
+            if shown not in listed and not extra.name.startswith("."):
+                result.problem(
+                    "a file of this capture that the signed manifest does not list", file=shown
+                )
+
+
+def _check_file(
+    result: CaptureResult,
+    path: Path,
+    name: str,
+    size: int,
+    sha256: str,
+    records: list[RecordRow],
+    pool: ThreadPoolExecutor,
+    progress: Progress,
+) -> None:
+    progress.file(path)
+    try:
+        actual = path.stat().st_size
+    except OSError:
+        result.check("file", name, False, "missing")
+        result.problem("missing: the file is not in the archive", file=name)
+        return
+    end = 0
+    for row in records:
+        if row.warc_offset != end:
+            result.problem(
+                "the signed manifest leaves a gap before this record",
+                file=name,
+                offset=row.warc_offset,
+                record_id=row.record_id,
+            )
+        end = row.warc_offset + row.warc_length
+    if end != size:
+        result.problem(f"the signed records end at {end}, the signed size is {size}", file=name)
+    if actual == size:
+        problems, digest = _one_pass(path, name, records, pool, progress)
+        if digest == sha256 and not problems:
+            result.check("file", name, True, f"size {size}, sha256 {sha256}")
+            return
+    # it differs: say where, record by record
+    result.check("file", name, False, f"size {actual} (signed {size})")
+    if actual != size:
+        more = "bytes were added" if actual > size else "bytes are missing (truncated?)"
+        result.problem(f"size {actual}, signed {size}: {more}", file=name)
+    else:
+        result.problem(f"SHA-256 differs from the signed {sha256}", file=name)
+    result.problems += [
+        replace(p, capture_id=result.capture_id) for p in _locate(path, name, actual, records, pool)
+    ]
+
+
+def _one_pass(
+    path: Path, name: str, records: list[RecordRow], pool: ThreadPoolExecutor, progress: Progress
+) -> tuple[list[Problem], str]:
+    """Read the file once: its SHA-256, and each record's heads and digests."""
+    digest = hashlib.sha256()
+    problems: list[Problem] = []
+    with open(path, "rb", buffering=0) as fh:
+        for row in records:
+            try:
+                rec = read_stored(
+                    path, row.warc_offset, row.warc_length, pool=pool, fh=fh, stored_digest=digest
+                )
+            except (Unreadable, OSError) as exc:
+                problems.append(_at(row, name, f"unreadable: {exc}"))
+                return problems, ""
+            problems += _compare_record(rec, row, name)
+            progress.advanced(row.warc_length)
+        while chunk := fh.read(1024 * 1024):  # bytes after the last record, if any
+            digest.update(chunk)
+    return problems, digest.hexdigest()
+
+
+def _locate(
+    path: Path, name: str, size: int, records: list[RecordRow], pool: ThreadPoolExecutor
+) -> list[Problem]:
+    """Which records differ from the signed ones (a second pass, only for a changed file)."""
+    problems: list[Problem] = []
+    for row in records:
+        if row.warc_offset + row.warc_length > size:
+            problems.append(_at(row, name, f"missing: the file ends at {size}, before this record"))
+            continue
+        try:
+            rec = read_stored(path, row.warc_offset, row.warc_length, pool=pool)
+        except Unreadable as exc:
+            problems.append(_at(row, name, f"changed: {exc}"))
+            continue
+        except OSError as exc:
+            problems.append(_at(row, name, f"cannot be read: {exc}"))
+            continue
+        found = _compare_record(rec, row, name)
+        if rec.record_sha256 != row.record_sha256:
+            if not found:
+                found = [_at(row, name, "changed: its stored bytes differ from the signed ones")]
+            problems += found
+        else:
+            problems += found
+    end = max((r.warc_offset + r.warc_length for r in records), default=0)
+    if size > end:
+        problems.append(
+            Problem(f"{size - end} bytes after the last signed record", file=name, offset=end)
+        )
+    return problems
+
+
+def _compare_record(rec: StoredRecord, row: RecordRow, name: str) -> list[Problem]:
+    problems = []
+    record_id = rec.get("WARC-Record-ID")
+    if record_id != row.record_id:
+        return [_at(row, name, f"changed: the record here is {record_id}, not the signed one")]
+    if rec.warc_type != row.warc_type:
+        problems.append(_at(row, name, f"WARC-Type is {rec.warc_type!r}, signed {row.warc_type!r}"))
+    target = rec.get("WARC-Target-URI")
+    if target != row.url:
+        problems.append(_at(row, name, f"WARC-Target-URI is {target!r}, signed {row.url!r}"))
+    if rec.block_sha256 != row.block_sha256:
+        problems.append(_at(row, name, "block SHA-256 differs from the signed one"))
+    if rec.payload_sha256 != row.payload_sha256:
+        problems.append(_at(row, name, "payload SHA-256 differs from the signed one"))
+    problems += [_at(row, name, p) for p in rec.problems]
+    return problems
+
+
+def _at(row: RecordRow, name: str, message: str) -> Problem:
+    return Problem(message, row.capture_id, name, row.warc_offset, row.record_id, row.url)
+
+
+def _unsigned_capture(
+    capture_id: str, files: list[Path], archive: Path, progress: Progress
+) -> CaptureResult:
+    """Files of one of our captures that has no manifest: unsigned or incomplete."""
+    result = CaptureResult(capture_id)
+    result.problem(
+        "unsigned or incomplete: no signed manifest "
+        f"({capture_id}{MANIFEST_SUFFIX}); only internal consistency was checked"
+    )
+    result.files = len(files)
+    for path in sorted(files):
+        name = _shown(path, archive)
+        records, file_report = ingest.read_file(path, progress)
+        result.records += len(records)
+        result.bytes += path.stat().st_size
+        for offset, message in file_report.problems:
+            result.problem(message, file=name, offset=offset)
+    return result
+
+
+def _verify_foreign(
+    path: Path, archive: Path, progress: Progress
+) -> tuple[FileResult, tuple[CaptureRow, list[RecordRow]] | None]:
+    """A WARC file from another tool: every record read, every declared digest checked."""
+    name = _shown(path, archive)
+    result = FileResult(name)
+    records, file_report = ingest.read_file(path, progress)
+    result.records = len(records)
+    result.without_digest = sum(
+        1 for r in records if not r.get("WARC-Block-Digest") and not r.get("WARC-Payload-Digest")
+    )
+    for offset, message in file_report.problems:
+        rec = next((r for r in records if r.offset == offset), None)
+        result.problems.append(
+            Problem(
+                message,
+                file=name,
+                offset=offset,
+                record_id=rec.get("WARC-Record-ID") if rec else None,
+                url=rec.get("WARC-Target-URI") if rec else None,
+            )
+        )
+    rows = None
+    inside = path.resolve().is_relative_to(archive.resolve())
+    if inside and path.parent.name == ingest.IMPORTED_DIR and records:
+        sha = ingest.file_sha256(path)
+        collection = path.parent.parent.name
+        rows = ingest.imported_rows(archive, path, sha, records, file_report, collection)
+        result.imported_as = rows[0].capture_id
+    return result, rows
+
+
+# the index --------------------------------------------------------------------------
+def _verify_index(
+    todo: _Plan,
+    report: Report,
+    signed: dict[str, Manifest],
+    digests: dict[str, str],
+    imported: dict[str, tuple[CaptureRow, list[RecordRow]]],
+) -> None:
+    index = Index(todo.archive)
+    scope = None if todo.whole_archive else set(signed) | set(imported)
+    if scope is not None and not scope:
+        return
+    captures_rows = _rows(index, "captures", scope)
+    records_rows = _rows(index, "records", scope)
+    by_capture: dict[str, list[tuple[RecordRow, str]]] = defaultdict(list)
+    for row, name in records_rows:
+        by_capture[row.capture_id].append((row, name))
+    capture_rows: dict[str, list[tuple[CaptureRow, str]]] = defaultdict(list)
+    for crow, name in captures_rows:
+        capture_rows[crow.capture_id].append((crow, name))
+    results = {c.capture_id: c for c in report.captures}
+    expected: dict[str, tuple[CaptureRow, list[RecordRow]]] = {
+        cid: (m.index_row(digests[cid]), list(m.records)) for cid, m in signed.items()
+    }
+    expected.update(imported)
+    for capture_id, (want_capture, want_records) in sorted(expected.items()):
+        problems: list[Problem] = []
+        _compare_rows(
+            problems,
+            capture_id,
+            "captures",
+            {capture_id: want_capture},
+            capture_rows.pop(capture_id, []),
+            key=lambda r: r.capture_id,
+        )
+        _compare_rows(
+            problems,
+            capture_id,
+            "records",
+            {r.record_id: r for r in want_records},
+            by_capture.pop(capture_id, []),
+            key=lambda r: r.record_id,
+        )
+        checked = f"{1 + len(want_records)} rows"
+        target = results.get(capture_id)
+        if target is not None:
+            target.check("index rows", capture_id, not problems, checked)
+            target.problems += problems
+        else:
+            report.index_checks.append(Check("index rows", capture_id, not problems, checked))
+            report.index_problems += problems
+    known = {c.capture_id for c in report.captures}
+    for capture_id in sorted(set(capture_rows) | set(by_capture)):
+        rows = capture_rows.get(capture_id, [])
+        names = sorted({n for _, n in rows} | {n for _, n in by_capture.get(capture_id, [])})
+        problem = Problem(
+            "index rows claim a capture that no signed manifest vouches for",
+            capture_id,
+            file=", ".join(names),
+        )
+        if capture_id in known:
+            results[capture_id].problems.append(problem)
+        else:
+            report.index_problems.append(problem)
+    if todo.whole_archive:
+        report.index_checks.append(
+            Check(
+                "index",
+                str(index.root),
+                not report.index_problems,
+                f"{len(captures_rows)} captures rows, {len(records_rows)} records rows",
+            )
+        )
+
+
+def _rows(index: Index, table: str, scope: set[str] | None) -> list[tuple[Any, str]]:
+    out: list[tuple[Any, str]] = []
+    for path in index.files(table):
+        data = read_table_file(path, table)
+        if scope is not None:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            data = data.filter(pc.is_in(data.column("capture_id"), pa.array(sorted(scope))))
+        name = f"index/{table}/{path.name}"
+        out += [(row, name) for row in from_table(table, data)]
+    return out
+
+
+def _compare_rows(
+    problems: list[Problem],
+    capture_id: str,
+    table: str,
+    want: dict[str, Any],
+    have: list[tuple[Any, str]],
+    key: Any,
+) -> None:
+    seen: set[str] = set()
+    for row, name in have:
+        k = key(row)
+        url = getattr(row, "url", None)
+        record_id = getattr(row, "record_id", None)
+        if k in seen:
+            problems.append(
+                Problem(f"a second {table} row", capture_id, name, None, record_id, url)
+            )
+            continue
+        seen.add(k)
+        signed = want.get(k)
+        if signed is None:
+            problems.append(
+                Problem(
+                    f"a {table} row the signed manifest does not list",
+                    capture_id,
+                    name,
+                    None,
+                    record_id,
+                    url,
+                )
+            )
+            continue
+        got, expected = row_to_json(row, table), row_to_json(signed, table)
+        for column, value in got.items():
+            if value != expected[column]:
+                problems.append(
+                    Problem(
+                        f"{table} column {column} is {_short(value)}, "
+                        f"the signed manifest says {_short(expected[column])}",
+                        capture_id,
+                        name,
+                        getattr(signed, "warc_offset", None),
+                        record_id,
+                        getattr(signed, "url", url),
+                    )
+                )
+    for k in sorted(set(want) - seen):
+        signed = want[k]
+        problems.append(
+            Problem(
+                f"no {table} row in the index (run `archiver index rebuild` to restore it)",
+                capture_id,
+                f"index/{table}",
+                getattr(signed, "warc_offset", None),
+                getattr(signed, "record_id", None),
+                getattr(signed, "url", None),
+            )
+        )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _inside(archive: Path, relative: str) -> Path | None:
+    """``archive / relative`` if that stays inside the archive, else None."""
+    if relative.startswith("/") or "\\" in relative:
+        return None
+    path = archive / relative
+    if ".." in Path(relative).parts:
+        return None
+    return path
+
+
+def _shown(path: Path, archive: Path) -> str:
+    """A path as reports show it: relative to the archive when inside it."""
+    try:
+        return path.resolve().relative_to(archive.resolve()).as_posix()
+    except ValueError:
+        return str(path)
