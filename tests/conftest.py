@@ -28,8 +28,8 @@ class FixedClock:
         return self.start + timedelta(milliseconds=next(self._counter))
 
 
-def sequential_ids() -> Callable[[], str]:
-    counter = itertools.count(1)
+def sequential_ids(start: int = 1) -> Callable[[], str]:
+    counter = itertools.count(start)
     return lambda: f"<urn:uuid:{uuid.UUID(int=next(counter))}>"
 
 
