@@ -21,6 +21,7 @@ consistency only (every declared digest), and the report says so.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import re
 from collections import defaultdict
@@ -28,10 +29,11 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from archiver import ingest, sign
 from archiver.index import CaptureRow, Index, RecordRow, from_table, read_table_file
+from archiver.ingest import NoProgress, ScanProgress
 from archiver.manifest import (
     MANIFEST_SUFFIX,
     SIGNATURE_SUFFIX,
@@ -50,19 +52,6 @@ SIGNATURE_LENGTH = 64
 
 class VerifyUsage(ValueError):
     """The paths or keys given cannot be verified as asked (a user error, exit 2)."""
-
-
-class Progress(Protocol):
-    def file(self, path: Path) -> None: ...
-    def advanced(self, nbytes: int) -> None: ...
-
-
-class _NoProgress:
-    def file(self, path: Path) -> None:
-        pass
-
-    def advanced(self, nbytes: int) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -256,8 +245,9 @@ def plan(archive_dir: Path, paths: Iterable[str]) -> _Plan:
             if not _add_file(result, path):
                 raise VerifyUsage(f"{text}: not a manifest, signature or WARC file")
         else:
-            manifests = sorted((archive_dir / ingest.WARC_DIR).glob(f"*/{text}{MANIFEST_SUFFIX}"))
-            files = sorted((archive_dir / ingest.WARC_DIR).glob(f"*/{text}-[0-9]*.warc*"))
+            root, pattern = archive_dir / ingest.WARC_DIR, glob.escape(text)
+            manifests = sorted(root.glob(f"*/{pattern}{MANIFEST_SUFFIX}"))
+            files = sorted(root.glob(f"*/{pattern}-[0-9]*.warc*"))
             if not manifests and not files:
                 raise VerifyUsage(
                     f"{text}: no such capture in {archive_dir}, nor a file or directory"
@@ -308,12 +298,12 @@ def verify(
     archive_dir: Path,
     paths: Iterable[str] = (),
     trusted: Iterable[str] = (),
-    progress: Progress | None = None,
+    progress: ScanProgress | None = None,
 ) -> Report:
     """Verify what ``paths`` name (the whole archive when none); see the module doc."""
     keys = trusted_fingerprints(trusted)
     todo = plan(archive_dir, paths)
-    progress = progress or _NoProgress()
+    progress = progress or NoProgress()
     report = Report()
     signed: dict[str, Manifest] = {}
     digests: dict[str, str] = {}
@@ -337,7 +327,7 @@ def verify(
 
 
 def _verify_capture(
-    path: Path, keys: set[str], pool: ThreadPoolExecutor, progress: Progress
+    path: Path, keys: set[str], pool: ThreadPoolExecutor, progress: ScanProgress
 ) -> tuple[CaptureResult, Manifest | None, bytes | None]:
     capture_id = capture_id_of(path)
     archive = path.resolve().parent.parent.parent
@@ -419,7 +409,7 @@ def _check_files(
     manifest: Manifest,
     archive: Path,
     pool: ThreadPoolExecutor,
-    progress: Progress,
+    progress: ScanProgress,
 ) -> None:
     by_file: dict[str, list[RecordRow]] = defaultdict(list)
     for row in manifest.records:
@@ -455,7 +445,7 @@ def _check_file(
     sha256: str,
     records: list[RecordRow],
     pool: ThreadPoolExecutor,
-    progress: Progress,
+    progress: ScanProgress,
 ) -> None:
     progress.file(path)
     try:
@@ -478,8 +468,10 @@ def _check_file(
         result.problem(f"the signed records end at {end}, the signed size is {size}", file=name)
     if actual == size:
         problems, digest = _one_pass(path, name, records, pool, progress)
-        if digest == sha256 and not problems:
+        if digest == sha256:  # every byte as signed; the records' own digests checked
             result.check("file", name, True, f"size {size}, sha256 {sha256}")
+            result.check("records", name, not problems, f"{len(records)} records")
+            result.problems += [replace(p, capture_id=result.capture_id) for p in problems]
             return
     # it differs: say where, record by record
     result.check("file", name, False, f"size {actual} (signed {size})")
@@ -494,7 +486,11 @@ def _check_file(
 
 
 def _one_pass(
-    path: Path, name: str, records: list[RecordRow], pool: ThreadPoolExecutor, progress: Progress
+    path: Path,
+    name: str,
+    records: list[RecordRow],
+    pool: ThreadPoolExecutor,
+    progress: ScanProgress,
 ) -> tuple[list[Problem], str]:
     """Read the file once: its SHA-256, and each record's heads and digests."""
     digest = hashlib.sha256()
@@ -570,7 +566,7 @@ def _at(row: RecordRow, name: str, message: str) -> Problem:
 
 
 def _unsigned_capture(
-    capture_id: str, files: list[Path], archive: Path, progress: Progress
+    capture_id: str, files: list[Path], archive: Path, progress: ScanProgress
 ) -> CaptureResult:
     """Files of one of our captures that has no manifest: unsigned or incomplete."""
     result = CaptureResult(capture_id)
@@ -590,7 +586,7 @@ def _unsigned_capture(
 
 
 def _verify_foreign(
-    path: Path, archive: Path, progress: Progress
+    path: Path, archive: Path, progress: ScanProgress
 ) -> tuple[FileResult, tuple[CaptureRow, list[RecordRow]] | None]:
     """A WARC file from another tool: every record read, every declared digest checked."""
     name = _shown(path, archive)
