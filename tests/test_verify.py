@@ -8,6 +8,7 @@ gzip and pyarrow, never our own writer.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from archiver import sign
 from archiver.capture import Capturer
-from archiver.index import Index
+from archiver.index import Index, read_rows
 from archiver.ingest import rebuild
 from archiver.manifest import Manifest, public_key_name, signature_path
 from archiver.model import CaptureOptions, CaptureStatus
@@ -465,7 +466,15 @@ def test_the_first_capture_creates_a_key_and_says_so(
     assert (archive / "keys" / f"{fingerprint}.pub.pem").exists()
     second = run("capture", site.url(site.PLAIN), "--archive-dir", str(archive), "--format", "json")
     assert second.returncode == 0 and "created" not in second.stderr
-    assert json.loads(second.stdout)["key_fingerprint"] == fingerprint
+    summary = json.loads(second.stdout)
+    assert summary["key_fingerprint"] == fingerprint
+    manifest_bytes = Path(summary["manifest"]).read_bytes()
+    assert summary["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
+    rows = {r.capture_id: r for r in read_rows(Index(archive), "captures")}
+    row = rows[summary["capture_id"]]
+    assert (row.key_fingerprint, row.manifest_sha256) == (fingerprint, summary["manifest_sha256"])
+    # the private key is nowhere in the archive
+    assert not any(b"PRIVATE KEY" in f.read_bytes() for f in archive.rglob("*") if f.is_file())
     assert (
         run("verify", "--archive-dir", str(archive), "--trusted-key", fingerprint).returncode == 0
     )
