@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +37,8 @@ MANIFEST_SUFFIX = ".manifest.json"
 SIGNATURE_SUFFIX = MANIFEST_SUFFIX + ".sig"
 KEYS_DIR = "keys"
 ALGORITHM = "Ed25519"
-# Columns of the captures row that the manifest cannot hold (they describe the manifest).
-SIGNING_COLUMNS = ("key_fingerprint", "manifest_sha256")
+TOP_LEVEL = ("format", "capture_id", "signed_at", "signer", "tool", "capture", "files", "records")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ManifestError(ValueError):
@@ -95,12 +96,16 @@ class Manifest:
         out += [f" {json.dumps(k)}: {line(v)}," for k, v in head.items()]
         out.append(f' "capture": {line(row_to_json(self.capture, "captures"))},')
         out.append(' "files": [')
-        out.append(",\n".join(f"  {line(asdict(f))}" for f in self.files))
+        out += [f"  {line(asdict(f))}," for f in self.files]
         out.append(" ],")
         out.append(' "records": [')
-        out.append(",\n".join(f"  {line(row_to_json(r, 'records'))}" for r in self.records))
+        out += [f"  {line(row_to_json(r, 'records'))}," for r in self.records]
         out.append(" ]")
         out.append("}")
+        # no comma after the last item of a list
+        for i, text in enumerate(out[:-1]):
+            if text.endswith(",") and out[i + 1].startswith(" ]"):
+                out[i] = text[:-1]
         return ("\n".join(out) + "\n").encode("ascii")
 
     @classmethod
@@ -114,21 +119,31 @@ class Manifest:
             raise ManifestError("not a JSON object")
         if doc.get("format") != FORMAT:
             raise ManifestError(f"unknown manifest format {doc.get('format')!r}")
+        _exactly(doc, TOP_LEVEL, "the manifest")
         signer = _field(doc, "signer", dict)
         tool = _field(doc, "tool", dict)
+        _exactly(signer, ("algorithm", "key_fingerprint", "public_key"), "signer")
+        _exactly(tool, ("name", "version"), "tool")
         if _field(signer, "algorithm", str) != ALGORITHM:
             raise ManifestError(f"unknown signature algorithm {signer.get('algorithm')!r}")
-        fp = _field(signer, "key_fingerprint", str)
+        fp = _hex(_field(signer, "key_fingerprint", str), "signer.key_fingerprint")
         if _field(signer, "public_key", str) != public_key_name(fp):
             raise ManifestError("signer.public_key does not name the signer's key")
         signed_at = _timestamp(_field(doc, "signed_at", str), "signed_at")
         capture = row_from_json(_field(doc, "capture", dict), "captures")
+        if capture.key_fingerprint is not None or capture.manifest_sha256 is not None:
+            raise ManifestError("capture.key_fingerprint and capture.manifest_sha256 must be null")
         files = []
         for i, item in enumerate(_field(doc, "files", list)):
-            if not isinstance(item, dict) or set(item) != {"path", "size", "sha256"}:
-                raise ManifestError(f"files[{i}] must have exactly path, size and sha256")
-            path, size = _field(item, "path", str), _field(item, "size", int)
-            files.append(FileEntry(path, size, _field(item, "sha256", str)))
+            where = f"files[{i}]"
+            if not isinstance(item, dict):
+                raise ManifestError(f"{where} is not an object")
+            _exactly(item, ("path", "size", "sha256"), where)
+            size = _typed(item["size"], int, f"{where}.size")
+            if size < 0:
+                raise ManifestError(f"{where}.size is negative")
+            sha256 = _hex(_typed(item["sha256"], str, f"{where}.sha256"), f"{where}.sha256")
+            files.append(FileEntry(_typed(item["path"], str, f"{where}.path"), size, sha256))
         records = []
         for i, item in enumerate(_field(doc, "records", list)):
             if not isinstance(item, dict):
@@ -240,6 +255,8 @@ def row_from_json(doc: dict[str, Any], table: str, where: str | None = None) -> 
             value = _timestamp(_typed(value, str, label), label)
         elif column.type in ("int32", "int64"):
             value = _typed(value, int, label)
+            if value < 0 or value >= 2 ** (31 if column.type == "int32" else 63):
+                raise ManifestError(f"{label} is out of range")
         elif column.type == "bool":
             value = _typed(value, bool, label)
         elif column.type == "string":
@@ -247,10 +264,10 @@ def row_from_json(doc: dict[str, Any], table: str, where: str | None = None) -> 
         elif column.type.startswith("map<"):
             value = {str(k): _typed(v, str, label) for k, v in _typed(value, dict, label).items()}
         elif column.type.startswith("list<struct"):
-            value = [
-                {str(k): _typed(v, str, label) for k, v in _typed(item, dict, label).items()}
-                for item in _typed(value, list, label)
-            ]
+            items = [_typed(item, dict, label) for item in _typed(value, list, label)]
+            for item in items:
+                _exactly(item, ("url", "reason"), label)
+            value = [{k: _typed(v, str, label) for k, v in item.items()} for item in items]
         elif column.type.startswith("list<"):
             value = [_typed(item, str, label) for item in _typed(value, list, label)]
         values[column.name] = value
@@ -262,6 +279,18 @@ def row_from_json(doc: dict[str, Any], table: str, where: str | None = None) -> 
 def _typed(value: Any, kind: type, label: str) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ManifestError(f"{label} must be of type {kind.__name__}")
+    return value
+
+
+def _exactly(doc: dict[str, Any], names: tuple[str, ...], where: str) -> None:
+    if set(doc) != set(names):
+        missing, extra = sorted(set(names) - set(doc)), sorted(set(doc) - set(names))
+        raise ManifestError(f"{where}: missing fields {missing}, unexpected {extra}")
+
+
+def _hex(value: str, label: str) -> str:
+    if not _SHA256.match(value):
+        raise ManifestError(f"{label} is not 64 lowercase hex digits")
     return value
 
 
