@@ -1,4 +1,4 @@
-"""One gzip member per WARC record, streamed, with its head written last.
+"""One gzip member per WARC record, streamed, with its head written last; and read back.
 
 A WARC record states its length and digests in its header, before the body, but
 those are known only once the body has been received.  Spooling the body and
@@ -18,7 +18,9 @@ from __future__ import annotations
 import io
 import os
 import struct
-from typing import BinaryIO
+import zlib as std_zlib
+from collections.abc import Generator, Iterator
+from typing import Any, BinaryIO
 
 # zlib-ng: the same deflate and CRC-32, an order of magnitude faster CRC (SIMD).
 from zlib_ng import zlib_ng as zlib
@@ -199,3 +201,161 @@ class GapMember:
         write_all(self._f, [prefix])
         self._f.seek(end)
         return end - self.offset
+
+
+class Inflater:
+    """Inflates one gzip member as it is read; stored blocks pass through without a copy.
+
+    Media is stored at level 0 (deflate "stored" blocks, as :class:`GapMember`
+    writes them), where inflating is only copying, and zlib's copies and
+    allocations (a new buffer for every piece of output) cost as much as a SHA-256.
+    Stored blocks are passed on as views of the input and checked by CRC-32 and
+    length as zlib checks them.  From the first compressed block on, zlib inflates
+    the rest, primed with the last 32 KiB of output (the window a compressed block
+    may refer back into), at most ``limit`` bytes at a time so that a decompression
+    bomb stays a stream.  Errors are ``zlib.error``, as zlib's own.
+    """
+
+    _WINDOW = 32 * 1024
+    _HEADER_LIMIT = 1024 * 1024
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.eof = False
+        self.unused = b""  # input after the end of the member, in the last input fed
+        self._state = "header"
+        self._pending = bytearray()  # an incomplete header, block head or trailer
+        self._stored_left = 0
+        self._final = False
+        self._zlib: Any = None
+        self._window = b""
+        self._crc = 0
+        self._size = 0
+
+    def feed(self, data: memoryview) -> Iterator[list[memoryview]]:
+        """The output for ``data``, in lists of pieces valid until the next list is asked for."""
+        if self._pending:
+            self._pending += data
+            data = memoryview(bytes(self._pending))
+            self._pending.clear()
+        out: list[memoryview] = []
+        while len(data) and not self.eof:
+            if self._state == "header":
+                data = self._header(data)
+            elif self._state == "block":
+                data = self._block_head(data)
+            elif self._state == "stored":
+                piece = data[: self._stored_left]
+                data = data[len(piece) :]
+                self._stored_left -= len(piece)
+                self._crc = zlib.crc32(piece, self._crc)
+                self._size += len(piece)
+                out.append(piece)
+                if not self._stored_left:
+                    self._state = "trailer" if self._final else "block"
+            elif self._state == "inflate":
+                if out:
+                    self._keep_window(out)
+                    yield out
+                    out = []
+                data = yield from self._inflate(data)
+            else:
+                data = self._trailer(data)
+        if out:
+            self._keep_window(out)
+            yield out
+        if self.eof:
+            self.unused = bytes(data)
+
+    def _header(self, data: memoryview) -> memoryview:
+        end = _gzip_header_end(data)
+        if end is None:
+            if len(data) > self._HEADER_LIMIT:
+                raise std_zlib.error("gzip header longer than 1 MiB")
+            self._pending += data
+            return data[len(data) :]
+        self._state = "block"
+        return data[end:]
+
+    def _block_head(self, data: memoryview) -> memoryview:
+        if (data[0] >> 1) & 3 != 0:  # a compressed block: zlib takes over, from this byte on
+            self._zlib = std_zlib.decompressobj(-15, zdict=self._window)
+            self._state = "inflate"
+            return data
+        if len(data) < 5:
+            self._pending += data
+            return data[len(data) :]
+        length = data[1] | data[2] << 8
+        if length ^ (data[3] | data[4] << 8) != 0xFFFF:
+            raise std_zlib.error("invalid stored block lengths")
+        self._final = bool(data[0] & 1)
+        self._stored_left = length
+        self._state = "stored" if length else ("trailer" if self._final else "block")
+        return data[5:]
+
+    def _inflate(self, data: memoryview) -> Generator[list[memoryview], None, memoryview]:
+        """zlib's output for ``data``; returns what follows the deflate stream, if it ended."""
+        inflater = self._zlib
+        rest: Any = data
+        while True:
+            out = inflater.decompress(rest, self.limit)
+            if out:
+                self._crc = zlib.crc32(out, self._crc)
+                self._size += len(out)
+                yield [memoryview(out)]
+            if inflater.eof:
+                self._state = "trailer"
+                return memoryview(inflater.unused_data)
+            rest = inflater.unconsumed_tail
+            if not rest and len(out) < self.limit:
+                return memoryview(b"")  # it wants more input
+
+    def _trailer(self, data: memoryview) -> memoryview:
+        if len(data) < 8:
+            self._pending += data
+            return data[len(data) :]
+        crc, size = struct.unpack("<II", data[:8])
+        if crc != self._crc & 0xFFFFFFFF:
+            raise std_zlib.error("incorrect data check (CRC-32 of the gzip member)")
+        if size != self._size & 0xFFFFFFFF:
+            raise std_zlib.error("incorrect length check (ISIZE of the gzip member)")
+        self.eof = True
+        return data[8:]
+
+    def _keep_window(self, out: list[memoryview]) -> None:
+        tail: list[bytes] = []
+        kept = 0
+        for piece in reversed(out):
+            tail.append(bytes(piece[len(piece) - min(len(piece), self._WINDOW - kept) :]))
+            kept += len(tail[-1])
+            if kept >= self._WINDOW:
+                break
+        self._window = (self._window + b"".join(reversed(tail)))[-self._WINDOW :]
+
+
+def _gzip_header_end(data: memoryview) -> int | None:
+    """Where the gzip member header at the start of ``data`` ends (RFC 1952, 2.3), or
+    None when ``data`` ends first; ``zlib.error`` when it is not a gzip header."""
+    if len(data) < 10:
+        if bytes(data[:3]) != GZIP_MAGIC[: len(data)]:
+            raise std_zlib.error("incorrect header check")
+        return None
+    if bytes(data[:3]) != GZIP_MAGIC:
+        raise std_zlib.error("incorrect header check")
+    flags = data[3]
+    if flags & 0xE0:
+        raise std_zlib.error("unknown gzip header flags")
+    pos = 10
+    if flags & _FLAG_FEXTRA:
+        if len(data) < pos + 2:
+            return None
+        pos += 2 + (data[pos] | data[pos + 1] << 8)
+    for flag in (0x08, 0x10):  # FNAME, FCOMMENT: zero-terminated
+        if flags & flag:
+            end = bytes(data[pos:]).find(b"\x00") if pos < len(data) else -1
+            if end < 0:
+                return None
+            pos += end + 1
+    if flags & 0x02:  # FHCRC
+        pos += 2
+    return pos if pos <= len(data) else None

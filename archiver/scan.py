@@ -35,6 +35,8 @@ from typing import Any, cast
 
 from zlib_ng import zlib_ng
 
+from archiver.gzipmember import Inflater
+
 CHUNK = 1024 * 1024
 """Bytes read, and at most inflated, at a time."""
 HEAD_LIMIT = 1024 * 1024  # a WARC or HTTP head larger than this is not a head
@@ -217,8 +219,9 @@ def parse_digest(value: str | None) -> tuple[str, bytes] | None:
 class _Checked:
     """SHA-256 of a stream, and the digest a header declares for it, if any."""
 
-    def __init__(self, declared: str | None, what: str) -> None:
+    def __init__(self, declared: str | None, what: str, *, hashing: bool = True) -> None:
         self.sha256 = hashlib.sha256()
+        self.hashing = hashing  # False: only counted (and the declared digest not checked)
         self.length = 0
         self.what = what
         self.declared_text = declared
@@ -228,10 +231,12 @@ class _Checked:
             self.other = _ALGORITHMS[self.declared[0]]()
 
     def update(self, data: bytes | memoryview) -> None:
+        self.length += len(data)
+        if not self.hashing:
+            return
         self.sha256.update(data)
         if self.other is not None:
             self.other.update(data)
-        self.length += len(data)
 
     def update_all(self, pieces: list[memoryview]) -> None:
         for piece in pieces:
@@ -242,7 +247,7 @@ class _Checked:
             return (
                 f"{self.what} digest does not match (declared {self.declared_text!r}, not a digest)"
             )
-        if self.declared is None:
+        if self.declared is None or not self.hashing:
             return None
         algo, raw = self.declared
         actual = self.sha256.digest() if algo == "sha256" else self.other.digest()  # type: ignore[union-attr]
@@ -258,6 +263,7 @@ def read_stored(
     *,
     keep_block: bool = False,
     block_digest: bool = True,
+    payload_digest: bool = True,
     open_sink: Callable[[StoredRecord], Sink | None] | None = None,
     pool: ThreadPoolExecutor | None = None,
     fh: io.RawIOBase | None = None,
@@ -272,7 +278,10 @@ def read_stored(
 
     ``keep_block`` keeps the block (up to 16 MiB) in ``block``.  Without
     ``block_digest`` the block is not hashed, nor its declared digest checked: a
-    caller that checks the payload saves a third of the hashing.  ``open_sink``, if
+    caller that checks the payload saves a third of the hashing.  Without
+    ``payload_digest`` the payload is only counted (``payload_sha256`` stays None and
+    its declared digest unchecked): a caller that checks the stored bytes against a
+    signed digest, and the block, needs no third SHA-256.  ``open_sink``, if
     given, is called once the heads are read (the WARC head, and the HTTP head of an
     HTTP message) with the record as far as it is known; the :data:`Sink` it returns,
     if any, then receives the payload as it is read.  Exceptions from either are not
@@ -304,6 +313,7 @@ def read_stored(
             pool=pool if length > CHUNK else None,
             keep_block=keep_block,
             block_digest=block_digest,
+            payload_digest=payload_digest,
             open_sink=open_sink,
             stored_digest=stored_digest,
         ).read()
@@ -333,6 +343,7 @@ class _Reader:
         pool: ThreadPoolExecutor | None,
         keep_block: bool,
         block_digest: bool,
+        payload_digest: bool,
         open_sink: Callable[[StoredRecord], Sink | None] | None,
         stored_digest: Any = None,
     ) -> None:
@@ -340,11 +351,12 @@ class _Reader:
         self.pool = pool
         self.keep_block = keep_block
         self.block_digest = block_digest
+        self.payload_digest = payload_digest
         self.open_sink = open_sink
         self.jobs: deque[Future[None]] = deque()  # queued on the second core, oldest first
         self.own_digest = stored_digest is None
         self.stored = hashlib.sha256() if stored_digest is None else stored_digest
-        self.inflater: Any = None  # zlib-ng's, for a gzip member
+        self.inflater: Inflater | None = None  # for a gzip member
         self.compressed: bool | None = None  # known from the first bytes
         self.member_end: int | None = None  # stored bytes up to the end of the gzip member
         self.member_faults: list[str] = []
@@ -416,27 +428,22 @@ class _Reader:
         if self.compressed is None:
             self.compressed = bytes(raw[:2]) == GZIP_MAGIC
             if self.compressed:
-                self.inflater = zlib_ng.decompressobj(31)
+                self.inflater = Inflater(CHUNK)
         inflater = self.inflater
         if inflater is None:
-            self._feed(raw)
+            self._feed([raw])
             return
         if inflater.eof:
             self._after_member(bytes(raw[:2]))
             return
-        data: Any = raw
-        while self.broken is None:
-            out = inflater.decompress(data, CHUNK)  # bounded: a bomb stays a stream
-            if out:
-                self._feed(memoryview(out))
-            if inflater.eof:
-                self.member_end = done - len(inflater.unused_data)
-                if inflater.unused_data:  # else the next chunk tells what follows
-                    self._after_member(inflater.unused_data[:2])
+        for pieces in inflater.feed(raw):
+            self._feed(pieces)
+            if self.broken is not None:
                 return
-            data = inflater.unconsumed_tail
-            if not data and len(out) < CHUNK:
-                return  # wants more input
+        if inflater.eof:
+            self.member_end = done - len(inflater.unused)
+            if inflater.unused:  # else the next chunk tells what follows
+                self._after_member(inflater.unused[:2])
 
     def _after_member(self, following: bytes) -> None:
         if self.member_faults:
@@ -449,10 +456,29 @@ class _Reader:
             )
 
     # ------------------------------------------------------------ the record
-    def _feed(self, data: memoryview) -> None:
+    def _feed(self, pieces: list[memoryview]) -> None:
         """Parse the next record bytes; hash block and payload and feed the sink."""
         blocks: list[memoryview] = []
         payload: list[memoryview] = []
+        for data in pieces:
+            self._parse(data, blocks, payload)
+        if blocks:
+            if self.kept is not None:
+                for piece in blocks:
+                    if len(self.kept) < KEEP_BLOCK_LIMIT:
+                        self.kept += piece
+            self.block_length += sum(len(piece) for piece in blocks)
+            if self.block is not None:
+                if self.payload_digest:
+                    self._run(self.block.update_all, blocks)
+                else:  # the stored bytes are hashed on the other core: share the work
+                    self.block.update_all(blocks)
+        for piece in payload:
+            self.payload.update(piece)
+            if self.sink is not None:
+                self.sink(piece)
+
+    def _parse(self, data: memoryview, blocks: list[memoryview], payload: list[memoryview]) -> None:
         while len(data) and self.broken is None:
             if self.state == _WARC_HEAD:
                 data = self._warc_head(data)
@@ -469,18 +495,6 @@ class _Reader:
                     self.state = _TAIL
             else:  # the record's closing CRLF CRLF; hashed as stored bytes only
                 break
-        if blocks:
-            if self.kept is not None:
-                for piece in blocks:
-                    if len(self.kept) < KEEP_BLOCK_LIMIT:
-                        self.kept += piece
-            self.block_length += sum(len(piece) for piece in blocks)
-            if self.block is not None:
-                self._run(self.block.update_all, blocks)
-        for piece in payload:
-            self.payload.update(piece)
-            if self.sink is not None:
-                self.sink(piece)
 
     def _warc_head(self, data: memoryview) -> memoryview:
         before = len(self.head)
@@ -513,7 +527,9 @@ class _Reader:
         if self.block_digest:
             self.block = _Checked(rec.get("WARC-Block-Digest"), "block")
         self.payload = _Checked(
-            rec.get("WARC-Payload-Digest") if wtype != "revisit" else None, "payload"
+            rec.get("WARC-Payload-Digest") if wtype != "revisit" else None,
+            "payload",
+            hashing=self.payload_digest,
         )
         self.kept = bytearray() if self.keep_block else None
         if wtype in HTTP_TYPES and "application/http" in (rec.get("Content-Type") or "").lower():
@@ -591,7 +607,8 @@ class _Reader:
                 rec.mismatches.append(issue)
         wtype = rec.warc_type
         if (wtype == "response" and self.http_head_read) or wtype not in (*HTTP_TYPES, "revisit"):
-            rec.payload_sha256 = self.payload.sha256.hexdigest()
+            if self.payload.hashing:
+                rec.payload_sha256 = self.payload.sha256.hexdigest()
             rec.payload_length = self.payload.length
         return rec
 

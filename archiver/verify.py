@@ -43,7 +43,7 @@ from archiver.manifest import (
     row_to_json,
     signature_path,
 )
-from archiver.scan import StoredRecord, Unreadable, read_stored
+from archiver.scan import HTTP_TYPES, StoredRecord, Unreadable, parse_digest, read_stored
 
 _OUR_WARC = re.compile(r"^(\d{14}-[0-9a-f]{10})-\d{5}\.warc(\.gz)?$")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
@@ -193,6 +193,15 @@ class Report:
         }
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """How files are read: the hashing thread, the progress display, and how deep."""
+
+    pool: ThreadPoolExecutor
+    progress: ScanProgress
+    deep: bool
+
+
 # what to verify ------------------------------------------------------------------
 @dataclass
 class _Plan:
@@ -299,6 +308,8 @@ def verify(
     paths: Iterable[str] = (),
     trusted: Iterable[str] = (),
     progress: ScanProgress | None = None,
+    *,
+    deep: bool = False,
 ) -> Report:
     """Verify what ``paths`` name (the whole archive when none); see the module doc."""
     keys = trusted_fingerprints(trusted)
@@ -308,8 +319,9 @@ def verify(
     signed: dict[str, Manifest] = {}
     digests: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
+        reading = _Reading(pool, progress, deep)
         for capture_id, path in sorted(todo.manifests.items()):
-            result, manifest, data = _verify_capture(path, keys, pool, progress)
+            result, manifest, data = _verify_capture(path, keys, reading)
             report.captures.append(result)
             if manifest is not None and data is not None:
                 signed[capture_id] = manifest
@@ -327,7 +339,7 @@ def verify(
 
 
 def _verify_capture(
-    path: Path, keys: set[str], pool: ThreadPoolExecutor, progress: ScanProgress
+    path: Path, keys: set[str], reading: _Reading
 ) -> tuple[CaptureResult, Manifest | None, bytes | None]:
     capture_id = capture_id_of(path)
     archive = path.resolve().parent.parent.parent
@@ -350,7 +362,7 @@ def _verify_capture(
     result.status = manifest.capture.status
     result.key_fingerprint = manifest.key_fingerprint
     _check_signature(result, path, data, manifest, archive, keys)
-    _check_files(result, manifest, archive, pool, progress)
+    _check_files(result, manifest, archive, reading)
     return result, manifest, data
 
 
@@ -408,8 +420,7 @@ def _check_files(
     result: CaptureResult,
     manifest: Manifest,
     archive: Path,
-    pool: ThreadPoolExecutor,
-    progress: ScanProgress,
+    reading: _Reading,
 ) -> None:
     by_file: dict[str, list[RecordRow]] = defaultdict(list)
     for row in manifest.records:
@@ -426,7 +437,7 @@ def _check_files(
             result.problem("the manifest names a file outside the archive", file=entry.path)
             continue
         records = sorted(by_file.get(entry.path, []), key=lambda r: r.warc_offset)
-        _check_file(result, path, entry.path, entry.size, entry.sha256, records, pool, progress)
+        _check_file(result, path, entry.path, entry.size, entry.sha256, records, reading)
     # files of the capture that the manifest does not list (added, or left by a crash)
     for entry_dir in {(_inside(archive, f.path) or archive).parent for f in manifest.files}:
         for extra in sorted(entry_dir.glob(f"{manifest.capture_id}-*")):
@@ -444,10 +455,9 @@ def _check_file(
     size: int,
     sha256: str,
     records: list[RecordRow],
-    pool: ThreadPoolExecutor,
-    progress: ScanProgress,
+    reading: _Reading,
 ) -> None:
-    progress.file(path)
+    reading.progress.file(path)
     try:
         actual = path.stat().st_size
     except OSError:
@@ -467,10 +477,13 @@ def _check_file(
     if end != size:
         result.problem(f"the signed records end at {end}, the signed size is {size}", file=name)
     if actual == size:
-        problems, digest = _one_pass(path, name, records, pool, progress)
+        problems, digest = _one_pass(path, name, records, reading)
         if digest == sha256:  # every byte as signed; the records' own digests checked
             result.check("file", name, True, f"size {size}, sha256 {sha256}")
-            result.check("records", name, not problems, f"{len(records)} records")
+            digests = "block and payload" if reading.deep else "block (payload: as signed)"
+            result.check(
+                "records", name, not problems, f"{len(records)} records; {digests} digests"
+            )
             result.problems += [replace(p, capture_id=result.capture_id) for p in problems]
             return
     # it differs: say where, record by record
@@ -481,7 +494,8 @@ def _check_file(
     else:
         result.problem(f"SHA-256 differs from the signed {sha256}", file=name)
     result.problems += [
-        replace(p, capture_id=result.capture_id) for p in _locate(path, name, actual, records, pool)
+        replace(p, capture_id=result.capture_id)
+        for p in _locate(path, name, actual, records, reading.pool)
     ]
 
 
@@ -489,23 +503,33 @@ def _one_pass(
     path: Path,
     name: str,
     records: list[RecordRow],
-    pool: ThreadPoolExecutor,
-    progress: ScanProgress,
+    reading: _Reading,
 ) -> tuple[list[Problem], str]:
-    """Read the file once: its SHA-256, and each record's heads and digests."""
+    """Read the file once: its SHA-256, and each record's heads and digests.
+
+    The file's SHA-256 runs on one core and each record's block digest on the other.
+    A record's payload is part of its block: its digest is compared with the signed
+    one and, with ``deep``, recomputed too (a third SHA-256 over the same bytes).
+    """
     digest = hashlib.sha256()
     problems: list[Problem] = []
     with open(path, "rb", buffering=0) as fh:
         for row in records:
             try:
                 rec = read_stored(
-                    path, row.warc_offset, row.warc_length, pool=pool, fh=fh, stored_digest=digest
+                    path,
+                    row.warc_offset,
+                    row.warc_length,
+                    pool=reading.pool,
+                    fh=fh,
+                    stored_digest=digest,
+                    payload_digest=reading.deep,
                 )
             except (Unreadable, OSError) as exc:
                 problems.append(_at(row, name, f"unreadable: {exc}"))
                 return problems, ""
             problems += _compare_record(rec, row, name)
-            progress.advanced(row.warc_length)
+            reading.progress.advanced(row.warc_length)
         while chunk := fh.read(1024 * 1024):  # bytes after the last record, if any
             digest.update(chunk)
     return problems, digest.hexdigest()
@@ -555,10 +579,21 @@ def _compare_record(rec: StoredRecord, row: RecordRow, name: str) -> list[Proble
         problems.append(_at(row, name, f"WARC-Target-URI is {target!r}, signed {row.url!r}"))
     if rec.block_sha256 != row.block_sha256:
         problems.append(_at(row, name, "block SHA-256 differs from the signed one"))
-    if rec.payload_sha256 != row.payload_sha256:
+    if rec.payload_sha256 != row.payload_sha256 and (
+        rec.payload_sha256 is not None or _stated_payload(rec) != row.payload_sha256
+    ):
         problems.append(_at(row, name, "payload SHA-256 differs from the signed one"))
     problems += [_at(row, name, p) for p in rec.problems]
     return problems
+
+
+def _stated_payload(rec: StoredRecord) -> str | None:
+    """The payload digest a record states, when its payload was not hashed: the declared
+    WARC-Payload-Digest, or the block's digest when the payload is the whole block."""
+    if rec.warc_type in HTTP_TYPES or rec.get("WARC-Payload-Digest"):
+        declared = parse_digest(rec.get("WARC-Payload-Digest"))
+        return declared[1].hex() if declared and declared[0] == "sha256" else None
+    return rec.block_sha256
 
 
 def _at(row: RecordRow, name: str, message: str) -> Problem:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastwarc.warc import ArchiveIterator as FastIterator
 
-from archiver.gzipmember import GapMember, crc32_combine, stored_blocks, whole_member
+from archiver.gzipmember import GapMember, Inflater, crc32_combine, stored_blocks, whole_member
 from archiver.warc import WarcFile, WarcSeries, render_head
 from archiver.warcrules import check_record
 from tests.warcs import read_warc
@@ -205,3 +205,70 @@ def test_field_rules_reject_old_versions_and_missing_fields() -> None:
     assert any("WARC/1.1" in p for p in problems)
     assert any("WARC-Record-ID" in p for p in problems)
     assert any("WARC-Target-URI is required" in p for p in problems)
+
+
+# reading members back ---------------------------------------------------------------
+def _inflate_all(member: bytes, chunk: int) -> tuple[bytes, bytes]:
+    """Feed ``member`` to an Inflater ``chunk`` bytes at a time: (output, bytes after)."""
+    inflater = Inflater(limit=4096)
+    out = bytearray()
+    for start in range(0, len(member), chunk):
+        if inflater.eof:
+            break
+        for pieces in inflater.feed(memoryview(member[start : start + chunk])):
+            for piece in pieces:
+                out += piece
+    assert inflater.eof
+    return bytes(out), inflater.unused
+
+
+def _gap_member(head: bytes, body: bytes, level: int) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    member = GapMember(buf, len(head), level)
+    member.write(body)
+    member.finish(head)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 4096, 1 << 20])
+def test_the_inflater_reads_every_kind_of_member(chunk: int) -> None:
+    rnd = random.Random(chunk)
+    text = b"WARC/1.1\r\n" + b"".join(
+        rnd.choice([b"abc ", b"def\r\n", b"xyz"]) for _ in range(9000)
+    )
+    noise = rnd.randbytes(200_000)
+    members = [
+        _gap_member(b"WARC/1.1 head\r\n\r\n", noise, 0),  # stored blocks only
+        _gap_member(b"WARC/1.1 head\r\n\r\n", text, 6),  # stored head, then deflate
+        whole_member(text, 6),  # deflate from the start
+        whole_member(b"", 0),
+        gzip.compress(text, mtime=0),  # another writer: FNAME-less, level 9
+    ]
+    named = bytearray(gzip.compress(noise[:5000], mtime=0))
+    named[3] |= 0x08  # FNAME: insert a file name after the fixed header
+    members.append(bytes(named[:10]) + b"video.mp4\x00" + bytes(named[10:]))
+    for member in members:
+        out, after = _inflate_all(member + b"NEXT", chunk)
+        assert out == gzip.decompress(member) and after.startswith(b"NEXT"[: len(after)])
+
+
+def test_the_inflater_refuses_what_zlib_refuses() -> None:
+    member = bytearray(_gap_member(b"head\r\n\r\n", random.Random(1).randbytes(70_000), 0))
+    flipped = bytearray(member)
+    flipped[len(member) // 2] ^= 1
+    short_length = bytearray(member)
+    short_length[-1] ^= 1  # ISIZE
+    for broken, words in (
+        (flipped, "incorrect data check"),
+        (short_length, "incorrect length check"),
+        (b"not gzip at all", "incorrect header check"),
+    ):
+        with pytest.raises(zlib.error, match=words):
+            _inflate_all(bytes(broken), 1000)
+    # a member that stops early never reaches its end
+    inflater = Inflater(limit=4096)
+    for _ in inflater.feed(memoryview(bytes(member[:-20]))):
+        pass
+    assert not inflater.eof
