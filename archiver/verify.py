@@ -679,22 +679,19 @@ def _verify_index(
     expected.update(imported)
     for capture_id, (want_capture, want_records) in sorted(expected.items()):
         problems: list[Problem] = []
-        _compare_rows(
-            problems,
-            capture_id,
-            "captures",
-            {capture_id: want_capture},
-            capture_rows.pop(capture_id, []),
-            key=lambda r: r.capture_id,
-        )
-        _compare_rows(
-            problems,
-            capture_id,
-            "records",
-            {r.record_id: r for r in want_records},
-            by_capture.pop(capture_id, []),
-            key=lambda r: r.record_id,
-        )
+        if capture_id not in capture_rows and capture_id not in by_capture:
+            problems.append(
+                Problem(
+                    "no index rows for this capture: `archiver index rebuild` restores them "
+                    "from the WARC files",
+                    capture_id,
+                    f"index/captures/{capture_id}.parquet, index/records/{capture_id}.parquet",
+                )
+            )
+        else:
+            _compare_all_rows(
+                problems, capture_id, want_capture, want_records, capture_rows, by_capture
+            )
         checked = f"{1 + len(want_records)} rows"
         target = results.get(capture_id)
         if target is not None:
@@ -703,19 +700,7 @@ def _verify_index(
         else:
             report.index_checks.append(Check("index rows", capture_id, not problems, checked))
             report.index_problems += problems
-    known = {c.capture_id for c in report.captures}
-    for capture_id in sorted(set(capture_rows) | set(by_capture)):
-        rows = capture_rows.get(capture_id, [])
-        names = sorted({n for _, n in rows} | {n for _, n in by_capture.get(capture_id, [])})
-        problem = Problem(
-            "index rows claim a capture that no signed manifest vouches for",
-            capture_id,
-            file=", ".join(names),
-        )
-        if capture_id in known:
-            results[capture_id].problems.append(problem)
-        else:
-            report.index_problems.append(problem)
+    _unclaimed_rows(report, results, capture_rows, by_capture)
     if todo.whole_archive:
         report.index_checks.append(
             Check(
@@ -725,6 +710,53 @@ def _verify_index(
                 f"{len(captures_rows)} captures rows, {len(records_rows)} records rows",
             )
         )
+
+
+def _compare_all_rows(
+    problems: list[Problem],
+    capture_id: str,
+    want_capture: CaptureRow,
+    want_records: list[RecordRow],
+    capture_rows: dict[str, list[tuple[CaptureRow, str]]],
+    by_capture: dict[str, list[tuple[RecordRow, str]]],
+) -> None:
+    _compare_rows(
+        problems,
+        capture_id,
+        "captures",
+        {capture_id: want_capture},
+        capture_rows.pop(capture_id, []),
+        key=lambda r: r.capture_id,
+    )
+    _compare_rows(
+        problems,
+        capture_id,
+        "records",
+        {r.record_id: r for r in want_records},
+        by_capture.pop(capture_id, []),
+        key=lambda r: r.record_id,
+    )
+
+
+def _unclaimed_rows(
+    report: Report,
+    results: dict[str, CaptureResult],
+    capture_rows: dict[str, list[tuple[CaptureRow, str]]],
+    by_capture: dict[str, list[tuple[RecordRow, str]]],
+) -> None:
+    """Rows left over: no signed manifest (nor imported file) stands behind them."""
+    for capture_id in sorted(set(capture_rows) | set(by_capture)):
+        rows = capture_rows.get(capture_id, [])
+        names = sorted({n for _, n in rows} | {n for _, n in by_capture.get(capture_id, [])})
+        problem = Problem(
+            "index rows claim a capture that no signed manifest vouches for",
+            capture_id,
+            file=", ".join(names),
+        )
+        if capture_id in results:
+            results[capture_id].problems.append(problem)
+        else:
+            report.index_problems.append(problem)
 
 
 def _rows(index: Index, table: str, scope: set[str] | None) -> list[tuple[Any, str]]:

@@ -32,6 +32,7 @@ from archiver.model import CaptureOptions, CaptureStatus
 from archiver.verify import Problem, Report, verify
 from tests.conftest import FixedClock, fixed_signer, sequential_ids
 from tests.site import FixtureSite
+from tests.terminal import stderr_on_terminal
 
 BIN = Path(sys.executable).parent
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -506,3 +507,19 @@ def test_keys_that_cannot_sign_stop_the_capture_before_it_starts(
     assert not (archive / "warc").exists()  # nothing was captured unsigned
     right = run("capture", url, "--archive-dir", str(archive), ARCHIVER_KEY_PASSPHRASE="s3cret")
     assert right.returncode == 0 and "signed by" in right.stdout
+
+
+def test_a_missing_index_is_one_problem_per_capture(archive: Path) -> None:
+    shutil.rmtree(archive / "index")
+    problems = failing(verify(archive))
+    assert sorted(p.capture_id or "" for p in problems) == [ARTICLE_ID, PLAIN_ID]
+    assert all("index rebuild" in p.message for p in problems)
+    rebuild(archive)
+    assert verify(archive).ok
+
+
+def test_progress_on_a_terminal_only(archive: Path) -> None:
+    status, text = stderr_on_terminal("verify", "--archive-dir", str(archive))
+    assert status == 0 and "reading file" in text
+    piped = run("verify", "--archive-dir", str(archive))
+    assert piped.returncode == 0 and piped.stderr == ""
