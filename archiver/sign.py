@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from archiver.atomic import fsync_dir, rename_no_replace
 
+PublicKey = Ed25519PublicKey  # what verifies a signature (other modules name it so)
+
 KEY_SUFFIX = ".key.pem"
 PUB_SUFFIX = ".pub.pem"
 DEFAULT_FILE = "default"

@@ -212,18 +212,21 @@ class _Plan:
     whole_archive: bool = False
 
 
-def trusted_fingerprints(values: Iterable[str]) -> set[str]:
-    """Fingerprints from ``--trusted-key`` values: public key files or 64 hex digits."""
-    out = set()
+def trusted_keys(values: Iterable[str]) -> dict[str, sign.PublicKey | None]:
+    """``--trusted-key`` values (public key files or 64 hex digits): fingerprint -> the
+    key itself when a file gave it (it then checks signatures in place of the archive's
+    copy), else None."""
+    out: dict[str, sign.PublicKey | None] = {}
     for value in values:
         path = Path(value)
         if path.is_file():
             try:
-                out.add(sign.fingerprint(sign.load_public(path)))
+                key = sign.load_public(path)
             except sign.KeyProblem as exc:
                 raise VerifyUsage(f"--trusted-key {value}: {exc}") from exc
+            out[sign.fingerprint(key)] = key
         elif _FINGERPRINT.match(value.lower()):
-            out.add(value.lower())
+            out.setdefault(value.lower(), None)
         else:
             raise VerifyUsage(
                 f"--trusted-key {value}: not a public key file nor a 64-digit hex fingerprint"
@@ -312,7 +315,7 @@ def verify(
     deep: bool = False,
 ) -> Report:
     """Verify what ``paths`` name (the whole archive when none); see the module doc."""
-    keys = trusted_fingerprints(trusted)
+    keys = trusted_keys(trusted)
     todo = plan(archive_dir, paths)
     progress = progress or NoProgress()
     report = Report()
@@ -339,7 +342,7 @@ def verify(
 
 
 def _verify_capture(
-    path: Path, keys: set[str], reading: _Reading
+    path: Path, keys: dict[str, sign.PublicKey | None], reading: _Reading
 ) -> tuple[CaptureResult, Manifest | None, bytes | None]:
     capture_id = capture_id_of(path)
     archive = path.resolve().parent.parent.parent
@@ -372,7 +375,7 @@ def _check_signature(
     data: bytes,
     manifest: Manifest,
     archive: Path,
-    keys: set[str],
+    keys: dict[str, sign.PublicKey | None],
 ) -> None:
     fp = manifest.key_fingerprint
     sig_path = signature_path(path)
@@ -405,11 +408,13 @@ def _check_signature(
         result.check("signature", sig_name, False, f"{len(signature)} bytes")
         result.problem(f"not an Ed25519 signature ({len(signature)} bytes, not 64)", file=sig_name)
         return
-    if public is None:
+    checker = keys.get(fp) or public  # a trusted key file stands in for the archive's copy
+    if checker is None:
         result.check("signature", sig_name, False, "no usable public key for the signer")
         return
-    holds = sign.signature_holds(public, signature, data)
-    if not result.check("signature", sig_name, holds, f"Ed25519, key {fp}"):
+    holds = sign.signature_holds(checker, signature, data)
+    source = "the trusted key given" if keys.get(fp) else manifest.public_key
+    if not result.check("signature", sig_name, holds, f"Ed25519, key {fp} from {source}"):
         result.problem(
             "the signature does not match the manifest: the manifest or the signature was changed",
             file=sig_name,
