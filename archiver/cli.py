@@ -683,7 +683,14 @@ def show_verification(result: verification.Report) -> None:
     for problem in result.index_problems:
         click.echo(f"  - capture {problem.capture_id}: {problem.text()}")
     problems = len(result.problems)
-    if result.ok:
+    if result.nothing:
+        click.echo("FAILED: nothing to verify (no manifest and no WARC file found)", err=True)
+    elif result.ok and result.unsigned:
+        click.echo(
+            f"verified: no problem found; {len(result.unsigned)} unsigned file(s) were checked "
+            "for internal consistency only"
+        )
+    elif result.ok:
         click.echo("verified: everything holds")
     else:
         click.echo(f"FAILED: {problems} problem{'s' if problems != 1 else ''}", err=True)

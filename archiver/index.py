@@ -321,7 +321,9 @@ class Index:
                 target = listing.with_name(listing.name[1:]).with_suffix(".parquet")
                 if target.exists():
                     for name in listing.read_text("utf-8").split():
-                        (directory / name).unlink(missing_ok=True)
+                        # only plain index files of this folder, whatever the listing says
+                        if _replaceable(name, target.name):
+                            (directory / name).unlink(missing_ok=True)
                     done.append(f"finished compacting into {target.name}")
                 listing.unlink()
             for temp in directory.glob(f"{TEMP_MARK}*"):
@@ -369,6 +371,17 @@ class Index:
                 fsync_dir(directory)
                 merged[table] = len(sources)
         return merged
+
+
+def _replaceable(name: str, merged: str) -> bool:
+    """Whether a compaction listing may name ``name``: an index file of the same folder."""
+    return (
+        name.endswith(".parquet")
+        and "/" not in name
+        and "\\" not in name
+        and not name.startswith(".")
+        and name != merged
+    )
 
 
 # The order of rows in a compacted file: records by URL, so that the row groups'

@@ -39,6 +39,8 @@ KEYS_DIR = "keys"
 ALGORITHM = "Ed25519"
 TOP_LEVEL = ("format", "capture_id", "signed_at", "signer", "tool", "capture", "files", "records")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+CAPTURE_ID = re.compile(r"^\d{14}-[0-9a-f]{10}$")
+_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
 class ManifestError(ValueError):
@@ -113,8 +115,10 @@ class Manifest:
         """Parse a manifest; anything unexpected is a :class:`ManifestError`."""
         try:
             doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ManifestError(f"not JSON ({exc})") from exc
+            # a lone surrogate (a "\ud800" escape) cannot be a name, a URL or a path
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except (UnicodeError, ValueError, RecursionError) as exc:
+            raise ManifestError(f"not JSON text ({type(exc).__name__}: {exc})") from exc
         if not isinstance(doc, dict):
             raise ManifestError("not a JSON object")
         if doc.get("format") != FORMAT:
@@ -142,14 +146,21 @@ class Manifest:
             size = _typed(item["size"], int, f"{where}.size")
             if size < 0:
                 raise ManifestError(f"{where}.size is negative")
+            if size >= 2**63:
+                raise ManifestError(f"{where}.size is out of range")
             sha256 = _hex(_typed(item["sha256"], str, f"{where}.sha256"), f"{where}.sha256")
-            files.append(FileEntry(_typed(item["path"], str, f"{where}.path"), size, sha256))
+            path = _relative(_typed(item["path"], str, f"{where}.path"), f"{where}.path")
+            files.append(FileEntry(path, size, sha256))
         records = []
         for i, item in enumerate(_field(doc, "records", list)):
             if not isinstance(item, dict):
                 raise ManifestError(f"records[{i}] is not an object")
-            records.append(row_from_json(item, "records", f"records[{i}]"))
+            record = row_from_json(item, "records", f"records[{i}]")
+            _relative(record.warc_filename, f"records[{i}].warc_filename")
+            records.append(record)
         capture_id = _field(doc, "capture_id", str)
+        if not CAPTURE_ID.match(capture_id):
+            raise ManifestError(f"capture_id {capture_id!r} is not a capture id")
         if capture.capture_id != capture_id:
             raise ManifestError("capture.capture_id differs from capture_id")
         return cls(
@@ -294,6 +305,14 @@ def _hex(value: str, label: str) -> str:
     return value
 
 
+def _relative(path: str, label: str) -> str:
+    """A path inside the archive: relative, '/'-separated, plain characters, no '..'."""
+    parts = path.split("/")
+    if not _PATH.match(path) or any(part in ("", ".", "..") for part in parts):
+        raise ManifestError(f"{label} is not a plain path inside the archive: {path!r}")
+    return path
+
+
 def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
     if name not in doc:
         raise ManifestError(f"no {name!r} field")
@@ -303,8 +322,10 @@ def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
 def _timestamp(text: str, label: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ManifestError(f"{label} is not an ISO 8601 time: {text!r}") from exc
-    if moment.tzinfo is None:
-        raise ManifestError(f"{label} has no time zone: {text!r}")
-    return moment.astimezone(UTC)
+        if moment.tzinfo is None:
+            raise ManifestError(f"{label} has no time zone: {text!r}")
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, ManifestError):
+            raise
+        raise ManifestError(f"{label} is not an ISO 8601 time in range: {text!r}") from exc

@@ -18,9 +18,11 @@ written anywhere but their own file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from archiver.atomic import fsync_dir, rename_no_replace
 PublicKey = Ed25519PublicKey  # what verifies a signature (other modules name it so)
 
 KEY_SUFFIX = ".key.pem"
+_PEM_LIMIT = 64 * 1024
 PUB_SUFFIX = ".pub.pem"
 DEFAULT_FILE = "default"
 
@@ -155,6 +158,11 @@ def load_private(path: Path, passphrase: str | None) -> Ed25519PrivateKey:
 
 def load_public(path: Path) -> Ed25519PublicKey:
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would hang or flood us
+            raise OSError(errno.EINVAL, "not a regular file")
+        if info.st_size > _PEM_LIMIT:
+            raise OSError(errno.EFBIG, "too large for a public key")
         key = serialization.load_pem_public_key(path.read_bytes())
     except OSError as exc:
         raise KeyProblem(f"cannot read the public key {path}: {exc.strerror or exc}") from exc

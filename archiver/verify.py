@@ -21,9 +21,11 @@ consistency only (every declared digest), and the report says so.
 
 from __future__ import annotations
 
-import glob
+import errno
 import hashlib
+import os
 import re
+import stat
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,10 +33,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from archiver import ingest, sign
-from archiver.index import CaptureRow, Index, RecordRow, from_table, read_table_file
+from archiver import ingest, schema, sign
+from archiver.index import INDEX_DIR, CaptureRow, Index, RecordRow, from_table, read_table_file
 from archiver.ingest import NoProgress, ScanProgress
 from archiver.manifest import (
+    CAPTURE_ID,
     MANIFEST_SUFFIX,
     SIGNATURE_SUFFIX,
     Manifest,
@@ -46,8 +49,29 @@ from archiver.manifest import (
 from archiver.scan import HTTP_TYPES, StoredRecord, Unreadable, parse_digest, read_stored
 
 _OUR_WARC = re.compile(r"^(\d{14}-[0-9a-f]{10})-\d{5}\.warc(\.gz)?$")
+_CAPTURE_ID = CAPTURE_ID
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 SIGNATURE_LENGTH = 64
+MANIFEST_LIMIT = 1024 * 1024 * 1024  # a manifest larger than this is not one of ours
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    A FIFO, a device or a directory put in a file's place would hang the reader or
+    feed it for ever: OSError, as for a file that cannot be read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read(limit + 1)
+    finally:
+        os.close(fd)
 
 
 class VerifyUsage(ValueError):
@@ -109,6 +133,10 @@ class CaptureResult:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def signature_holds(self) -> bool:
+        return any(c.check == "signature" and c.ok for c in self.checks)
+
     def check(self, name: str, target: str, ok: bool, detail: str = "") -> bool:
         self.checks.append(Check(name, target, ok, detail))
         return ok
@@ -141,6 +169,7 @@ class FileResult:
     records: int = 0
     without_digest: int = 0
     imported_as: str | None = None
+    claims: str | None = None  # the capture its warcinfo record names, if one of ours
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -166,11 +195,13 @@ class Report:
     unsigned: list[FileResult] = field(default_factory=list)
     index_checks: list[Check] = field(default_factory=list)
     index_problems: list[Problem] = field(default_factory=list)  # rows claiming no signed capture
+    nothing: bool = False  # nothing was found to verify
 
     @property
     def ok(self) -> bool:
         return (
-            all(c.ok for c in self.captures)
+            not self.nothing
+            and all(c.ok for c in self.captures)
             and all(f.ok for f in self.unsigned)
             and not self.index_problems
         )
@@ -184,6 +215,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "nothing_to_verify": self.nothing,
             "captures": [c.to_json() for c in self.captures],
             "unsigned_files": [f.to_json() for f in self.unsigned],
             "index": {
@@ -206,10 +238,15 @@ class _Reading:
 @dataclass
 class _Plan:
     archive: Path
-    manifests: dict[str, Path] = field(default_factory=dict)  # capture id -> manifest
-    unsigned_ours: dict[str, list[Path]] = field(default_factory=dict)  # no manifest
+    manifests: dict[str, list[Path]] = field(default_factory=dict)  # capture id -> manifests
+    named: dict[str, list[Path]] = field(default_factory=dict)  # capture id -> its WARC files
     foreign: list[Path] = field(default_factory=list)
     whole_archive: bool = False
+
+    @property
+    def unsigned_ours(self) -> dict[str, list[Path]]:
+        """WARC files named after one of our captures that has no manifest."""
+        return {c: files for c, files in self.named.items() if c not in self.manifests}
 
 
 def trusted_keys(values: Iterable[str]) -> dict[str, sign.PublicKey | None]:
@@ -256,24 +293,40 @@ def plan(archive_dir: Path, paths: Iterable[str]) -> _Plan:
         elif path.is_file():
             if not _add_file(result, path):
                 raise VerifyUsage(f"{text}: not a manifest, signature or WARC file")
-        else:
-            root, pattern = archive_dir / ingest.WARC_DIR, glob.escape(text)
-            manifests = sorted(root.glob(f"*/{pattern}{MANIFEST_SUFFIX}"))
-            files = sorted(root.glob(f"*/{pattern}-[0-9]*.warc*"))
+        elif _CAPTURE_ID.match(text):
+            manifests, files = _capture_files(archive_dir, text)
             if not manifests and not files:
-                raise VerifyUsage(
-                    f"{text}: no such capture in {archive_dir}, nor a file or directory"
-                )
-            for found in manifests or files:
+                raise VerifyUsage(f"{text}: no such capture in {archive_dir}")
+            for found in [*manifests, *files]:
+                _add_file(result, found)
+        else:
+            raise VerifyUsage(f"{text}: no such file or directory, nor a capture id")
+    if not result.whole_archive:  # every file that claims one of these captures by name
+        for capture_id in list(result.manifests):
+            for found in _capture_files(result.archive, capture_id)[1]:
                 _add_file(result, found)
     return result
+
+
+def _capture_files(archive: Path, capture_id: str) -> tuple[list[Path], list[Path]]:
+    """The manifests and the WARC files named after ``capture_id``, in any folder."""
+    root = archive / ingest.WARC_DIR
+    if not root.is_dir():
+        return [], []
+    manifests = sorted(root.rglob(f"{capture_id}{MANIFEST_SUFFIX}"))
+    files = sorted(p for p in root.rglob(f"{capture_id}-*") if ingest.is_warc(p))
+    return manifests, files
 
 
 def _add_tree(result: _Plan, root: Path) -> None:
     if not root.is_dir():
         return
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
+    try:
+        paths = sorted(root.rglob("*"))
+    except OSError as exc:
+        raise VerifyUsage(f"{root}: cannot be read ({exc.strerror or exc})") from exc
+    for path in paths:  # hidden names too: index rebuild reads them as well
+        if path.is_file():
             _add_file(result, path)
 
 
@@ -283,9 +336,9 @@ def _add_file(result: _Plan, path: Path) -> bool:
         path = path.with_name(name.removesuffix(".sig"))
         name = path.name
     if name.endswith(MANIFEST_SUFFIX):
-        capture_id = capture_id_of(path)
-        result.manifests.setdefault(capture_id, path)
-        result.unsigned_ours.pop(capture_id, None)
+        found = result.manifests.setdefault(capture_id_of(path), [])
+        if path not in found:
+            found.append(path)
         return True
     if not ingest.is_warc(path):
         return False
@@ -296,12 +349,11 @@ def _add_file(result: _Plan, path: Path) -> bool:
         return True
     capture_id = match.group(1)
     manifest = path.with_name(capture_id + MANIFEST_SUFFIX)
-    if manifest.exists() or capture_id in result.manifests:
-        result.manifests.setdefault(capture_id, manifest)
-    else:
-        listed = result.unsigned_ours.setdefault(capture_id, [])
-        if path not in listed:
-            listed.append(path)
+    if manifest.exists():
+        _add_file(result, manifest)
+    named = result.named.setdefault(capture_id, [])
+    if path not in named:
+        named.append(path)
     return True
 
 
@@ -323,12 +375,20 @@ def verify(
     digests: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
         reading = _Reading(pool, progress, deep)
-        for capture_id, path in sorted(todo.manifests.items()):
-            result, manifest, data = _verify_capture(path, keys, reading)
+        unchecked: set[str] = set()  # their manifest's signature does not hold
+        for capture_id, found in sorted(todo.manifests.items()):
+            named = todo.named.get(capture_id, [])
+            result, manifest, data = _verify_capture(found[0], keys, reading, named)
+            for extra in found[1:]:
+                result.problem(
+                    "a second manifest for this capture", file=_shown(extra, todo.archive)
+                )
             report.captures.append(result)
-            if manifest is not None and data is not None:
+            if manifest is not None and data is not None and result.signature_holds:
                 signed[capture_id] = manifest
                 digests[capture_id] = hashlib.sha256(data).hexdigest()
+            else:
+                unchecked.add(capture_id)
         for capture_id, files in sorted(todo.unsigned_ours.items()):
             report.captures.append(_unsigned_capture(capture_id, files, todo.archive, progress))
         imported: dict[str, tuple[CaptureRow, list[RecordRow]]] = {}
@@ -337,18 +397,32 @@ def verify(
             report.unsigned.append(result_file)
             if rows is not None:
                 imported[rows[0].capture_id] = rows
-    _verify_index(todo, report, signed, digests, imported)
+    claimed = set(todo.manifests) | set(todo.named)
+    for file_result in report.unsigned:
+        if file_result.claims in claimed and file_result.imported_as is None:
+            file_result.problems.append(
+                Problem(
+                    f"its warcinfo record names capture {file_result.claims}, whose signed "
+                    "manifest does not list this file",
+                    file_result.claims,
+                    file_result.path,
+                    0,
+                )
+            )
+    if not report.captures and not report.unsigned:
+        report.nothing = True
+    _verify_index(todo, report, signed, digests, imported, unchecked)
     return report
 
 
 def _verify_capture(
-    path: Path, keys: dict[str, sign.PublicKey | None], reading: _Reading
+    path: Path, keys: dict[str, sign.PublicKey | None], reading: _Reading, named: list[Path]
 ) -> tuple[CaptureResult, Manifest | None, bytes | None]:
     capture_id = capture_id_of(path)
     archive = path.resolve().parent.parent.parent
     result = CaptureResult(capture_id, manifest=_shown(path, archive))
     try:
-        data = path.read_bytes()
+        data = read_regular(path, MANIFEST_LIMIT)
     except OSError as exc:
         result.problem(f"incomplete: the manifest cannot be read ({exc.strerror or exc})")
         result.check("manifest", result.manifest or "", False, "missing")
@@ -365,7 +439,7 @@ def _verify_capture(
     result.status = manifest.capture.status
     result.key_fingerprint = manifest.key_fingerprint
     _check_signature(result, path, data, manifest, archive, keys)
-    _check_files(result, manifest, archive, reading)
+    _check_files(result, manifest, archive, reading, named)
     return result, manifest, data
 
 
@@ -399,10 +473,14 @@ def _check_signature(
         if not result.check("trusted signer", fp, result.trusted):
             result.problem(f"signed by {fp}, which is not one of the trusted keys")
     try:
-        signature = sig_path.read_bytes()
-    except OSError:
+        signature = read_regular(sig_path, SIGNATURE_LENGTH)
+    except FileNotFoundError:
         result.check("signature", sig_name, False, "missing")
         result.problem("unsigned: the manifest has no signature", file=sig_name)
+        return
+    except OSError as exc:
+        result.check("signature", sig_name, False, "unreadable")
+        result.problem(f"unsigned: the signature cannot be read ({exc})", file=sig_name)
         return
     if len(signature) != SIGNATURE_LENGTH:
         result.check("signature", sig_name, False, f"{len(signature)} bytes")
@@ -426,6 +504,7 @@ def _check_files(
     manifest: Manifest,
     archive: Path,
     reading: _Reading,
+    named: list[Path],
 ) -> None:
     by_file: dict[str, list[RecordRow]] = defaultdict(list)
     for row in manifest.records:
@@ -443,14 +522,13 @@ def _check_files(
             continue
         records = sorted(by_file.get(entry.path, []), key=lambda r: r.warc_offset)
         _check_file(result, path, entry.path, entry.size, entry.sha256, records, reading)
-    # files of the capture that the manifest does not list (added, or left by a crash)
-    for entry_dir in {(_inside(archive, f.path) or archive).parent for f in manifest.files}:
-        for extra in sorted(entry_dir.glob(f"{manifest.capture_id}-*")):
-            shown = _shown(extra, archive)
-            if shown not in listed and not extra.name.startswith("."):
-                result.problem(
-                    "a file of this capture that the signed manifest does not list", file=shown
-                )
+    # files named after the capture that the manifest does not list (added, or copied)
+    for extra in named:
+        shown = _shown(extra, archive)
+        if shown not in listed:
+            result.problem(
+                "a file of this capture that the signed manifest does not list", file=shown
+            )
 
 
 def _check_file(
@@ -464,16 +542,21 @@ def _check_file(
 ) -> None:
     reading.progress.file(path)
     try:
-        actual = path.stat().st_size
+        info = path.stat()
     except OSError:
         result.check("file", name, False, "missing")
         result.problem("missing: the file is not in the archive", file=name)
         return
+    if not stat.S_ISREG(info.st_mode):
+        result.check("file", name, False, "not a regular file")
+        result.problem("not a regular file", file=name)
+        return
+    actual = info.st_size
     end = 0
     for row in records:
         if row.warc_offset != end:
             result.problem(
-                "the signed manifest leaves a gap before this record",
+                "the signed manifest's records overlap, or leave a gap, before this record",
                 file=name,
                 offset=row.warc_offset,
                 record_id=row.record_id,
@@ -482,7 +565,12 @@ def _check_file(
     if end != size:
         result.problem(f"the signed records end at {end}, the signed size is {size}", file=name)
     if actual == size:
-        problems, digest = _one_pass(path, name, records, reading)
+        try:
+            problems, digest = _one_pass(path, name, records, reading)
+        except OSError as exc:
+            result.check("file", name, False, "unreadable")
+            result.problem(f"cannot be read: {exc.strerror or exc}", file=name)
+            return
         if digest == sha256:  # every byte as signed; the records' own digests checked
             result.check("file", name, True, f"size {size}, sha256 {sha256}")
             digests = "block and payload" if reading.deep else "block (payload: as signed)"
@@ -636,8 +724,14 @@ def _verify_foreign(
     result.without_digest = sum(
         1 for r in records if not r.get("WARC-Block-Digest") and not r.get("WARC-Payload-Digest")
     )
+    info = next((r for r in records if r.warc_type == "warcinfo"), None)
+    claimed = ingest.warcinfo_fields(info.block if info else None).get("capture-id", "")
+    result.claims = claimed if _CAPTURE_ID.match(claimed) else None
     for offset, message in file_report.problems:
         rec = next((r for r in records if r.offset == offset), None)
+        record_id = rec.get("WARC-Record-ID") if rec else None
+        if record_id and message.startswith(f"{record_id}: "):
+            message = message[len(record_id) + 2 :]
         result.problems.append(
             Problem(
                 message,
@@ -664,13 +758,22 @@ def _verify_index(
     signed: dict[str, Manifest],
     digests: dict[str, str],
     imported: dict[str, tuple[CaptureRow, list[RecordRow]]],
+    unchecked: set[str],
 ) -> None:
     index = Index(todo.archive)
     scope = None if todo.whole_archive else set(signed) | set(imported)
     if scope is not None and not scope:
         return
-    captures_rows = _rows(index, "captures", scope)
-    records_rows = _rows(index, "records", scope)
+    if index.needs_repair():
+        report.index_problems.append(
+            Problem(
+                "an interrupted rebuild or compaction left files behind (index.new, index.old "
+                "or .compact-*.replaces): the next index command finishes or undoes it",
+                file=INDEX_DIR,
+            )
+        )
+    captures_rows = _rows(index, "captures", scope, report.index_problems)
+    records_rows = _rows(index, "records", scope, report.index_problems)
     by_capture: dict[str, list[tuple[RecordRow, str]]] = defaultdict(list)
     for row, name in records_rows:
         by_capture[row.capture_id].append((row, name))
@@ -678,6 +781,13 @@ def _verify_index(
     for crow, name in captures_rows:
         capture_rows[crow.capture_id].append((crow, name))
     results = {c.capture_id: c for c in report.captures}
+    for capture_id in unchecked:  # nothing signed to compare them with; said already
+        capture_rows.pop(capture_id, None)
+        by_capture.pop(capture_id, None)
+        if capture_id in results:
+            results[capture_id].check(
+                "index rows", capture_id, False, "not checked: no valid signed manifest"
+            )
     expected: dict[str, tuple[CaptureRow, list[RecordRow]]] = {
         cid: (m.index_row(digests[cid]), list(m.records)) for cid, m in signed.items()
     }
@@ -764,16 +874,42 @@ def _unclaimed_rows(
             report.index_problems.append(problem)
 
 
-def _rows(index: Index, table: str, scope: set[str] | None) -> list[tuple[Any, str]]:
+def _rows(
+    index: Index, table: str, scope: set[str] | None, problems: list[Problem]
+) -> list[tuple[Any, str]]:
+    """Every row of ``table`` (of the captures in ``scope``), with the file it is in.
+
+    A file that is not Parquet, or whose columns are not exactly the schema's (an
+    added column would reach every query), is a problem; its rows are not read.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    expected = schema.arrow_schema(table)
     out: list[tuple[Any, str]] = []
     for path in index.files(table):
-        data = read_table_file(path, table)
+        name = f"{INDEX_DIR}/{table}/{path.name}"
+        try:
+            found = pq.read_schema(path)
+            strange = [
+                f"{f.name} ({f.type})"
+                for f in found
+                if f.name not in expected.names or expected.field(f.name).type != f.type
+            ]
+            if strange:
+                problems.append(
+                    Problem("columns not in the schema: " + ", ".join(strange), file=name)
+                )
+                continue
+            data = read_table_file(path, table)
+        except (OSError, pa.ArrowException) as exc:
+            problems.append(Problem(f"not a readable index file: {exc}", file=name))
+            continue
         if scope is not None:
             import pyarrow as pa
             import pyarrow.compute as pc
 
             data = data.filter(pc.is_in(data.column("capture_id"), pa.array(sorted(scope))))
-        name = f"index/{table}/{path.name}"
         out += [(row, name) for row in from_table(table, data)]
     return out
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -526,3 +527,96 @@ def test_progress_on_a_terminal_only(archive: Path) -> None:
     assert status == 0 and "reading file" in text
     piped = run("verify", "--archive-dir", str(archive))
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+# what an adversarial review found -----------------------------------------------------
+def test_a_copy_of_a_capture_file_in_another_folder(archive: Path) -> None:
+    entry = manifest(archive).files[0]
+    elsewhere = archive / "warc" / "zzz" / f"{ARTICLE_ID}-00007.warc.gz"
+    elsewhere.parent.mkdir()
+    shutil.copyfile(archive / entry.path, elsewhere)
+    for report in (verify(archive), verify(archive, [ARTICLE_ID])):
+        problems = failing(report)
+        assert any(p.file == "warc/zzz/" + elsewhere.name for p in problems)
+
+
+@pytest.mark.parametrize("name", ["extra.warc.gz", f".{ARTICLE_ID}-00001.warc.gz"])
+def test_a_file_whose_warcinfo_claims_a_signed_capture(archive: Path, name: str) -> None:
+    entry = manifest(archive).files[0]
+    shutil.copyfile(archive / entry.path, archive / "warc" / "default" / name)
+    problems = failing(verify(archive))
+    assert any(
+        p.file == f"warc/default/{name}" and f"names capture {ARTICLE_ID}" in p.message
+        for p in problems
+    )
+
+
+def test_a_planted_compaction_listing_cannot_delete_evidence(archive: Path) -> None:
+    folder = archive / "index" / "captures"
+    pq.write_table(pq.read_table(folder / f"{PLAIN_ID}.parquet"), folder / "compact-x.parquet")
+    warc = manifest(archive).files[0].path
+    (folder / ".compact-x.replaces").write_text(f"../../{warc} ../../keys\n")
+    assert any("interrupted" in p.message for p in failing(verify(archive)))
+    Index(archive).repair()
+    assert (archive / warc).exists() and (archive / "keys").exists()
+
+
+def test_an_index_file_with_an_added_column_or_not_parquet(archive: Path) -> None:
+    path = archive / "index" / "captures" / f"{ARTICLE_ID}.parquet"
+    table = pq.read_table(path)
+    statement = pa.array(["attested by a court"])
+    pq.write_table(table.append_column("operator_statement", statement), path)
+    assert any("operator_statement" in p.message for p in failing(verify(archive)))
+    path.write_bytes(b"not parquet")
+    assert any("not a readable index file" in p.message for p in failing(verify(archive)))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d.__setitem__("signed_at", "0001-01-01T00:00:00+01:00"),
+        lambda d: d["files"][0].__setitem__("path", "warc/default/x\x00y"),
+        lambda d: d["files"][0].__setitem__("path", "warc/default/\ud800"),
+        lambda d: d["files"][0].__setitem__("path", "../outside.warc.gz"),
+        lambda d: d["files"][0].__setitem__("size", 10**1000),
+        lambda d: (
+            d.__setitem__("capture_id", "/etc"),
+            d["capture"].__setitem__("capture_id", "/etc"),
+        ),
+        lambda d: d["records"][0].__setitem__("url", "http://x/\ud800"),
+    ],
+)
+def test_hostile_manifests_are_problems_not_crashes(archive: Path, edit: Any) -> None:
+    path = manifest_file(archive)
+    doc = json.loads(path.read_bytes())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    out = run("verify", "--archive-dir", str(archive), "--format", "json")
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "error:" not in out.stderr
+    assert json.loads(out.stdout)["ok"] is False
+
+
+def test_deeply_nested_json_is_not_a_crash(archive: Path) -> None:
+    manifest_file(archive).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    problems = failing(verify(archive))
+    assert any("not valid" in p.message for p in problems)
+
+
+@pytest.mark.parametrize("which", ["signature", "key", "warc"])
+def test_a_fifo_in_a_files_place_does_not_hang(archive: Path, which: str) -> None:
+    target = {
+        "signature": signature_path(manifest_file(archive)),
+        "key": archive / public_key_name(fixed_signer().fingerprint),
+        "warc": archive / manifest(archive).files[0].path,
+    }[which]
+    target.unlink()
+    os.mkfifo(target)
+    out = run("verify", "--archive-dir", str(archive))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "regular file" in out.stdout
+
+
+def test_nothing_to_verify_is_not_a_pass(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    out = run("verify", str(tmp_path / "empty"), "--archive-dir", str(tmp_path))
+    assert out.returncode == 1 and "nothing to verify" in out.stderr
