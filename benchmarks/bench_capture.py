@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -708,15 +708,23 @@ def benchmark(args: argparse.Namespace) -> int:
         print(f"refusing to run: {WGET_BIN} not found", file=sys.stderr)
         return 2
     archiver_cmd = find_archiver()
-    work = Path(tempfile.mkdtemp(prefix="archiver-bench-", dir=parent))
+    return in_work_dir(parent, "archiver-bench-", args.keep, measure, args, size, archiver_cmd)
+
+
+def in_work_dir(
+    parent: Path, prefix: str, keep: bool, measure: Callable[..., int], *args: Any
+) -> int:
+    """``measure(*args[:2], work, *args[2:])`` in a fresh temporary directory under
+    ``parent``: removed afterwards unless ``keep``; a :class:`BenchError` is exit 1."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     started = time.monotonic()
     try:
-        return measure(args, size, work, archiver_cmd)
+        return measure(*args[:2], work, *args[2:])
     except BenchError as exc:
         print(f"\nBENCHMARK INVALID: {exc}", file=sys.stderr)
         return 1
     finally:
-        if args.keep:
+        if keep:
             print(f"kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)

@@ -37,8 +37,6 @@ import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +52,7 @@ from bench_capture import (
     check_archiver,
     find_archiver,
     hash_and_warm,
+    in_work_dir,
     last_json_line,
     mb_per_s,
     run_startup,
@@ -359,19 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     archiver_cmd = find_archiver()
-    work = Path(tempfile.mkdtemp(prefix="archiver-bench-verify-", dir=parent))
-    started = time.monotonic()
-    try:
-        return measure(args, size, work, archiver_cmd)
-    except BenchError as exc:
-        print(f"\nBENCHMARK INVALID: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-        print(f"(benchmark took {time.monotonic() - started:.0f} s)", file=sys.stderr)
+    return in_work_dir(
+        parent, "archiver-bench-verify-", args.keep, measure, args, size, archiver_cmd
+    )
 
 
 def measure(args: argparse.Namespace, size: int, work: Path, archiver_cmd: list[str]) -> int:
