@@ -64,7 +64,7 @@ import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped,unused-ig
 
 from archiver.atomic import atomic_path, output_problem
 from archiver.discover import MAX_BODY, is_dash, is_hls, parse_dash, parse_hls
-from archiver.fetch import chunk_size
+from archiver.fetch import Dechunker
 from archiver.index import RecordRow
 from archiver.query import QueryError, run
 from archiver.scan import CHUNK, StoredRecord, Unreadable, header_value, read_stored
@@ -89,7 +89,6 @@ __all__ = [
 CHUNK_SIZE = CHUNK
 """Bytes read (and at most inflated) at a time, by :func:`archiver.scan.read_stored`."""
 
-MAX_CHUNK_LINE = 64 * 1024
 MAX_REDIRECTS = 20
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PAYLOAD_RECORD_TYPES = ("response", "resource")
@@ -463,67 +462,6 @@ class _Copied:
     sha256: str = ""  # of what was written
 
 
-class _Dechunker:
-    """Removes HTTP/1.1 chunk framing from a body as it passes."""
-
-    def __init__(self, out: Callable[[memoryview], None], where: str) -> None:
-        self.out = out
-        self.where = where
-        self.state = "size"
-        self.line = bytearray()
-        self.left = 0
-        self.position = 0  # bytes of the framed body seen
-
-    def _fail(self, what: str, pos: int) -> ExtractionFailed:
-        return ExtractionFailed(
-            f"{self.where}: the chunked body {what} (at byte {self.position + pos}); "
-            "extract it with --raw to get the body as transferred"
-        )
-
-    def feed(self, data: memoryview) -> None:
-        raw = bytes(data)  # one copy: line searches stay linear
-        view = memoryview(raw)
-        pos, n = 0, len(raw)
-        while pos < n:
-            if self.state == "data":
-                take = min(self.left, n - pos)
-                self.out(view[pos : pos + take])
-                pos += take
-                self.left -= take
-                if self.left == 0:
-                    self.state = "data-end"
-                continue
-            if self.state == "done":
-                raise self._fail("has bytes after its last chunk", pos)
-            nl = raw.find(b"\n", pos)
-            if nl < 0:
-                self.line += view[pos:]
-                if len(self.line) > MAX_CHUNK_LINE:
-                    raise self._fail("has a framing line longer than 64 KiB", pos)
-                break
-            self.line += view[pos:nl]
-            line = bytes(self.line).strip()
-            self.line.clear()
-            if self.state == "size":
-                size = chunk_size(line)
-                if size is None:
-                    raise self._fail(f"has an invalid chunk-size line {line[:40]!r}", pos)
-                self.left = size
-                self.state = "data" if size else "trailer"
-            elif self.state == "data-end":
-                if line:
-                    raise self._fail("has a chunk longer than its chunk-size line says", pos)
-                self.state = "size"
-            elif self.state == "trailer" and not line:
-                self.state = "done"
-            pos = nl + 1
-        self.position += n
-
-    @property
-    def complete(self) -> bool:
-        return self.state == "done"
-
-
 class _Payload:
     """Where the shared reader sends a record's payload: de-chunked if need be, then out.
 
@@ -541,7 +479,7 @@ class _Payload:
         self.where = where
         self.copied = _Copied()
         self.problem: ExtractError | None = None
-        self.dechunker: _Dechunker | None = None
+        self.dechunker: Dechunker | None = None
         self.digest: Any = None  # of what is written, when the payload digest is not that
 
     def open(self, rec: StoredRecord) -> Callable[[memoryview], None] | None:
@@ -552,7 +490,13 @@ class _Payload:
         self.copied.headers = rec.http_headers or []
         coding = (rec.http_header("Transfer-Encoding") or "").split(",")[-1].strip().lower()
         if coding == "chunked" and not self.raw:
-            self.dechunker = _Dechunker(self._write, self.where)
+            where = self.where
+            self.dechunker = Dechunker(
+                self._write,
+                lambda what: ExtractionFailed(
+                    f"{where}: {what}; extract it with --raw to get the body as transferred"
+                ),
+            )
             self.copied.dechunked = True
         if self.dechunker is not None or self.row.payload_sha256 is None:
             self.digest = hashlib.sha256()

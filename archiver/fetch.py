@@ -426,6 +426,69 @@ class _ChunkedEnd:
 _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
 
 
+MAX_CHUNK_LINE = 64 * 1024
+
+
+class Dechunker:
+    """Removes HTTP/1.1 chunk framing from a body as it passes."""
+
+    def __init__(
+        self, out: Callable[[memoryview], None], error: Callable[[str], Exception]
+    ) -> None:
+        self.out = out
+        self.error = error  # makes the exception raised for a body that is not well framed
+        self.state = "size"
+        self.line = bytearray()
+        self.left = 0
+        self.position = 0  # bytes of the framed body seen
+
+    def _fail(self, what: str, pos: int) -> Exception:
+        return self.error(f"the chunked body {what} (at byte {self.position + pos})")
+
+    def feed(self, data: memoryview) -> None:
+        raw = bytes(data)  # one copy: line searches stay linear
+        view = memoryview(raw)
+        pos, n = 0, len(raw)
+        while pos < n:
+            if self.state == "data":
+                take = min(self.left, n - pos)
+                self.out(view[pos : pos + take])
+                pos += take
+                self.left -= take
+                if self.left == 0:
+                    self.state = "data-end"
+                continue
+            if self.state == "done":
+                raise self._fail("has bytes after its last chunk", pos)
+            nl = raw.find(b"\n", pos)
+            if nl < 0:
+                self.line += view[pos:]
+                if len(self.line) > MAX_CHUNK_LINE:
+                    raise self._fail("has a framing line longer than 64 KiB", pos)
+                break
+            self.line += view[pos:nl]
+            line = bytes(self.line).strip()
+            self.line.clear()
+            if self.state == "size":
+                size = chunk_size(line)
+                if size is None:
+                    raise self._fail(f"has an invalid chunk-size line {line[:40]!r}", pos)
+                self.left = size
+                self.state = "data" if size else "trailer"
+            elif self.state == "data-end":
+                if line:
+                    raise self._fail("has a chunk longer than its chunk-size line says", pos)
+                self.state = "size"
+            elif self.state == "trailer" and not line:
+                self.state = "done"
+            pos = nl + 1
+        self.position += n
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "done"
+
+
 def chunk_size(line: bytes) -> int | None:
     """The size on a chunk-size line (hex digits, optional extensions), else None."""
     match = _CHUNK_SIZE_LINE.fullmatch(line.strip())

@@ -25,13 +25,13 @@ from archiver.extract import (
     CHUNK_SIZE,
     ExtractionFailed,
     SelectionError,
-    _Dechunker,
     extract,
     extract_payload,
     find_manifest,
     find_record,
     stream_tracks,
 )
+from archiver.fetch import Dechunker
 from archiver.index import RecordRow
 from archiver.model import CaptureOptions, CaptureStatus
 from tests.conftest import FixedClock, sequential_ids
@@ -147,7 +147,7 @@ def test_the_de_chunker_across_any_split(site: FixtureSite) -> None:
     framed = b"".join(site._route(APP_JS).pieces)
     for step in (1, 2, 3, 5, 64, 1000, len(framed)):
         out = bytearray()
-        dechunker = _Dechunker(out.extend, "app.js")
+        dechunker = Dechunker(out.extend, ExtractionFailed)
         for i in range(0, len(framed), step):
             dechunker.feed(memoryview(framed)[i : i + step])
         assert bytes(out) == site.decoded_body(APP_JS) and dechunker.complete
@@ -157,7 +157,7 @@ def test_the_de_chunker_across_any_split(site: FixtureSite) -> None:
         (b"1\r\na\r\n0\r\n\r\nextra", "bytes after its last chunk"),
     ):
         with pytest.raises(ExtractionFailed, match=what):
-            _Dechunker(lambda data: None, "x").feed(memoryview(bad))
+            Dechunker(lambda data: None, ExtractionFailed).feed(memoryview(bad))
 
 
 def test_a_truncated_chunked_body_comes_out_as_far_as_it_was_captured(
