@@ -11,6 +11,7 @@ summarising the capture closes the last file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import platform
@@ -20,7 +21,7 @@ import tempfile
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +53,15 @@ from archiver.fetch import (
 )
 from archiver.index import CaptureRow, Index, RecordRow, relative_path, rows_for_capture
 from archiver.manifest import FileEntry
+from archiver.media import (
+    Exchanged,
+    MediaError,
+    MediaLimits,
+    MediaResult,
+    body_sink,
+    fetch_media,
+    ytdlp_version,
+)
 from archiver.model import (
     Capture,
     CaptureError,
@@ -64,6 +74,7 @@ from archiver.model import (
     new_capture_id,
     utcnow,
 )
+from archiver.platforms import platform_of
 from archiver.sign import KeyProblem, Signer
 from archiver.urls import URL_SAFE, InvalidURL, check_url, referer
 from archiver.warc import (
@@ -88,12 +99,16 @@ BACKLOG_LIMIT = 32 * 1024 * 1024
 # At most this much of a page, stylesheet or manifest is kept for parsing.
 PARSE_LIMIT = 16 * 1024 * 1024
 META_REFRESH = "meta[http-equiv=refresh]"
+# where a page names the video it is about: a platform URL there goes to yt-dlp
+PLATFORM_META = ("meta[og:video", "meta[twitter")
 
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 CSS_TYPES = {"text/css"}
 
 # The metadata record's format; its JSON Schema is schemas/capture-metadata.v2.json.
 METADATA_SCHEMA = "archiver/capture-metadata/2"
+# yt-dlp's account of a platform URL, in a metadata record of its own.
+MEDIA_INFO_SCHEMA = "archiver/media-info/1"
 WARC_SPEC = "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
 
 
@@ -307,6 +322,8 @@ class _CaptureRun:
         self.backlog_lock = threading.Lock()
         self.spool_dir = self.options.archive_dir / ".tmp"
         self.warcinfo_dates: dict[str, datetime] = {}
+        # platform URLs for yt-dlp, in the order found: url -> (via, found on)
+        self.platform_urls: dict[str, tuple[str, str | None]] = {}
 
     def _warcinfo(self, filename: str) -> tuple[Fields, bytes]:
         now = self.c.clock()
@@ -381,6 +398,12 @@ class _CaptureRun:
         if page.error is None:
             tasks = self._expand_safely(page)
         self._fetch_all(tasks)
+        if self.options.platform_videos:
+            self._note_platform(capture.seed_url, "seed", None)
+            if self.options.follow_video_links:
+                for link in capture.outlinks:
+                    self._note_platform(link, "a[href]", capture.final_url)
+            self._platform_media()
         with self.series.lock:
             self._drain()  # small records still waiting for the writer
         capture.finished_at = self.c.clock()
@@ -557,6 +580,8 @@ class _CaptureRun:
         if item.role in ("video", "video-manifest") and from_html:
             with self.seen_lock:
                 self.videos.setdefault(url, VideoFound(url, item.via, parent_url, item.role))
+        if role in ("iframe", "video", "embed") or item.via.startswith(PLATFORM_META):
+            self._note_platform(url, item.via, parent_url)
         if not self._claim(url):
             return None
         self.order[url] = len(self.order)
@@ -566,6 +591,151 @@ class _CaptureRun:
             or (role == "video-manifest" and item.via != "hls variant")
         )
         return Task(url, role, item.via, parent_url, expand=expand)
+
+    # platform videos (yt-dlp) ---------------------------------------------------
+    def _note_platform(self, url: str, via: str, found_on: str | None) -> None:
+        if not self.options.platform_videos:
+            return
+        if platform_of(url, self.options.platform_hosts) is None:
+            return
+        with self.seen_lock:
+            self.platform_urls.setdefault(url, (via, found_on))
+
+    def _platform_media(self) -> None:
+        """Each platform URL found, through yt-dlp; every exchange recorded."""
+        if not self.platform_urls:
+            return
+        opts = self.options
+        limits = MediaLimits(
+            max_size=opts.max_video_size,
+            max_duration=opts.max_video_duration,
+            allow_playlists=opts.allow_playlists,
+            cookies=opts.cookies,
+            timeout=opts.timeout,
+            max_redirects=opts.max_redirects,
+        )
+        self.capture.libraries["yt-dlp"] = ytdlp_version()
+        for url, (via, found_on) in list(self.platform_urls.items()):
+            if self.stop.is_set():
+                raise CaptureInterrupted("stopped before the platform videos")
+            self.c.progress.started(url, "platform video")
+            exchange = functools.partial(self._media_exchange, url)
+            result = fetch_media(url, exchange, limits)
+            self.c.progress.finished(url)
+            self._media_outcome(result, via, found_on)
+
+    def _media_exchange(
+        self, platform_url: str, url: str, method: str, headers: list[tuple[str, str]], body: bytes
+    ) -> Exchanged:
+        """One exchange yt-dlp asked for: sent, recorded, and handed back to it."""
+        try:
+            check_url(url)
+            request = build_request(url, headers, method=method, body=body, secret=("Cookie",))
+            started = self.c.clock()
+            response = open_exchange(request, self.c.settings, self.stop)
+        except (FetchError, InvalidURL) as exc:
+            raise MediaError(str(exc)) from exc
+        task = Task(url, "platform", "yt-dlp", platform_url)
+        fetched = Fetched(task, url)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        # closed by yt-dlp when it has read the response (or below, on failure)
+        spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=SPOOL_MEMORY, dir=str(self.spool_dir)
+        )
+        limit = self.options.max_video_size
+        declared = response.declared_length
+        too_large = bool(
+            limit and declared and declared > limit and _is_media(url, response.media_type)
+        )
+        try:
+            feed, finish = body_sink(spool.write, response.headers)
+            try:  # a video over the limit: its head recorded, the body marked truncated
+                self._write_exchange(
+                    task, url, "platform", response, started, False, fetched, feed,
+                    max_size=0 if too_large else None,
+                )  # fmt: skip
+            finally:
+                response.close()
+            finish()
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        if too_large:
+            spool.close()
+            raise MediaError(f"{url}: {declared} bytes, over --max-video-size {limit}")
+        if response.error:
+            spool.close()
+            raise MediaError(f"{url}: incomplete response: {response.error}")
+        return Exchanged(url, response.status, response.reason, response.headers, spool)
+
+    def _media_outcome(self, result: MediaResult, via: str, found_on: str | None) -> None:
+        capture = self.capture
+        extractor = result.extractor or "yt-dlp"
+        video = VideoFound(result.url, f"{via} (yt-dlp {extractor})", found_on or "", "platform")
+        if result.error:
+            video.error = f"yt-dlp: {result.error}"
+            self._error(result.url, video.error, "platform video")
+        elif result.skipped:
+            video.error = f"skipped: {result.skipped}"
+            capture.not_followed.append(
+                {
+                    "url": result.url,
+                    "via": via,
+                    "found_on": found_on or "",
+                    "reason": f"platform video skipped: {result.skipped}",
+                }
+            )
+        with self.seen_lock:
+            self.videos[result.url] = video
+        with self.series.lock:
+            self._drain()
+            self._write_media_info(result)
+
+    def _write_media_info(self, result: MediaResult) -> None:
+        """yt-dlp's account of one platform URL, as a metadata record."""
+        body = {
+            "schema": MEDIA_INFO_SCHEMA,
+            "url": result.url,
+            "extractor": result.extractor,
+            "yt_dlp": self.capture.libraries.get("yt-dlp"),
+            "skipped": result.skipped,
+            "error": result.error,
+            "warnings": result.warnings,
+            "info": result.info,
+        }
+        block = json.dumps(body, indent=1, ensure_ascii=False, default=str).encode("utf-8")
+        wfile = self.series.current(len(block))
+        now = self.c.clock()
+        rec = wfile.write_record(
+            [
+                ("WARC-Type", "metadata"),
+                ("WARC-Record-ID", self.c.new_record_id()),
+                ("WARC-Date", warc_date(now)),
+                ("WARC-Target-URI", result.url),
+                ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
+                ("Content-Type", "application/json"),
+            ],
+            block,
+        )
+        self.capture.records.append(
+            RecordEntry(
+                record_id=rec.record_id,
+                warc_type="metadata",
+                url=result.url,
+                fetched_at=now,
+                warc_filename=rec.filename,
+                warc_offset=rec.offset,
+                warc_length=rec.length,
+                block_sha256=rec.block_sha256,
+                record_sha256=rec.record_sha256,
+                role="media-info",
+                content_type="application/json",
+                payload_sha256=rec.block_sha256,
+                payload_length=rec.content_length,
+                discovered_via="yt-dlp",
+            )
+        )
 
     def _page_info(self, info: PageInfo, first: bool) -> None:
         """What the page says about itself; a page reached by refresh only fills gaps."""
@@ -700,8 +870,13 @@ class _CaptureRun:
         started: datetime,
         keep: bool,
         fetched: Fetched,
+        tap: Callable[[memoryview], Any] | None = None,
+        max_size: int | None = None,
     ) -> None:
         """Receive ``response`` into the WARC; fill in ``fetched``.
+
+        ``tap``, if given, also receives every piece of the body as it arrives (for
+        yt-dlp, which reads what was recorded).
 
         Small bodies are collected in memory and written when the writer is free
         (never waiting for it); large ones stream straight into the WARC when the
@@ -710,7 +885,10 @@ class _CaptureRun:
         declared = response.declared_length
         large = declared is None or declared > SMALL_BODY
         # Receiving overlaps hashing and writing for large bodies (a thread per body).
-        body_iter = response.iter_body(self.options.max_size, read_ahead=2 if large else 0)
+        limit = self.options.max_size if max_size is None else max_size
+        body_iter: Iterable[memoryview] = response.iter_body(limit, read_ahead=2 if large else 0)
+        if tap is not None:
+            body_iter = _tapped(body_iter, tap)
         progress = self.c.progress
         first = bytearray()
         complete = True
@@ -848,7 +1026,7 @@ class _CaptureRun:
         with wfile.unit():  # a request is kept only with its response
             req = wfile.write_record(
                 self._exchange_fields(wfile, "request", (req_id, resp_id), url, started, response),
-                response.request.raw,
+                response.request.as_recorded,
             )
             fields = self._exchange_fields(
                 wfile, "response", (resp_id, req_id), url, started, response
@@ -1040,6 +1218,12 @@ class _CaptureRun:
                 refers_to=self.page_response_id,
             )
         )
+
+
+def _tapped(pieces: Iterable[memoryview], tap: Callable[[memoryview], Any]) -> Iterator[memoryview]:
+    for piece in pieces:
+        tap(piece)
+        yield piece
 
 
 def _copy(spool: IO[bytes], stream: StreamingRecord, stop: threading.Event) -> None:

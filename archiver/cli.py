@@ -241,6 +241,38 @@ def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer
     help="Capture even when a TLS certificate does not verify.",
 )
 @click.option(
+    "--platform-videos/--no-platform-videos",
+    default=True,
+    show_default=True,
+    help="Hand platform video URLs (the URL itself, iframes, og:video) to yt-dlp; every "
+    "exchange it makes is recorded.",
+)
+@click.option(
+    "--follow-video-links",
+    is_flag=True,
+    help="Also hand links in the page that point at platform posts to yt-dlp.",
+)
+@click.option(
+    "--max-video-size",
+    type=Size(),
+    help="Skip a platform video larger than this (e.g. 2G); the skip is recorded.",
+)
+@click.option(
+    "--max-video-duration",
+    type=Seconds(),
+    help="Skip a platform video longer than this many seconds; the skip is recorded.",
+)
+@click.option(
+    "--allow-playlists",
+    is_flag=True,
+    help="Let yt-dlp take playlists, channels and live streams (skipped by default).",
+)
+@click.option(
+    "--cookies",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Netscape cookies file for logged-in capture; sent, never recorded in clear.",
+)
+@click.option(
     "--format",
     "output_format",
     type=click.Choice(["text", "json"]),
@@ -267,6 +299,12 @@ def capture(
     warc_size: int,
     max_redirects: int,
     insecure: bool,
+    platform_videos: bool,
+    follow_video_links: bool,
+    max_video_size: int | None,
+    max_video_duration: float | None,
+    allow_playlists: bool,
+    cookies: Path | None,
     output_format: str,
     key_path: Path | None,
     key_store: Path | None,
@@ -309,6 +347,12 @@ def capture(
             warc_max_size=warc_size,
             max_redirects=max_redirects,
             insecure=insecure,
+            platform_videos=platform_videos,
+            follow_video_links=follow_video_links,
+            max_video_size=max_video_size,
+            max_video_duration=max_video_duration,
+            allow_playlists=allow_playlists,
+            cookies=cookies,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -129,6 +129,12 @@ class Request:
     host: str
     port: int
     secure: bool
+    method: str = "GET"
+    recorded: bytes | None = None  # what the WARC keeps, when secrets were redacted from raw
+
+    @property
+    def as_recorded(self) -> bytes:
+        return self.raw if self.recorded is None else self.recorded
 
 
 @dataclass
@@ -176,7 +182,7 @@ class Response:
         return te.split(",")[-1].strip().lower() == "chunked"
 
     def _framing(self) -> tuple[str, int | None]:
-        if self.status < 200 or self.status in (204, 304):
+        if self.status < 200 or self.status in (204, 304) or self.request.method == "HEAD":
             return "none", 0
         if self.chunked:
             return "chunked", None
@@ -534,7 +540,19 @@ def request_target(url: str) -> tuple[str, str, int, bool, str]:
     return scheme, host, port, scheme == "https", target
 
 
-def build_request(url: str, headers: list[tuple[str, str]]) -> Request:
+REDACTED = "[redacted by archiver]"
+
+
+def build_request(
+    url: str,
+    headers: list[tuple[str, str]],
+    *,
+    method: str = "GET",
+    body: bytes = b"",
+    secret: tuple[str, ...] = (),
+) -> Request:
+    """The request to send, and the copy to record: the values of the ``secret``
+    header fields (cookies, say) are replaced by :data:`REDACTED` in the copy."""
     _, host, port, secure, target = request_target(url)
     try:
         ascii_host = host.encode("idna").decode("ascii")
@@ -544,11 +562,28 @@ def build_request(url: str, headers: list[tuple[str, str]]) -> Request:
         ascii_host = f"[{ascii_host}]"
     default_port = 443 if secure else 80
     host_field = ascii_host if port == default_port else f"{ascii_host}:{port}"
-    lines = [f"GET {target} HTTP/1.1", f"Host: {host_field}"]
-    lines += [f"{k}: {v}" for k, v in headers]
-    lines.append("Connection: close")
-    raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-    return Request(url=url, raw=raw, host=host, port=port, secure=secure)
+    if method not in _METHODS:
+        raise FetchError(url, f"unsupported HTTP method {method!r}")
+    if body or method in ("POST", "PUT", "PATCH"):
+        headers = [*headers, ("Content-Length", str(len(body)))]
+    hidden = {name.lower() for name in secret}
+
+    def render(redact: bool) -> bytes:
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {host_field}"]
+        for k, v in headers:
+            shown = REDACTED if redact and k.lower() in hidden else v
+            lines.append(f"{k}: {shown}")
+        lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body
+
+    raw = render(False)
+    recorded = render(True) if any(k.lower() in hidden for k, _ in headers) else None
+    return Request(
+        url=url, raw=raw, host=host, port=port, secure=secure, method=method, recorded=recorded
+    )
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 @dataclass(frozen=True)

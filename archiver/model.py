@@ -62,6 +62,14 @@ class CaptureOptions:
     warc_max_size: int = DEFAULT_WARC_MAX_SIZE
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     insecure: bool = False
+    # platform videos, through yt-dlp (see archiver.media)
+    platform_videos: bool = True
+    follow_video_links: bool = False
+    max_video_size: int | None = None
+    max_video_duration: float | None = None
+    allow_playlists: bool = False
+    cookies: Path | None = None
+    platform_hosts: tuple[str, ...] = ()  # more hosts whose every URL is a video (tests)
 
     def __post_init__(self) -> None:
         if not COLLECTION_PATTERN.fullmatch(self.collection):
@@ -94,6 +102,12 @@ class CaptureOptions:
             "warc_max_size": self.warc_max_size,
             "max_redirects": self.max_redirects,
             "insecure": self.insecure,
+            "platform_videos": self.platform_videos,
+            "follow_video_links": self.follow_video_links,
+            "max_video_size": self.max_video_size,
+            "max_video_duration": self.max_video_duration,
+            "allow_playlists": self.allow_playlists,
+            "cookies": "given (values never recorded)" if self.cookies else None,
         }
 
 

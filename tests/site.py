@@ -713,7 +713,7 @@ class _Handler(BaseHTTPRequestHandler):
         site = self.server.site
         target = _origin_form(self.path)
         self._discard_request_body()
-        site._record_request(self.command, target)
+        site._record_request(self.command, target, self.headers.get("Cookie"))
         route = site._route(_split_target(target))
         url = site.base + target
         if route.kind == "hang":
@@ -868,6 +868,8 @@ class FixtureSite:
         """Request targets (``/path?query``) in arrival order, all methods."""
         self.request_log: list[tuple[str, str]] = []
         """``(method, target)`` in arrival order."""
+        self.cookies_seen: list[str] = []
+        """Cookie header values received, in arrival order."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._routes = _static_routes()
@@ -972,10 +974,17 @@ class FixtureSite:
             return _redirect_route(302, self.base + ARTICLE_PATH)
         return self._routes.get(path, _NOT_FOUND)
 
-    def _record_request(self, method: str, target: str) -> None:
+    def _record_request(self, method: str, target: str, cookie: str | None = None) -> None:
         with self._lock:
             self.requests.append(target)
             self.request_log.append((method, target))
+            if cookie:
+                self.cookies_seen.append(cookie)
+
+    def requests_with_cookie(self, value: str) -> int:
+        """How many requests carried a Cookie header containing ``value``."""
+        with self._lock:
+            return sum(value in cookie for cookie in self.cookies_seen)
 
     def _served_begin(self, url: str, digest: str) -> str | None:
         with self._lock:

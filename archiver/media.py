@@ -1,0 +1,326 @@
+"""Platform videos through yt-dlp, with every HTTP exchange it makes recorded as served.
+
+yt-dlp (used as a library) resolves a platform page to its media and downloads it.
+Its networking goes through one request handler of ours, :class:`ArchiverRH`,
+installed as the only handler, so nothing it fetches escapes the WARC: each request
+is sent by :mod:`archiver.fetch`, recorded (request and response records, bytes as
+served, digests computed as they pass) by the capture, and then read back by yt-dlp
+from what was recorded.  Redirects are followed here, one recorded exchange per hop.
+Cookies (``--cookies``) are sent but recorded as redacted.
+
+What yt-dlp concluded (its info JSON: title, uploader, dates, duration, the formats
+offered and chosen) goes into a metadata record; the file it assembled is not the
+evidence, the responses are.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+import urllib.request
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urljoin
+
+REDIRECTS = (301, 302, 303, 307, 308)
+REDACTED = "[redacted by archiver]"
+
+
+class MediaError(Exception):
+    """yt-dlp could not resolve or download the media (the reason, as yt-dlp says it)."""
+
+
+@dataclass(frozen=True)
+class Exchanged:
+    """One recorded HTTP exchange, as yt-dlp is given it."""
+
+    url: str
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: IO[bytes]  # the body as received, without chunk framing or content coding
+
+
+# url, method, header fields, request body -> the exchange, recorded in the WARC
+Exchange = Callable[[str, str, list[tuple[str, str]], bytes], Exchanged]
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    max_size: int | None = None  # bytes of one video
+    max_duration: float | None = None  # seconds
+    allow_playlists: bool = False  # playlists, channels and live streams
+    cookies: Path | None = None  # Netscape cookies file
+    timeout: float = 30.0
+    max_redirects: int = 20
+
+
+@dataclass
+class MediaResult:
+    """What yt-dlp made of one platform URL."""
+
+    url: str
+    extractor: str | None = None
+    info: dict[str, Any] | None = None  # the info JSON, cookies removed
+    skipped: str | None = None  # why it was not downloaded (a limit), if it was not
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def ytdlp_version() -> str:
+    from yt_dlp.version import __version__
+
+    return str(__version__)
+
+
+def body_sink(
+    out: Callable[[bytes], Any], headers: list[tuple[str, str]]
+) -> tuple[Callable[[memoryview], None], Callable[[], None]]:
+    """What turns a body as transferred into what yt-dlp reads: chunk framing removed,
+    gzip or deflate undone.  Returns (feed, finish)."""
+    from archiver.fetch import Dechunker
+
+    lowered = {k.lower(): v.strip().lower() for k, v in headers}
+    coding = lowered.get("content-encoding", "")
+    inflater = None
+    if coding in ("gzip", "x-gzip", "deflate"):
+        inflater = zlib.decompressobj(47 if coding != "deflate" else 15)
+
+    def decoded(data: memoryview) -> None:
+        out(inflater.decompress(data) if inflater is not None else bytes(data))
+
+    sink: Callable[[memoryview], None] = decoded
+    if lowered.get("transfer-encoding", "").endswith("chunked"):
+        sink = Dechunker(decoded, lambda what: MediaError(f"the response body {what}")).feed
+
+    def finish() -> None:
+        if inflater is not None:
+            out(inflater.flush())
+
+    return sink, finish
+
+
+def _handler_class() -> type:
+    from yt_dlp.networking.common import RequestHandler, Response
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+
+    class ArchiverRH(RequestHandler):  # type: ignore[misc]
+        """yt-dlp's only request handler: every exchange through the capture's recorder."""
+
+        _SUPPORTED_URL_SCHEMES = ("http", "https")
+        _SUPPORTED_PROXY_SCHEMES = ()
+        _SUPPORTED_FEATURES = ()
+        exchange: Exchange
+        limits: MediaLimits
+
+        def _check_extensions(self, extensions: dict[str, Any]) -> None:
+            super()._check_extensions(extensions)
+            for name in ("cookiejar", "timeout", "legacy_ssl", "keep_header_casing"):
+                extensions.pop(name, None)
+
+        def _send(self, request: Any) -> Any:
+            url, method = request.url, request.method
+            data = request.data or b""
+            if not isinstance(data, bytes):
+                data = data.read() if hasattr(data, "read") else bytes(data)
+            jar = self._get_cookiejar(request)
+            for _ in range(self.limits.max_redirects + 1):
+                headers = {
+                    k: v for k, v in self._get_headers(request).items() if k.lower() != "cookie"
+                }
+                headers["Accept-Encoding"] = "identity"  # bytes as served, readable as such
+                probe = urllib.request.Request(url, method=method)
+                jar.add_cookie_header(probe)
+                if probe.get_header("Cookie"):
+                    headers["Cookie"] = probe.get_header("Cookie")
+                try:
+                    got = self.exchange(url, method, list(headers.items()), data)
+                except MediaError as exc:
+                    raise TransportError(msg=str(exc)) from exc
+                jar.extract_cookies(_Received(got.headers), probe)
+                location = next((v for k, v in got.headers if k.lower() == "location"), None)
+                if got.status in REDIRECTS and location:
+                    url = urljoin(url, location)
+                    if got.status == 303 or (got.status in (301, 302) and method == "POST"):
+                        method, data = "GET", b""
+                    continue
+                response = Response(
+                    got.body, got.url, dict(got.headers), status=got.status, reason=got.reason
+                )
+                if got.status >= 400:
+                    raise HTTPError(response)
+                return response
+            raise TransportError(msg=f"more than {self.limits.max_redirects} redirects")
+
+    return ArchiverRH
+
+
+class _Received:
+    """Response headers as http.cookiejar wants to see them."""
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        self._message = Message()
+        for name, value in headers:
+            self._message[name] = value
+
+    def info(self) -> Message:
+        return self._message
+
+
+class _Log:
+    """yt-dlp's messages: warnings and errors kept, the rest dropped (never printed)."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+
+    def debug(self, msg: str) -> None:
+        pass
+
+    def info(self, msg: str) -> None:
+        pass
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+    def error(self, msg: str) -> None:
+        self.errors.append(msg)
+
+
+def fetch_media(url: str, exchange: Exchange, limits: MediaLimits) -> MediaResult:
+    """Resolve ``url`` with yt-dlp and download its media through ``exchange``.
+
+    Never raises for the media's sake: what failed or was skipped is in the result.
+    """
+    from yt_dlp.utils import DownloadError
+
+    result = MediaResult(url)
+    log = _Log()
+    work = Path(tempfile.mkdtemp(prefix="archiver-ytdlp-"))
+    skipped: list[str] = []
+
+    def match_filter(info: dict[str, Any], *, incomplete: bool = False) -> str | None:
+        reason = _over_limit(info, limits)
+        if reason is not None and not incomplete:
+            skipped.append(reason)
+        return reason
+
+    params: dict[str, Any] = {
+        "logger": log,
+        "quiet": True,
+        "no_warnings": False,
+        "noprogress": True,
+        "paths": {"home": str(work), "temp": str(work)},
+        "outtmpl": "%(id).60B.%(format_id).40B.%(ext)s",
+        "noplaylist": not limits.allow_playlists,
+        "match_filter": match_filter,
+        "socket_timeout": limits.timeout,
+        "retries": 1,
+        "fragment_retries": 1,
+        "extractor_retries": 1,
+        "check_formats": False,
+        "cachedir": False,
+        "updatetime": False,
+        "color": {"stdout": "never", "stderr": "never"},
+    }
+    try:
+        import imageio_ffmpeg
+
+        params["ffmpeg_location"] = imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # no ffmpeg: yt-dlp picks formats that need no merging
+        params["format"] = "best/bestvideo+bestaudio"
+    if limits.cookies is not None:  # a copy: yt-dlp writes the jar back when it is done
+        cookies = work / "cookies.txt"
+        shutil.copyfile(limits.cookies, cookies)
+        params["cookiefile"] = str(cookies)
+    try:
+        with _recording_ydl(params, exchange, limits) as ydl:
+            probe = ydl.extract_info(url, download=False, process=False)
+            kind = (probe or {}).get("_type", "video")
+            if kind in ("playlist", "multi_video") and not limits.allow_playlists:
+                result.extractor = (probe or {}).get("extractor_key")
+                result.skipped = f"a {kind.replace('_', ' ')} (use --allow-playlists)"
+                return result
+            # the same extraction goes on to download: the page is not fetched twice
+            info = ydl.process_ie_result(probe, download=True) if probe else None
+            clean = ydl.sanitize_info(info) if info else None
+    except DownloadError as exc:
+        result.error = _message(str(exc))
+        if skipped:
+            result.skipped, result.error = skipped[0], None
+        elif "max-video-size" in (result.error or ""):
+            result.skipped, result.error = result.error, None
+        return result
+    except Exception as exc:  # yt-dlp has many ways to fail; none may stop the capture
+        result.error = f"yt-dlp failed: {type(exc).__name__}: {exc}"
+        return result
+    finally:
+        result.warnings = [_message(w) for w in log.warnings]
+        shutil.rmtree(work, ignore_errors=True)
+    if skipped:
+        result.skipped = skipped[0]
+    if clean is None:
+        result.skipped = result.skipped or "yt-dlp found no media"
+        return result
+    result.info = _without_cookies(clean)
+    result.extractor = clean.get("extractor_key") or clean.get("extractor")
+    return result
+
+
+def _over_limit(info: dict[str, Any], limits: MediaLimits) -> str | None:
+    live = info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming")
+    if live and not limits.allow_playlists:
+        return "a live stream (use --allow-playlists)"
+    duration = info.get("duration")
+    if (
+        limits.max_duration
+        and isinstance(duration, (int, float))
+        and duration > limits.max_duration
+    ):
+        return f"{duration:.0f} s long, over --max-video-duration {limits.max_duration:g}"
+    size = info.get("filesize") or info.get("filesize_approx")
+    if limits.max_size and isinstance(size, (int, float)) and size > limits.max_size:
+        return f"{size:.0f} bytes, over --max-video-size"
+    return None
+
+
+def _recording_ydl(params: dict[str, Any], exchange: Exchange, limits: MediaLimits) -> Any:
+    import yt_dlp
+
+    handler_class = _handler_class()
+
+    class RecordingYDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
+        @functools.cached_property
+        def _request_director(self) -> Any:
+            director = self.build_request_director([handler_class])
+            for handler in director.handlers.values():
+                handler.exchange = exchange
+                handler.limits = limits
+            return director
+
+    return RecordingYDL(params)
+
+
+def _message(text: str) -> str:
+    return text.removeprefix("ERROR: ").removeprefix("WARNING: ").strip()
+
+
+def _without_cookies(value: Any) -> Any:
+    """The info JSON without cookies: yt-dlp puts them in each format's fields."""
+    if isinstance(value, dict):
+        return {
+            k: (
+                "[redacted by archiver]"
+                if k.lower() in ("cookies", "cookie")
+                else _without_cookies(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_cookies(v) for v in value]
+    return value

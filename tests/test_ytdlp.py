@@ -1,0 +1,123 @@
+"""Platform videos through yt-dlp, against the local fixture site routed as a "platform".
+
+yt-dlp runs for real (its generic extractor, its HLS and DASH downloaders); every
+exchange it makes must be in the WARC as served, read back here with warcio.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from archiver.capture import Capturer
+from archiver.fetch import REDACTED
+from archiver.verify import verify
+from tests.site import FixtureSite
+from tests.warcs import read_all
+
+BIN = Path(sys.executable).parent
+
+
+def host(site: FixtureSite) -> str:
+    return site.base.split("//", 1)[1]
+
+
+def platform_records(paths: list[Path]) -> tuple[list, list]:  # type: ignore[type-arg]
+    records = read_all(paths)
+    responses = [r for r in records if r.type == "response"]
+    infos = [
+        r
+        for r in records
+        if r.type == "metadata" and r.json().get("schema") == "archiver/media-info/1"
+    ]
+    return responses, infos
+
+
+def test_a_platform_page_through_ytdlp(
+    site: FixtureSite, make_capturer: Callable[..., Capturer], tmp_path: Path
+) -> None:
+    capture = make_capturer(platform_hosts=(host(site),)).capture(site.url("/embed/player"))
+    assert capture.status.value == "complete", capture.errors
+    responses, infos = platform_records(capture.warc_files)
+    clip = site.url("/embed/clip.mp4")
+    # every response yt-dlp got is stored byte for byte as served
+    fetched_by_ytdlp = [
+        r for r in capture.records if r.role == "platform" and r.warc_type == "response"
+    ]
+    assert {r.url for r in fetched_by_ytdlp} >= {site.url("/embed/player"), clip}
+    for row in fetched_by_ytdlp:
+        assert row.url is not None
+        assert row.payload_sha256 == site.served[row.url]
+        assert row.discovered_from is not None and row.discovered_via == "yt-dlp"
+    stored = [r for r in responses if r.url == clip]
+    assert stored and all(r.payload_sha256 == site.served[clip] for r in stored)
+    # yt-dlp's account of it: extractor, version, the info JSON with the format chosen
+    doc = next(i.json() for i in infos if i.url == site.url("/embed/player"))
+    assert doc["yt_dlp"] and doc["extractor"] and doc["error"] is None
+    assert doc["info"]["requested_downloads"] or doc["info"].get("url")
+    row = next(v for v in capture.videos if v.url == site.url("/embed/player"))
+    assert "yt-dlp" in row.via
+    assert capture.libraries["yt-dlp"] == doc["yt_dlp"]
+    # signed, and the whole capture verifies; warcio agrees on every digest
+    assert verify(tmp_path / "archives").ok
+    for path in capture.warc_files:
+        assert subprocess.run([str(BIN / "warcio"), "check", str(path)]).returncode == 0
+
+
+@pytest.mark.parametrize("stream", ["/hls/master.m3u8", "/dash/manifest.mpd"])
+def test_hls_and_dash_segments_fetched_by_ytdlp_are_recorded(
+    site: FixtureSite, make_capturer: Callable[..., Capturer], stream: str
+) -> None:
+    capture = make_capturer(platform_hosts=(host(site),)).capture(site.url(stream))
+    rows = [r for r in capture.records if r.role == "platform" and r.warc_type == "response"]
+    segments = [r for r in rows if r.url and r.url.endswith((".mp4", ".m4s", ".ts"))]
+    assert len(segments) >= 3
+    for row in rows:
+        assert row.url is not None and row.payload_sha256 == site.served[row.url]
+    # the fixture's segments are not real media: merging them fails, and says so
+    assert all("yt-dlp" in e.reason for e in capture.errors)
+
+
+def test_a_page_of_many_videos_is_a_playlist_and_skipped(
+    site: FixtureSite, make_capturer: Callable[..., Capturer]
+) -> None:
+    article = make_capturer(platform_hosts=(host(site),), max_video_size=1000).capture(
+        site.url(site.ARTICLE)
+    )
+    skipped = {n["url"]: n["reason"] for n in article.not_followed}
+    assert "playlist" in skipped[site.url(site.ARTICLE)], skipped
+    # --max-video-size: a video over it is skipped, and said so
+    assert any("max-video-size" in reason for reason in skipped.values()), skipped
+    _, infos = platform_records(article.warc_files)
+    assert any(i.json()["skipped"] for i in infos)
+
+
+def test_cookies_are_used_but_never_recorded(
+    site: FixtureSite, make_capturer: Callable[..., Capturer], tmp_path: Path
+) -> None:
+    jar = tmp_path / "cookies.txt"
+    secret = "s3cr3t-session-value"
+    jar.write_text(
+        f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\t{secret}\n",
+        encoding="utf-8",
+    )
+    capture = make_capturer(platform_hosts=(host(site),), cookies=jar).capture(
+        site.url("/embed/player")
+    )
+    assert site.requests_with_cookie(secret)  # the server saw the cookie
+    records = read_all(capture.warc_files)
+    requests = [r for r in records if r.type == "request" and r.get("WARC-Target-URI")]
+    redacted = [r for r in requests if r.http_header("Cookie") == REDACTED]
+    assert redacted
+    for path in capture.warc_files:
+        assert secret.encode() not in path.read_bytes()
+        assert (
+            b"s3cr3t" not in subprocess.run(["gzip", "-dc", str(path)], capture_output=True).stdout
+        )
+    assert jar.read_text(encoding="utf-8").count(secret) == 1  # the user's file untouched
+    assert secret not in json.dumps(capture.summary())
