@@ -324,6 +324,7 @@ class _CaptureRun:
         self.warcinfo_dates: dict[str, datetime] = {}
         # platform URLs for yt-dlp, in the order found: url -> (via, found on)
         self.platform_urls: dict[str, tuple[str, str | None]] = {}
+        self.media_fatal: BaseException | None = None  # stops the capture, not only yt-dlp
 
     def _warcinfo(self, filename: str) -> tuple[Fields, bytes]:
         now = self.c.clock()
@@ -621,13 +622,29 @@ class _CaptureRun:
             self.c.progress.started(url, "platform video")
             exchange = functools.partial(self._media_exchange, url)
             result = fetch_media(url, exchange, limits)
+            if self.media_fatal is not None:  # yt-dlp saw it as a failed request only
+                raise self.media_fatal
             self.c.progress.finished(url)
             self._media_outcome(result, via, found_on)
 
     def _media_exchange(
         self, platform_url: str, url: str, method: str, headers: list[tuple[str, str]], body: bytes
     ) -> Exchanged:
-        """One exchange yt-dlp asked for: sent, recorded, and handed back to it."""
+        """One exchange yt-dlp asked for: sent, recorded, and handed back to it.
+
+        An interruption or a failure to write the archive is kept and raised again
+        once yt-dlp returns: yt-dlp would take it for a failed request and go on.
+        """
+        try:
+            return self._media_exchange_unguarded(platform_url, url, method, headers, body)
+        except (CaptureInterrupted, Interrupted, ArchiveWriteError, OSError) as exc:
+            self.media_fatal = exc
+            self.stop.set()
+            raise MediaError(f"{url}: the capture stopped ({exc})") from exc
+
+    def _media_exchange_unguarded(
+        self, platform_url: str, url: str, method: str, headers: list[tuple[str, str]], body: bytes
+    ) -> Exchanged:
         try:
             check_url(url)
             request = build_request(url, headers, method=method, body=body, secret=("Cookie",))
