@@ -14,6 +14,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import mimetypes
 import platform
 import socket
 import sys
@@ -60,6 +61,7 @@ from archiver.media import (
     MediaResult,
     body_sink,
     fetch_media,
+    ffmpeg,
     ytdlp_version,
 )
 from archiver.model import (
@@ -621,11 +623,13 @@ class _CaptureRun:
                 raise CaptureInterrupted("stopped before the platform videos")
             self.c.progress.started(url, "platform video")
             exchange = functools.partial(self._media_exchange, url)
-            result = fetch_media(url, exchange, limits)
-            if self.media_fatal is not None:  # yt-dlp saw it as a failed request only
-                raise self.media_fatal
-            self.c.progress.finished(url)
-            self._media_outcome(result, via, found_on)
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="ytdlp-", dir=self.spool_dir) as work:
+                result = fetch_media(url, exchange, limits, Path(work))
+                if self.media_fatal is not None:  # yt-dlp saw it as a failed request only
+                    raise self.media_fatal
+                self.c.progress.finished(url)
+                self._media_outcome(result, via, found_on)
 
     def _media_exchange(
         self, platform_url: str, url: str, method: str, headers: list[tuple[str, str]], body: bytes
@@ -707,9 +711,75 @@ class _CaptureRun:
             self.videos[result.url] = video
         with self.series.lock:
             self._drain()
-            self._write_media_info(result)
+            conversion = self._write_conversion(result) if result.merged else None
+            self._write_media_info(result, conversion)
 
-    def _write_media_info(self, result: MediaResult) -> None:
+    def _write_conversion(self, result: MediaResult) -> dict[str, Any]:
+        """The playable file yt-dlp merged from separate streams, as a conversion record.
+
+        It refers to the recorded response its first stream came from; the media-info
+        record lists every source record and the tool that merged them.  The raw
+        responses stay the evidence.
+        """
+        assert result.merged is not None
+        recorded: dict[str, list[str]] = {}
+        for entry in self.capture.records:
+            if entry.role == "platform" and entry.warc_type == "response" and entry.url:
+                recorded.setdefault(entry.url, []).append(entry.record_id)
+        sources = []
+        for source in result.sources:
+            ids = [rid for u in source["urls"] for rid in recorded.get(u, [])[-1:]]
+            sources.append({**source, "record_ids": ids})
+        refers = next((s["record_ids"][0] for s in sources if s["record_ids"]), None)
+        tool = ffmpeg()
+        if tool is not None:
+            self.capture.libraries["ffmpeg"] = tool[1]
+        size = result.merged.stat().st_size
+        wfile = self.series.current(size)
+        now = self.c.clock()
+        fields: Fields = [
+            ("WARC-Type", "conversion"),
+            ("WARC-Record-ID", self.c.new_record_id()),
+            ("WARC-Date", warc_date(now)),
+            ("WARC-Target-URI", result.url),
+            ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
+        ]
+        if refers:
+            fields.append(("WARC-Refers-To", refers))
+        media_type = mimetypes.guess_type(result.merged.name)[0] or "application/octet-stream"
+        fields.append(("Content-Type", media_type))
+        stream = wfile.begin_record(fields, b"", level=compression_level(media_type))
+        with result.merged.open("rb") as merged:
+            _copy(merged, stream, self.stop)
+        rec = stream.finish()
+        self.capture.records.append(
+            RecordEntry(
+                record_id=rec.record_id,
+                warc_type="conversion",
+                url=result.url,
+                fetched_at=now,
+                warc_filename=rec.filename,
+                warc_offset=rec.offset,
+                warc_length=rec.length,
+                block_sha256=rec.block_sha256,
+                record_sha256=rec.record_sha256,
+                role="conversion",
+                content_type=media_type,
+                payload_sha256=rec.payload_sha256,
+                payload_length=rec.payload_length,
+                discovered_via="yt-dlp merge",
+                refers_to=refers,
+            )
+        )
+        return {
+            "record_id": rec.record_id,
+            "file": result.merged.name,
+            "tool": {"name": "ffmpeg (imageio-ffmpeg)", "version": tool[1] if tool else None},
+            "merged_by": {"name": "yt-dlp", "version": self.capture.libraries.get("yt-dlp")},
+            "sources": sources,
+        }
+
+    def _write_media_info(self, result: MediaResult, conversion: dict[str, Any] | None) -> None:
         """yt-dlp's account of one platform URL, as a metadata record."""
         body = {
             "schema": MEDIA_INFO_SCHEMA,
@@ -719,6 +789,7 @@ class _CaptureRun:
             "skipped": result.skipped,
             "error": result.error,
             "warnings": result.warnings,
+            "conversion": conversion,
             "info": result.info,
         }
         block = json.dumps(body, indent=1, ensure_ascii=False, default=str).encode("utf-8")
@@ -1202,7 +1273,7 @@ class _CaptureRun:
                     "discovered_via": r.discovered_via,
                 }
                 for r in capture.records
-                if r.warc_type in ("request", "response")
+                if r.warc_type != "warcinfo"  # media-info and conversion records too
             ],
         }
         block = json.dumps(body, indent=1, ensure_ascii=False, sort_keys=False).encode("utf-8")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import tempfile
 import urllib.request
 import zlib
 from collections.abc import Callable
@@ -70,6 +69,18 @@ class MediaResult:
     skipped: str | None = None  # why it was not downloaded (a limit), if it was not
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    merged: Path | None = None  # the playable file yt-dlp made of separate streams
+    sources: list[dict[str, Any]] = field(default_factory=list)  # the formats it merged
+
+
+def ffmpeg() -> tuple[str, str] | None:
+    """The ffmpeg binary that ships with imageio-ffmpeg, and its version, if installed."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe(), str(imageio_ffmpeg.get_ffmpeg_version())
+    except Exception:
+        return None
 
 
 def ytdlp_version() -> str:
@@ -192,16 +203,17 @@ class _Log:
         self.errors.append(msg)
 
 
-def fetch_media(url: str, exchange: Exchange, limits: MediaLimits) -> MediaResult:
+def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -> MediaResult:
     """Resolve ``url`` with yt-dlp and download its media through ``exchange``.
 
-    Never raises for the media's sake: what failed or was skipped is in the result.
+    yt-dlp works in ``work`` (the caller removes it); a file it merged from separate
+    streams is left there, in ``result.merged``.  Never raises for the media's sake:
+    what failed or was skipped is in the result.
     """
     from yt_dlp.utils import DownloadError
 
     result = MediaResult(url)
     log = _Log()
-    work = Path(tempfile.mkdtemp(prefix="archiver-ytdlp-"))
     skipped: list[str] = []
 
     def match_filter(info: dict[str, Any], *, incomplete: bool = False) -> str | None:
@@ -228,11 +240,10 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits) -> MediaResul
         "updatetime": False,
         "color": {"stdout": "never", "stderr": "never"},
     }
-    try:
-        import imageio_ffmpeg
-
-        params["ffmpeg_location"] = imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception:  # no ffmpeg: yt-dlp picks formats that need no merging
+    tool = ffmpeg()
+    if tool is not None:
+        params["ffmpeg_location"] = tool[0]
+    else:  # no ffmpeg: yt-dlp picks formats that need no merging
         params["format"] = "best/bestvideo+bestaudio"
     if limits.cookies is not None:  # a copy: yt-dlp writes the jar back when it is done
         cookies = work / "cookies.txt"
@@ -261,7 +272,6 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits) -> MediaResul
         return result
     finally:
         result.warnings = [_message(w) for w in log.warnings]
-        shutil.rmtree(work, ignore_errors=True)
     if skipped:
         result.skipped = skipped[0]
     if clean is None:
@@ -269,7 +279,27 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits) -> MediaResul
         return result
     result.info = _without_cookies(clean)
     result.extractor = clean.get("extractor_key") or clean.get("extractor")
+    formats = clean.get("requested_formats") or []
+    downloads = clean.get("requested_downloads") or []
+    if len(formats) > 1 and downloads and downloads[0].get("filepath"):
+        merged = Path(downloads[0]["filepath"])
+        if merged.is_file() and merged.resolve().is_relative_to(work.resolve()):
+            result.merged = merged
+            result.sources = [_source(f) for f in formats]
     return result
+
+
+def _source(fmt: dict[str, Any]) -> dict[str, Any]:
+    """A merged format: its id, and the URLs its bytes came from."""
+    urls = [fmt.get("url")]
+    base = fmt.get("fragment_base_url") or ""
+    for fragment in fmt.get("fragments") or []:
+        urls.append(fragment.get("url") or urljoin(base, fragment.get("path", "")))
+    return {
+        "format_id": fmt.get("format_id"),
+        "manifest_url": fmt.get("manifest_url"),
+        "urls": [u for u in urls if u],
+    }
 
 
 def _over_limit(info: dict[str, Any], limits: MediaLimits) -> str | None:

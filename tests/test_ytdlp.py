@@ -6,16 +6,21 @@ exchange it makes must be in the WARC as served, read back here with warcio.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from archiver.capture import Capturer
 from archiver.fetch import REDACTED
+from archiver.ingest import rebuild
 from archiver.verify import verify
 from tests.site import FixtureSite
 from tests.warcs import read_all
@@ -121,3 +126,75 @@ def test_cookies_are_used_but_never_recorded(
         )
     assert jar.read_text(encoding="utf-8").count(secret) == 1  # the user's file untouched
     assert secret not in json.dumps(capture.summary())
+
+
+@pytest.fixture
+def dash_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Real media: a 2-second DASH stream, video and audio apart, made by ffmpeg."""
+    import imageio_ffmpeg
+
+    root = tmp_path / "dash"
+    root.mkdir()
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error",
+         "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
+         "-f", "lavfi", "-i", "sine=frequency=440", "-t", "2",
+         "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
+         "-c:a", "aac", "-f", "dash", "-seg_duration", "1", "stream.mpd"],
+        cwd=root, check=True,
+    )  # fmt: skip
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_separate_audio_and_video_are_merged_into_a_conversion_record(
+    dash_site: tuple[str, Path], make_capturer: Callable[..., Capturer], tmp_path: Path
+) -> None:
+    import imageio_ffmpeg
+
+    where, root = dash_site
+    capture = make_capturer(platform_hosts=(where,)).capture(f"http://{where}/stream.mpd")
+    assert not capture.errors, capture.errors
+    by_id = {r.record_id: r for r in capture.records}
+    # every segment yt-dlp fetched is stored as served
+    for row in capture.records:
+        if row.role == "platform" and row.warc_type == "response" and row.http_status == 200:
+            assert row.url is not None
+            served = (root / row.url.rsplit("/", 1)[1]).read_bytes()
+            assert row.payload_sha256 == hashlib.sha256(served).hexdigest()
+    (conversion,) = [r for r in capture.records if r.warc_type == "conversion"]
+    assert conversion.refers_to in by_id and by_id[conversion.refers_to].role == "platform"
+    records = read_all(capture.warc_files)
+    stored = next(r for r in records if r.type == "conversion")
+    assert stored.get("WARC-Refers-To") == conversion.refers_to
+    merged = tmp_path / "merged.mp4"
+    merged.write_bytes(stored.payload)
+    probe = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(merged), "-f", "null", "-"],
+        capture_output=True,
+    )
+    assert probe.returncode == 0, probe.stderr  # a playable file, audio and video
+    _, infos = platform_records(capture.warc_files)
+    doc = next(i.json() for i in infos if i.json()["conversion"])
+    assert doc["conversion"]["record_id"] == conversion.record_id
+    assert doc["conversion"]["tool"]["version"] and len(doc["conversion"]["sources"]) == 2
+    assert all(s["record_ids"] for s in doc["conversion"]["sources"])
+    # signed, verified, and the index rebuilt from the WARCs alone still verifies
+    archive = tmp_path / "archives"
+    assert verify(archive).ok
+    rebuild(archive)
+    report = verify(archive)
+    assert report.ok, [p.text() for p in report.problems]
