@@ -24,7 +24,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -33,6 +33,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from zlib_ng import zlib_ng
 
 from archiver import TOOL_NAME, __version__, manifest
+from archiver.dedup import DEDUP_MIN, REVISIT_PROFILE, KnownPayloads, Original
 from archiver.discover import (
     Found,
     PageInfo,
@@ -327,6 +328,7 @@ class _CaptureRun:
         # platform URLs for yt-dlp, in the order found: url -> (via, found on)
         self.platform_urls: dict[str, tuple[str, str | None]] = {}
         self.media_fatal: BaseException | None = None  # stops the capture, not only yt-dlp
+        self.known = KnownPayloads(self.options.archive_dir)  # for revisit records
 
     def _warcinfo(self, filename: str) -> tuple[Fields, bytes]:
         now = self.c.clock()
@@ -1119,7 +1121,63 @@ class _CaptureRun:
             fields = self._exchange_fields(
                 wfile, "response", (resp_id, req_id), url, started, response
             )
-            return req, write_response(wfile, fields)
+            rec = write_response(wfile, fields)
+            original = self._duplicate_of(response, rec)
+            if original is None:
+                return req, rec
+            # the payload is in the archive already: the pair again, as request and revisit
+            wfile.retract(req.offset)
+            req = wfile.write_record(
+                self._exchange_fields(wfile, "request", (req_id, resp_id), url, started, response),
+                response.request.as_recorded,
+            )
+            revisit = wfile.write_record(
+                self._revisit_fields(
+                    wfile, (resp_id, req_id), url, started, response, original, rec
+                ),
+                response.head,
+            )
+            return req, replace(
+                revisit,
+                payload_sha256=rec.payload_sha256,
+                payload_length=rec.payload_length,
+                refers_to=original.record_id,
+            )
+
+    def _duplicate_of(self, response: Response, rec: WrittenRecord) -> Original | None:
+        """The record that holds this response's payload already, if one does."""
+        if not self.options.dedup or rec.truncated or response.status != 200:
+            return None
+        if rec.payload_sha256 is None or (rec.payload_length or 0) < DEDUP_MIN:
+            return None
+        original = self.known.find(rec.payload_sha256)
+        if original is None:
+            self.known.add(
+                rec.payload_sha256, Original(rec.record_id, response.request.url, self.c.clock())
+            )
+        return original
+
+    def _revisit_fields(
+        self,
+        wfile: WarcFile,
+        ids: tuple[str, str],
+        url: str,
+        when: datetime,
+        response: Response,
+        original: Original,
+        duplicate: WrittenRecord,
+    ) -> Fields:
+        """A revisit record of the identical-payload-digest profile (WARC 1.1, 6.7.2)."""
+        fields = self._exchange_fields(wfile, "response", ids, url, when, response)
+        fields[0] = ("WARC-Type", "revisit")
+        fields += [
+            ("WARC-Payload-Digest", f"sha256:{duplicate.payload_sha256}"),
+            ("WARC-Profile", REVISIT_PROFILE),
+            ("WARC-Refers-To", original.record_id),
+            ("WARC-Refers-To-Target-URI", original.url),
+            ("WARC-Refers-To-Date", warc_date(original.date)),
+        ]
+        return fields
 
     def _pump(
         self,
@@ -1218,6 +1276,15 @@ class _CaptureRun:
                 **common,
             ),
         ]
+        if rec.refers_to is not None:  # a revisit: the row as a reader of the WARC sees it
+            entries[1] = replace(
+                entries[1],
+                warc_type="revisit",
+                http_status=None,
+                content_type=None,
+                payload_length=None,
+                refers_to=rec.refers_to,
+            )
         with self.seen_lock:
             self.capture.records.extend(entries)
             if task.is_seed and not is_redirect:

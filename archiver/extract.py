@@ -91,7 +91,7 @@ CHUNK_SIZE = CHUNK
 
 MAX_REDIRECTS = 20
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-PAYLOAD_RECORD_TYPES = ("response", "resource")
+PAYLOAD_RECORD_TYPES = ("response", "resource", "revisit")
 
 _REDIRECTED = re.compile(r" \(redirected from (.+)\)$")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -303,7 +303,8 @@ class _Responses:
         if not candidates:
             return None
         final = [r for r in candidates if not _is_redirect(r)]
-        ok = [r for r in final if r.http_status == 200]
+        # a revisit stands for a 200 response whose payload another record holds
+        ok = [r for r in final if r.http_status == 200 or r.warc_type == "revisit"]
         return (ok or final or candidates)[-1]
 
     def _location(self, row: RecordRow) -> str | None:
@@ -578,9 +579,13 @@ def _copy_record(
         f"record {row.record_id} ({row.url or row.warc_type}; "
         f"{row.warc_filename} at offset {row.warc_offset})"
     )
-    if row.warc_type == "revisit":
-        target = f" record {row.refers_to}" if row.refers_to else " the record it refers to"
-        raise SelectionError(f"{where} is a revisit record: its payload is in{target}")
+    if row.warc_type == "revisit":  # the payload is in the record it refers to
+        row = _original_of(archive_dir, row, where)
+        path = archive_dir / row.warc_filename
+        where = (
+            f"record {row.record_id} ({row.url or row.warc_type}; {row.warc_filename} at "
+            f"offset {row.warc_offset}), which the revisit {where} refers to"
+        )
     if row.warc_length <= 0 or row.warc_offset < 0:
         raise ExtractionFailed(f"{where}: the index gives no valid place for it")
 
@@ -610,6 +615,26 @@ def _copy_record(
         raise ExtractionFailed(f"{where}: cannot read {path}: {exc.strerror or exc}") from exc
     check_stored(rec.record_sha256)
     return payload.finish(rec)
+
+
+def _original_of(archive_dir: Path, revisit: RecordRow, where: str) -> RecordRow:
+    """The record holding a revisit's payload: the one it refers to, same payload digest."""
+    if not revisit.refers_to:
+        raise ExtractionFailed(f"{where} is a revisit record that refers to no record")
+    found = _rows(archive_dir, "record_id = ?", [revisit.refers_to])
+    originals = [r for r in found if r.warc_type != "revisit"]
+    if not originals:
+        raise ExtractionFailed(
+            f"{where} is a revisit of {revisit.refers_to}, which is not in the index: "
+            "the bytes it stands for are missing"
+        )
+    original = originals[-1]
+    if revisit.payload_sha256 and original.payload_sha256 != revisit.payload_sha256:
+        raise ExtractionFailed(
+            f"{where} is a revisit of {revisit.refers_to}, whose payload digest "
+            f"{original.payload_sha256} is not the revisit's {revisit.payload_sha256}"
+        )
+    return original
 
 
 # --------------------------------------------------------------------------- writing

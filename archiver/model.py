@@ -70,6 +70,7 @@ class CaptureOptions:
     allow_playlists: bool = False
     cookies: Path | None = None
     platform_hosts: tuple[str, ...] = ()  # more hosts whose every URL is a video (tests)
+    dedup: bool = True  # a payload already in the archive is written as a revisit record
 
     def __post_init__(self) -> None:
         if not COLLECTION_PATTERN.fullmatch(self.collection):
@@ -108,6 +109,7 @@ class CaptureOptions:
             "max_video_duration": self.max_video_duration,
             "allow_playlists": self.allow_playlists,
             "cookies": "given (values never recorded)" if self.cookies else None,
+            "dedup": self.dedup,
         }
 
 

@@ -610,6 +610,10 @@ class _Reader:
             if self.payload.hashing:
                 rec.payload_sha256 = self.payload.sha256.hexdigest()
             rec.payload_length = self.payload.length
+        elif wtype == "revisit":  # the digest of the payload it stands for, as declared
+            stated = parse_digest(rec.get("WARC-Payload-Digest"))
+            if stated is not None and stated[0] == "sha256":
+                rec.payload_sha256 = stated[1].hex()
         return rec
 
 

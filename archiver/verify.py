@@ -409,6 +409,7 @@ def verify(
                     0,
                 )
             )
+    _resolve_revisits(report, signed, todo.archive, keys)
     if not report.captures and not report.unsigned:
         report.nothing = True
     _verify_index(todo, report, signed, digests, imported, unchecked)
@@ -749,6 +750,95 @@ def _verify_foreign(
         rows = ingest.imported_rows(archive, path, sha, records, file_report, collection)
         result.imported_as = rows[0].capture_id
     return result, rows
+
+
+# revisits ---------------------------------------------------------------------------
+def _resolve_revisits(
+    report: Report,
+    signed: dict[str, Manifest],
+    archive: Path,
+    keys: dict[str, sign.PublicKey | None],
+) -> None:
+    """Every revisit of a signed capture must stand for a record that holds its payload.
+
+    The original is looked for in the captures verified here, then (through the
+    index) in the rest of the archive: there its manifest's signature is checked, and
+    the original record's stored bytes read and hashed.
+    """
+    held: dict[str, RecordRow] = {
+        row.record_id: row
+        for manifest in signed.values()
+        for row in manifest.records
+        if row.warc_type != "revisit"
+    }
+    results = {c.capture_id: c for c in report.captures}
+    elsewhere: dict[str, RecordRow | None] = {}
+    for capture_id, manifest in signed.items():
+        revisits = [r for r in manifest.records if r.warc_type == "revisit"]
+        for row in revisits:
+            original = held.get(row.refers_to or "")
+            if original is None and row.refers_to:
+                if row.refers_to not in elsewhere:
+                    elsewhere[row.refers_to] = _signed_original(archive, row.refers_to, keys)
+                original = elsewhere[row.refers_to]
+            if original is None:
+                problem = (
+                    f"a revisit of {row.refers_to}, which no signed capture of the archive "
+                    "holds: the bytes it stands for are missing"
+                )
+            elif original.payload_sha256 != row.payload_sha256:
+                problem = (
+                    f"a revisit of {row.refers_to}, whose payload digest "
+                    f"{original.payload_sha256} is not the revisit's {row.payload_sha256}"
+                )
+            else:
+                continue
+            results[capture_id].problems.append(_at(row, row.warc_filename, problem))
+        if revisits:
+            results[capture_id].check(
+                "revisits", capture_id, results[capture_id].ok, f"{len(revisits)} resolved"
+            )
+
+
+def _signed_original(
+    archive: Path, record_id: str, keys: dict[str, sign.PublicKey | None]
+) -> RecordRow | None:
+    """A record of another signed capture, its signature and stored bytes checked."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    capture_ids: set[str] = set()
+    for path in Index(archive).files("records"):
+        try:
+            table = pq.read_table(path, columns=["record_id", "capture_id"])
+        except Exception:
+            continue
+        found = table.filter(pc.equal(table["record_id"], record_id))
+        capture_ids.update(str(c) for c in found.column("capture_id").to_pylist())
+    for capture_id in sorted(capture_ids):
+        if not _CAPTURE_ID.match(capture_id):
+            continue
+        for path in _capture_files(archive, capture_id)[0]:
+            try:
+                data = read_regular(path, MANIFEST_LIMIT)
+                manifest = Manifest.from_bytes(data)
+            except (OSError, ManifestError):
+                continue
+            probe = CaptureResult(capture_id)
+            _check_signature(probe, path, data, manifest, archive, keys)
+            if not probe.signature_holds or (keys and manifest.key_fingerprint not in keys):
+                continue
+            row = next((r for r in manifest.records if r.record_id == record_id), None)
+            if row is None or row.warc_type == "revisit":
+                continue
+            target = _inside(archive, row.warc_filename)
+            try:
+                rec = read_stored(target, row.warc_offset, row.warc_length) if target else None
+            except (Unreadable, OSError):
+                continue
+            if rec is not None and rec.record_sha256 == row.record_sha256:
+                return row
+    return None
 
 
 # the index --------------------------------------------------------------------------

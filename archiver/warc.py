@@ -80,6 +80,7 @@ class WrittenRecord:
     payload_sha256: str | None  # hex, None for records without a payload
     payload_length: int | None
     truncated: str | None
+    refers_to: str | None = None  # the record a revisit stands for
 
 
 class StreamingRecord:
@@ -369,6 +370,18 @@ class WarcFile:
         yield
         if outer:
             self.pending_from = None
+
+    def retract(self, offset: int) -> None:
+        """Cut the file back to ``offset``, the start of the records just written, to
+        write them again otherwise (a response that turned out to be a duplicate)."""
+        if offset < max(
+            (r.offset + r.length for r in self.records if r.offset < offset), default=0
+        ):
+            raise ValueError("retracting into a record that stays")
+        self.fileobj.truncate(offset)
+        self.fileobj.seek(offset)
+        self.records = [r for r in self.records if r.offset < offset]
+        self._file_digest = None  # sha256() reads the file back once, at the end
 
     def begin_record(
         self, fields: Fields, block_prefix: bytes, *, payload: bool = True, level: int = 0

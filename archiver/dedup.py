@@ -1,0 +1,82 @@
+"""Identical payloads stored once: which record already holds a payload.
+
+A response whose payload (by SHA-256) is already in the archive is written as a
+``revisit`` record of the identical-payload-digest profile, pointing at the record
+that holds the bytes (``WARC-Refers-To``, ``-Target-URI``, ``-Date``): the same
+video embedded in two articles, captured again next week, or fetched twice by
+yt-dlp.  The originals come from the index (responses of status 200, not truncated)
+and from the capture itself as it goes.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from archiver.index import Index
+
+REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+DEDUP_MIN = 1024  # smaller payloads are stored again: a revisit would save nothing
+
+
+@dataclass(frozen=True)
+class Original:
+    """The record that holds a payload."""
+
+    record_id: str
+    url: str
+    date: datetime
+
+
+class KnownPayloads:
+    """Payload SHA-256 -> the record holding it; read from the index when first asked."""
+
+    def __init__(self, archive_dir: Path) -> None:
+        self.archive_dir = archive_dir
+        self._known: dict[str, Original] | None = None
+        self._lock = threading.Lock()
+
+    def find(self, sha256: str) -> Original | None:
+        with self._lock:
+            return self._load().get(sha256)
+
+    def add(self, sha256: str, original: Original) -> None:
+        with self._lock:
+            self._load().setdefault(sha256, original)
+
+    def _load(self) -> dict[str, Original]:
+        if self._known is None:
+            self._known = _from_index(self.archive_dir)
+        return self._known
+
+
+def _from_index(archive_dir: Path) -> dict[str, Original]:
+    index = Index(archive_dir)
+    files = index.files("records")
+    if not files:
+        return {}
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    known: dict[str, Original] = {}
+    columns = ["payload_sha256", "record_id", "url", "fetched_at", "warc_type", "truncated"]
+    for path in files:
+        try:
+            table = pq.read_table(path, columns=[*columns, "http_status", "payload_length"])
+        except Exception:  # an unreadable index file: dedup against the rest
+            continue
+        keep = pc.and_(
+            pc.and_(pc.equal(table["warc_type"], "response"), pc.is_null(table["truncated"])),
+            pc.and_(
+                pc.equal(table["http_status"], 200),
+                pc.greater_equal(table["payload_length"], DEDUP_MIN),
+            ),
+        )
+        for row in table.filter(keep).select(columns[:4]).to_pylist():
+            if row["payload_sha256"] and row["url"] and row["fetched_at"]:
+                known.setdefault(
+                    row["payload_sha256"], Original(row["record_id"], row["url"], row["fetched_at"])
+                )
+    return known
