@@ -63,6 +63,7 @@ from archiver.media import (
     body_sink,
     fetch_media,
     ffmpeg,
+    load_cookies,
     ytdlp_version,
 )
 from archiver.model import (
@@ -329,6 +330,7 @@ class _CaptureRun:
         self.platform_urls: dict[str, tuple[str, str | None]] = {}
         self.media_fatal: BaseException | None = None  # stops the capture, not only yt-dlp
         self.known = KnownPayloads(self.options.archive_dir)  # for revisit records
+        self.cookies = load_cookies(self.options.cookies) if self.options.cookies else None
 
     def _warcinfo(self, filename: str) -> tuple[Fields, bytes]:
         now = self.c.clock()
@@ -596,6 +598,17 @@ class _CaptureRun:
             or (role == "video-manifest" and item.via != "hls variant")
         )
         return Task(url, role, item.via, parent_url, expand=expand)
+
+    def _cookie_for(self, url: str) -> str | None:
+        """The Cookie header ``--cookies`` gives for ``url`` (recorded redacted)."""
+        if self.cookies is None:
+            return None
+        import urllib.request
+
+        probe = urllib.request.Request(url)
+        with self.seen_lock:
+            self.cookies.add_cookie_header(probe)
+        return probe.get_header("Cookie")
 
     # platform videos (yt-dlp) ---------------------------------------------------
     def _note_platform(self, url: str, via: str, found_on: str | None) -> None:
@@ -923,9 +936,12 @@ class _CaptureRun:
             headers.append(("Accept-Encoding", "gzip, deflate"))
         if task.found_on:
             headers.append(("Referer", referer(task.found_on)))
+        cookie = self._cookie_for(url)
+        if cookie:
+            headers.append(("Cookie", cookie))
         fetched = Fetched(task, url)
         try:
-            request = build_request(url, headers)
+            request = build_request(url, headers, secret=("Cookie",))
             started = self.c.clock()
             response = open_exchange(request, self.c.settings, self.stop)
         except FetchError as exc:

@@ -268,6 +268,13 @@ def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer
     help="Let yt-dlp take playlists, channels and live streams (skipped by default).",
 )
 @click.option(
+    "--no-dedup",
+    "no_dedup",
+    is_flag=True,
+    help="Store every payload, even one the archive holds already (default: a revisit "
+    "record pointing at it).",
+)
+@click.option(
     "--cookies",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Netscape cookies file for logged-in capture; sent, never recorded in clear.",
@@ -304,6 +311,7 @@ def capture(
     max_video_size: int | None,
     max_video_duration: float | None,
     allow_playlists: bool,
+    no_dedup: bool,
     cookies: Path | None,
     output_format: str,
     key_path: Path | None,
@@ -353,9 +361,21 @@ def capture(
             max_video_duration=max_video_duration,
             allow_playlists=allow_playlists,
             cookies=cookies,
+            dedup=not no_dedup,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if cookies is not None:
+        import http.cookiejar
+
+        from archiver.media import load_cookies
+
+        try:
+            load_cookies(cookies)
+        except (OSError, http.cookiejar.LoadError) as exc:
+            raise click.BadParameter(
+                f"{cookies} is not a Netscape cookies file: {exc}", param_hint="--cookies"
+            ) from exc
     signer = capture_signer(key_path, key_store)
     interactive = output_format == "text" and sys.stderr.isatty()
     failed = 0

@@ -5,7 +5,8 @@ A response whose payload (by SHA-256) is already in the archive is written as a
 that holds the bytes (``WARC-Refers-To``, ``-Target-URI``, ``-Date``): the same
 video embedded in two articles, captured again next week, or fetched twice by
 yt-dlp.  The originals come from the index (responses of status 200, not truncated)
-and from the capture itself as it goes.
+and from the capture itself as it goes; never from imported files, which no
+signature covers.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ def _from_index(archive_dir: Path) -> dict[str, Original]:
 
     known: dict[str, Original] = {}
     columns = ["payload_sha256", "record_id", "url", "fetched_at", "warc_type", "truncated"]
+    wanted = [*columns, "http_status", "payload_length", "capture_id"]
     for path in files:
         try:
-            table = pq.read_table(path, columns=[*columns, "http_status", "payload_length"])
+            table = pq.read_table(path, columns=wanted)
         except Exception:  # an unreadable index file: dedup against the rest
             continue
         keep = pc.and_(
@@ -74,6 +76,8 @@ def _from_index(archive_dir: Path) -> dict[str, Original]:
                 pc.greater_equal(table["payload_length"], DEDUP_MIN),
             ),
         )
+        # only records of our own, signed captures: an imported file vouches for nothing
+        keep = pc.and_(keep, pc.invert(pc.starts_with(table["capture_id"], "import-")))
         for row in table.filter(keep).select(columns[:4]).to_pylist():
             if row["payload_sha256"] and row["url"] and row["fetched_at"]:
                 known.setdefault(

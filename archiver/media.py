@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import functools
 import shutil
-import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urljoin
+
+if TYPE_CHECKING:
+    from http.cookiejar import MozillaCookieJar
 
 REDIRECTS = (301, 302, 303, 307, 308)
 REDACTED = "[redacted by archiver]"
@@ -83,6 +85,18 @@ def ffmpeg() -> tuple[str, str] | None:
         return None
 
 
+def load_cookies(path: Path) -> MozillaCookieJar:
+    """A Netscape cookies file (as browsers' export extensions and yt-dlp write it).
+
+    Raises ``http.cookiejar.LoadError`` or OSError for a file that is not one.
+    """
+    from http.cookiejar import MozillaCookieJar
+
+    jar = MozillaCookieJar(str(path))
+    jar.load(ignore_discard=True, ignore_expires=True)
+    return jar
+
+
 def ytdlp_version() -> str:
     from yt_dlp.version import __version__
 
@@ -135,6 +149,8 @@ def _handler_class() -> type:
                 extensions.pop(name, None)
 
         def _send(self, request: Any) -> Any:
+            import urllib.request
+
             url, method = request.url, request.method
             data = request.data or b""
             if not isinstance(data, bytes):
@@ -218,7 +234,7 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -
 
     def match_filter(info: dict[str, Any], *, incomplete: bool = False) -> str | None:
         reason = _over_limit(info, limits)
-        if reason is not None and not incomplete:
+        if reason is not None:
             skipped.append(reason)
         return reason
 
@@ -302,11 +318,20 @@ def _source(fmt: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _fragments_duration(info: dict[str, Any]) -> float | None:
+    """A stream's duration from its fragments, when the extractor states none (DASH, HLS)."""
+    totals = [
+        sum(float(f.get("duration") or 0) for f in fmt.get("fragments") or [])
+        for fmt in info.get("formats") or []
+    ]
+    return max(totals, default=0.0) or None
+
+
 def _over_limit(info: dict[str, Any], limits: MediaLimits) -> str | None:
     live = info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming")
     if live and not limits.allow_playlists:
         return "a live stream (use --allow-playlists)"
-    duration = info.get("duration")
+    duration = info.get("duration") or _fragments_duration(info)
     if (
         limits.max_duration
         and isinstance(duration, (int, float))

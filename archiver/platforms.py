@@ -84,8 +84,9 @@ def _host_matches(host: str, hosts: tuple[str, ...]) -> bool:
 def platform_of(url: str, extra_hosts: tuple[str, ...] = ()) -> str | None:
     """The platform whose video ``url`` is, or None.
 
-    ``extra_hosts`` (``host`` or ``host:port``) are treated as platforms whose every
-    URL is a video: for platforms not listed here, and for tests against a local server.
+    ``extra_hosts`` (``host``, ``host:port``, or ``host:port/path`` for the URLs under
+    that path) are treated as platforms whose every URL there is a video: for
+    platforms not listed here, and for tests against a local server.
     """
     try:
         parts = urlsplit(url)
@@ -96,8 +97,11 @@ def platform_of(url: str, extra_hosts: tuple[str, ...] = ()) -> str | None:
     if parts.scheme not in ("http", "https"):
         return None
     netloc = f"{host}:{port}" if port else host
-    if any(netloc == h or host == h for h in extra_hosts):
-        return "generic"
+    for extra in extra_hosts:
+        if "/" in extra and f"{netloc}{parts.path}".startswith(extra):
+            return "generic"
+        if extra in (netloc, host):
+            return "generic"
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     for platform in PLATFORMS:
         if _host_matches(host, platform.hosts) and platform.video.search(path):

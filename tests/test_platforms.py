@@ -103,3 +103,5 @@ def test_other_urls_do_not(url: str) -> None:
 def test_extra_hosts_route_everything_on_them() -> None:
     assert platform_of("http://127.0.0.1:8080/watch/1", ("127.0.0.1:8080",)) == "generic"
     assert platform_of("http://127.0.0.1:8081/watch/1", ("127.0.0.1:8080",)) is None
+    assert platform_of("http://127.0.0.1:8080/watch/1", ("127.0.0.1:8080/watch",)) == "generic"
+    assert platform_of("http://127.0.0.1:8080/news/1", ("127.0.0.1:8080/watch",)) is None

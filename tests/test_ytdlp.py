@@ -149,6 +149,9 @@ def dash_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
          "-c:a", "aac", "-f", "dash", "-seg_duration", "1", "stream.mpd"],
         cwd=root, check=True,
     )  # fmt: skip
+    (root / "post.html").write_text(
+        '<!DOCTYPE html><title>Post</title><a href="/stream.mpd">the video</a>', "utf-8"
+    )
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
@@ -204,3 +207,52 @@ def test_separate_audio_and_video_are_merged_into_a_conversion_record(
     rebuild(archive)
     report = verify(archive)
     assert report.ok, [p.text() for p in report.problems]
+
+
+def test_links_to_platform_posts_are_followed_only_when_asked(
+    dash_site: tuple[str, Path], make_capturer: Callable[..., Capturer], tmp_path: Path
+) -> None:
+    where, _ = dash_site
+    post, platform = f"http://{where}/post.html", (f"{where}/stream.mpd",)
+    plain = make_capturer(platform_hosts=platform).capture(post)
+    assert not [r for r in plain.records if r.role == "platform"]
+    followed = make_capturer(
+        platform_hosts=platform, follow_video_links=True, archive_dir=tmp_path / "b"
+    ).capture(post)
+    assert [r for r in followed.records if r.warc_type == "conversion"]
+    video = next(v for v in followed.videos if v.url.endswith("/stream.mpd"))
+    assert video.via.startswith("a[href]") and video.found_on == post
+
+
+def test_max_video_duration_skips_and_says_so(
+    dash_site: tuple[str, Path], make_capturer: Callable[..., Capturer]
+) -> None:
+    where, _ = dash_site
+    capture = make_capturer(platform_hosts=(where,), max_video_duration=1).capture(
+        f"http://{where}/stream.mpd"
+    )
+    reasons = [n["reason"] for n in capture.not_followed]
+    assert any("max-video-duration" in r for r in reasons), reasons
+    assert not [r for r in capture.records if r.warc_type == "conversion"]
+    _, infos = platform_records(capture.warc_files)
+    assert "max-video-duration" in infos[0].json()["skipped"]
+
+
+def test_cli_options_and_a_bad_cookies_file(site: FixtureSite, tmp_path: Path) -> None:
+    junk = tmp_path / "cookies.txt"
+    junk.write_text("not a cookies file\n", encoding="utf-8")
+    out = subprocess.run(
+        [str(BIN / "archiver"), "capture", site.url("/plain"), "--cookies", str(junk),
+         "--archive-dir", str(tmp_path / "a")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 2 and "Netscape cookies file" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "a" / "warc").exists()
+    ok = subprocess.run(
+        [str(BIN / "archiver"), "capture", site.url("/embed/player"), "--no-dedup",
+         "--no-platform-videos", "--max-video-size", "1G", "--max-video-duration", "600",
+         "--archive-dir", str(tmp_path / "b"), "--format", "json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["status"] == "complete"
