@@ -252,6 +252,10 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -
         "fragment_retries": 1,
         "extractor_retries": 1,
         "check_formats": False,
+        # yt-dlp's own downloaders only: ffmpeg as a downloader would fetch the media
+        # itself, around the recording handler
+        "external_downloader": {"default": "native"},
+        "hls_prefer_native": True,
         "cachedir": False,
         "updatetime": False,
         "color": {"stdout": "never", "stderr": "never"},

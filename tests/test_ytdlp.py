@@ -21,6 +21,7 @@ import pytest
 from archiver.capture import Capturer
 from archiver.fetch import REDACTED
 from archiver.ingest import rebuild
+from archiver.model import Capture
 from archiver.verify import verify
 from tests.site import FixtureSite
 from tests.warcs import read_all
@@ -70,6 +71,7 @@ def test_a_platform_page_through_ytdlp(
     row = next(v for v in capture.videos if v.url == site.url("/embed/player"))
     assert "yt-dlp" in row.via
     assert capture.libraries["yt-dlp"] == doc["yt_dlp"]
+    assert_every_request_recorded(site, capture)
     # signed, and the whole capture verifies; warcio agrees on every digest
     assert verify(tmp_path / "archives").ok
     for path in capture.warc_files:
@@ -92,6 +94,14 @@ def test_hls_and_dash_segments_fetched_by_ytdlp_are_recorded(
         assert row.url is not None and row.payload_sha256 == site.served[row.url]
     # the fixture's segments are not real media: merging them fails, and says so
     assert all("yt-dlp" in e.reason for e in capture.errors)
+    assert_every_request_recorded(site, capture)
+
+
+def assert_every_request_recorded(site: FixtureSite, capture: Capture) -> None:
+    """Nothing reached the server around the recording: one request record per request."""
+    received = sorted(site.url(target) for _, target in site.request_log)
+    recorded = sorted(r.url for r in read_all(capture.warc_files) if r.type == "request" and r.url)
+    assert received == recorded
 
 
 def test_a_page_of_many_videos_is_a_playlist_and_skipped(
