@@ -808,35 +808,51 @@ class _CaptureRun:
             "info": result.info,
         }
         block = json.dumps(body, indent=1, ensure_ascii=False, default=str).encode("utf-8")
-        wfile = self.series.current(len(block))
-        now = self.c.clock()
-        rec = wfile.write_record(
-            [
-                ("WARC-Type", "metadata"),
-                ("WARC-Record-ID", self.c.new_record_id()),
-                ("WARC-Date", warc_date(now)),
-                ("WARC-Target-URI", result.url),
-                ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
-                ("Content-Type", "application/json"),
-            ],
-            block,
+        self._write_json_record(
+            result.url, block, "media-info", self.c.clock(), len(block), via="yt-dlp"
         )
+
+    def _write_json_record(
+        self,
+        url: str,
+        block: bytes,
+        role: str,
+        now: datetime,
+        upcoming: int,
+        *,
+        refers_to: str | None = None,
+        via: str | None = None,
+    ) -> None:
+        """A metadata record holding JSON about ``url``; the caller holds the writer."""
+        wfile = self.series.current(upcoming)
+        fields: Fields = [
+            ("WARC-Type", "metadata"),
+            ("WARC-Record-ID", self.c.new_record_id()),
+            ("WARC-Date", warc_date(now)),
+            ("WARC-Target-URI", url),
+            ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
+        ]
+        if refers_to:
+            fields.append(("WARC-Refers-To", refers_to))
+        fields.append(("Content-Type", "application/json"))
+        rec = wfile.write_record(fields, block)
         self.capture.records.append(
             RecordEntry(
                 record_id=rec.record_id,
                 warc_type="metadata",
-                url=result.url,
+                url=url,
                 fetched_at=now,
                 warc_filename=rec.filename,
                 warc_offset=rec.offset,
                 warc_length=rec.length,
                 block_sha256=rec.block_sha256,
                 record_sha256=rec.record_sha256,
-                role="media-info",
+                role=role,
                 content_type="application/json",
                 payload_sha256=rec.block_sha256,
                 payload_length=rec.content_length,
-                discovered_via="yt-dlp",
+                discovered_via=via,
+                refers_to=refers_to,
             )
         )
 
@@ -1308,7 +1324,6 @@ class _CaptureRun:
 
     def _write_metadata(self) -> None:
         capture = self.capture
-        wfile = self.series.current()
         now = self.c.clock()
         body = {
             "schema": METADATA_SCHEMA,
@@ -1360,34 +1375,8 @@ class _CaptureRun:
             ],
         }
         block = json.dumps(body, indent=1, ensure_ascii=False, sort_keys=False).encode("utf-8")
-        fields = [
-            ("WARC-Type", "metadata"),
-            ("WARC-Record-ID", self.c.new_record_id()),
-            ("WARC-Date", warc_date(now)),
-            ("WARC-Target-URI", capture.seed_url),
-            ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
-        ]
-        if self.page_response_id:
-            fields.append(("WARC-Refers-To", self.page_response_id))
-        fields.append(("Content-Type", "application/json"))
-        rec = wfile.write_record(fields, block)
-        capture.records.append(
-            RecordEntry(
-                record_id=rec.record_id,
-                warc_type="metadata",
-                url=capture.seed_url,
-                fetched_at=now,
-                warc_filename=rec.filename,
-                warc_offset=rec.offset,
-                warc_length=rec.length,
-                block_sha256=rec.block_sha256,
-                record_sha256=rec.record_sha256,
-                role="metadata",
-                content_type="application/json",
-                payload_sha256=rec.block_sha256,
-                payload_length=rec.content_length,
-                refers_to=self.page_response_id,
-            )
+        self._write_json_record(
+            capture.seed_url, block, "metadata", now, 0, refers_to=self.page_response_id
         )
 
 
