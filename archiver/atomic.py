@@ -118,3 +118,25 @@ def atomic_path(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
         fsync_dir(final.parent)
     finally:
         temp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def flocked(path: Path, *, exclusive: bool, blocking: bool = True) -> Iterator[bool]:
+    """Hold an advisory lock on ``path`` (created if need be); yields whether it was got.
+
+    Without ``blocking``, yields False at once when another process holds it.
+    """
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fd, flags if blocking else flags | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock

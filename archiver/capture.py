@@ -33,6 +33,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from zlib_ng import zlib_ng
 
 from archiver import TOOL_NAME, __version__, manifest
+from archiver.cleanup import capture_lock
 from archiver.dedup import DEDUP_MIN, REVISIT_PROFILE, KnownPayloads, Original
 from archiver.discover import (
     Found,
@@ -349,7 +350,8 @@ class _CaptureRun:
         """Run the capture; whatever happens, leave nothing that looks complete."""
         capture = self.capture
         try:
-            self._run()
+            with capture_lock(self.options.archive_dir, exclusive=False):  # keeps cleanup off
+                self._run()
         except BaseException as exc:
             self.stop.set()
             capture.status = CaptureStatus.FAILED

@@ -760,6 +760,47 @@ def show_verification(result: verification.Report) -> None:
         click.echo(f"FAILED: {problems} problem{'s' if problems != 1 else ''}", err=True)
 
 
+@cli.command("cleanup")
+@click.option("--apply", "apply_", is_flag=True, help="Do it (without: only list).")
+@archive_dir_option
+@format_option("text", "json", default="text")
+def cleanup_command(apply_: bool, archive_dir: Path, output_format: str) -> None:
+    """List what crashed or interrupted captures left behind; --apply puts it aside.
+
+    Files holding captured bytes that no signed manifest covers (.open files, a
+    capture whose signing did not finish) are moved to ARCHIVE_DIR/incomplete/,
+    never deleted; temporary files and spooled bodies are deleted; the index is
+    repaired.  Refused while a capture runs in the archive.
+
+    \b
+    Examples:
+      archiver cleanup
+      archiver cleanup --apply
+    """
+    from archiver import cleanup
+
+    if not archive_dir.is_dir():
+        raise click.UsageError(f"no archive at {archive_dir}")
+    try:
+        report = cleanup.cleanup(archive_dir, apply=apply_)
+    except cleanup.CaptureRunning as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    if output_format == "json":
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False))
+        return
+    if not report.leftovers:
+        click.echo("nothing to clean up")
+        return
+    done = "done" if report.applied else "to do (dry run; --apply does it)"
+    for item in report.leftovers:
+        shown = item.to_json(archive_dir)
+        click.echo(f"{item.action}: {shown['path']} ({item.what})")
+    click.echo(f"{len(report.leftovers)} leftovers, {done}")
+    if report.rebuilt_index:
+        click.echo("the index was rebuilt (merged index files held rows of what was moved)")
+
+
 @cli.group("index")
 def index_group() -> None:
     """Maintain the Parquet index: rebuild it from the WARCs, import WARCs, compact it.

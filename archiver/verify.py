@@ -21,6 +21,7 @@ consistency only (every declared digest), and the report says so.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -47,6 +48,7 @@ from archiver.manifest import (
     signature_path,
 )
 from archiver.scan import HTTP_TYPES, StoredRecord, Unreadable, parse_digest, read_stored
+from archiver.warc import OPEN_SUFFIX
 
 _OUR_WARC = re.compile(r"^(\d{14}-[0-9a-f]{10})-\d{5}\.warc(\.gz)?$")
 _CAPTURE_ID = CAPTURE_ID
@@ -241,6 +243,7 @@ class _Plan:
     manifests: dict[str, list[Path]] = field(default_factory=dict)  # capture id -> manifests
     named: dict[str, list[Path]] = field(default_factory=dict)  # capture id -> its WARC files
     foreign: list[Path] = field(default_factory=list)
+    interrupted: list[Path] = field(default_factory=list)  # .open files
     whole_archive: bool = False
 
     @property
@@ -340,6 +343,10 @@ def _add_file(result: _Plan, path: Path) -> bool:
         if path not in found:
             found.append(path)
         return True
+    if name.endswith(OPEN_SUFFIX) and ingest.is_warc(path.with_name(name[: -len(OPEN_SUFFIX)])):
+        if path not in result.interrupted:
+            result.interrupted.append(path)
+        return True
     if not ingest.is_warc(path):
         return False
     match = _OUR_WARC.match(name)
@@ -391,6 +398,8 @@ def verify(
                 unchecked.add(capture_id)
         for capture_id, files in sorted(todo.unsigned_ours.items()):
             report.captures.append(_unsigned_capture(capture_id, files, todo.archive, progress))
+        for path in todo.interrupted:
+            report.captures.append(_interrupted(path, todo.archive))
         imported: dict[str, tuple[CaptureRow, list[RecordRow]]] = {}
         for path in todo.foreign:
             result_file, rows = _verify_foreign(path, todo.archive, progress)
@@ -711,6 +720,21 @@ def _unsigned_capture(
         result.bytes += path.stat().st_size
         for offset, message in file_report.problems:
             result.problem(message, file=name, offset=offset)
+    return result
+
+
+def _interrupted(path: Path, archive: Path) -> CaptureResult:
+    """A ``.open`` file: a capture that never finished.  Incomplete, not tampered with."""
+    match = _OUR_WARC.match(path.name[: -len(OPEN_SUFFIX)])
+    result = CaptureResult(match.group(1) if match else path.name, status="incomplete")
+    result.files = 1
+    with contextlib.suppress(OSError):
+        result.bytes = path.stat().st_size
+    result.problem(
+        "incomplete: the capture was interrupted before it finished (the file still has its "
+        "'.open' name); `archiver cleanup --apply` moves it aside",
+        file=_shown(path, archive),
+    )
     return result
 
 

@@ -1,0 +1,119 @@
+"""A capture killed mid-video: what came before verifies, the rest is incomplete, cleanup.
+
+Real processes and real signals: ``archiver capture`` runs as a child process against a
+local server that trickles a large video, and is killed with SIGKILL in the middle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archiver.cleanup import CaptureRunning, capture_lock, cleanup
+from tests.rawserver import raw_server
+
+BIN = Path(sys.executable).parent
+PAGE = b'<html><title>t</title><img src="/i.png"><video src="/v.mp4"></video></html>'
+
+
+def serve(conn: socket.socket, request: bytes) -> None:
+    path = request.split(b" ", 2)[1]
+    if path == b"/v.mp4":  # 100 MB announced, sent slowly: plenty of time to kill
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\n")
+        conn.sendall(b"Content-Length: 100000000\r\n\r\n")
+        for _ in range(1500):
+            conn.sendall(b"v" * 65536)
+            time.sleep(0.02)
+        return
+    body = {b"/": PAGE, b"/small": b"<html><title>small</title></html>"}.get(path, b"\x89PNG")
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "archiver"), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def base() -> Iterator[str]:
+    with raw_server(serve) as url:
+        yield url
+
+
+def test_killed_in_the_middle_of_a_video(base: str, tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    first = run("capture", base + "/small", "--archive-dir", str(archive))
+    assert first.returncode == 0, first.stderr
+    proc = subprocess.Popen(
+        [str(BIN / "archiver"), "capture", base + "/", "--archive-dir", str(archive)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        opened = list(archive.rglob("*.open"))
+        if opened and opened[0].stat().st_size > 2_000_000:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    # the capture before is intact; the killed one is incomplete, not valid, not tampered
+    out = run("verify", "--archive-dir", str(archive), "--format", "json")
+    assert out.returncode == 1
+    doc = json.loads(out.stdout)
+    verdicts = {c["capture_id"]: c for c in doc["captures"]}
+    assert sum(c["ok"] for c in verdicts.values()) == 1
+    (killed,) = [c for c in verdicts.values() if not c["ok"]]
+    assert killed["status"] == "incomplete"
+    assert all("incomplete" in p["message"] for p in killed["problems"])
+    assert not any("SHA-256 differs" in p["message"] for p in killed["problems"])
+    # cleanup lists the leftovers, changes nothing; --apply puts them aside
+    listed = run("cleanup", "--archive-dir", str(archive), "--format", "json")
+    assert listed.returncode == 0
+    leftovers = json.loads(listed.stdout)["leftovers"]
+    assert any(x["path"].endswith(".open") and x["action"] == "move aside" for x in leftovers)
+    assert list(archive.rglob("*.open"))
+    applied = run("cleanup", "--apply", "--archive-dir", str(archive))
+    assert applied.returncode == 0 and "done" in applied.stdout
+    assert not list((archive / "warc").rglob("*.open"))
+    kept = list((archive / "incomplete").rglob("*.open"))
+    assert kept and kept[0].stat().st_size > 2_000_000  # nothing captured was lost
+    assert run("verify", "--archive-dir", str(archive)).returncode == 0
+    assert run("cleanup", "--archive-dir", str(archive)).stdout.startswith("nothing")
+    # and the capture can be made again (the video cut short by --max-size this time)
+    again = run("capture", base + "/", "--archive-dir", str(archive), "--max-size", "1M")
+    assert again.returncode == 0, again.stderr
+    assert run("verify", "--archive-dir", str(archive)).returncode == 0
+
+
+def test_cleanup_waits_for_running_captures(tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    archive.mkdir()
+    with capture_lock(archive, exclusive=False), pytest.raises(CaptureRunning):
+        cleanup(archive, apply=True)
+    assert cleanup(archive, apply=False).leftovers == []
+
+
+def test_a_capture_whose_signing_did_not_finish_is_put_aside(base: str, tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    assert run("capture", base + "/small", "--archive-dir", str(archive)).returncode == 0
+    (sig,) = archive.rglob("*.sig")
+    sig.unlink()  # as if killed between the manifest and its signature
+    assert run("verify", "--archive-dir", str(archive)).returncode == 1
+    report = cleanup(archive, apply=True)
+    assert {x.what for x in report.leftovers} == {"a capture whose signing did not finish"}
+    assert not list((archive / "warc").rglob("*.warc.gz"))
+    assert list((archive / "incomplete").rglob("*.warc.gz"))
+    assert not list((archive / "index" / "captures").glob("*.parquet"))
+    out = run("verify", "--archive-dir", str(archive))
+    assert "nothing to verify" in out.stderr  # everything was put aside
