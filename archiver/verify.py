@@ -1016,15 +1016,16 @@ def _rows(
                 )
                 continue
             data = read_table_file(path, table)
-        except (OSError, pa.ArrowException) as exc:
+            if scope is not None:
+                import pyarrow.compute as pc
+
+                data = data.filter(pc.is_in(data.column("capture_id"), pa.array(sorted(scope))))
+            rows = from_table(table, data)
+        except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
+            # damaged: not Parquet, a page that does not decode, text that is not UTF-8
             problems.append(Problem(f"not a readable index file: {exc}", file=name))
             continue
-        if scope is not None:
-            import pyarrow as pa
-            import pyarrow.compute as pc
-
-            data = data.filter(pc.is_in(data.column("capture_id"), pa.array(sorted(scope))))
-        out += [(row, name) for row in from_table(table, data)]
+        out += [(row, name) for row in rows]
     return out
 
 
