@@ -14,12 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import click
 
-from archiver import __version__, ingest, query, sign
+from archiver import __version__, batch, ingest, query, sign
 from archiver import extract as extraction
 from archiver import verify as verification
 from archiver.atomic import atomic_path, output_problem
@@ -110,20 +111,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-def read_url_file(path: Path) -> list[str]:
-    """URLs from a file: one per line, blank lines and ``#`` comments skipped."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--input") from exc
-    urls = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            urls.append(stripped)
-    return urls
-
-
 # signing keys ----------------------------------------------------------------
 def key_option(func: Any) -> Any:
     return click.option(
@@ -189,7 +176,8 @@ def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer
     "--input",
     "input_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="File with one URL per line (blank lines and # comments skipped).",
+    help="File with one URL per line (blank lines and # comments skipped), or a CSV "
+    "with a url column (note, collection and operator columns apply per row).",
 )
 @archive_dir_option
 @click.option("--collection", default="default", show_default=True, help="Collection name.")
@@ -268,6 +256,12 @@ def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer
     help="Let yt-dlp take playlists, channels and live streams (skipped by default).",
 )
 @click.option(
+    "--recapture",
+    is_flag=True,
+    help="With --input: capture again the URLs the archive holds a complete capture of "
+    "(by default a batch run again skips them, and tries partial and failed ones again).",
+)
+@click.option(
     "--no-dedup",
     "no_dedup",
     is_flag=True,
@@ -311,6 +305,7 @@ def capture(
     max_video_size: int | None,
     max_video_duration: float | None,
     allow_playlists: bool,
+    recapture: bool,
     no_dedup: bool,
     cookies: Path | None,
     output_format: str,
@@ -330,17 +325,21 @@ def capture(
       archiver capture https://example.org/news/article --operator "A. Archivist"
       archiver capture --input urls.txt --collection belarus-2020 --format json
     """
-    seeds = list(urls)
+    jobs = [batch.Job(u) for u in urls]
     if input_file is not None:
-        seeds += read_url_file(input_file)
-    if not seeds:
+        try:
+            jobs += batch.read_jobs(input_file)
+        except batch.BatchInputError as exc:
+            raise click.BadParameter(str(exc), param_hint="--input") from exc
+    if not jobs:
         raise click.UsageError("no URL given (pass URLs or --input FILE)")
     checked = []
-    for seed in seeds:
+    for job in jobs:
+        where = f"--input line {job.line}" if job.line else "URL"
         try:
-            checked.append(check_url(seed))
+            checked.append(replace(job, url=check_url(job.url)))
         except InvalidURL as exc:
-            raise click.BadParameter(str(exc), param_hint="URL") from exc
+            raise click.BadParameter(str(exc), param_hint=where) from exc
     try:
         options = CaptureOptions(
             archive_dir=archive_dir,
@@ -376,23 +375,48 @@ def capture(
             raise click.BadParameter(
                 f"{cookies} is not a Netscape cookies file: {exc}", param_hint="--cookies"
             ) from exc
+    per_job = {}
+    for job in checked:  # a row's own note, collection or operator: checked before starting
+        row = {k: v for k in batch.ROW_COLUMNS if (v := getattr(job, k)) is not None}
+        try:
+            per_job[job] = replace(options, **row) if row else options
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"--input line {job.line}") from exc
     signer = capture_signer(key_path, key_store)
     interactive = output_format == "text" and sys.stderr.isatty()
+    resumable = not recapture and any(job.line is not None for job in checked)
+    done_before = batch.completed(archive_dir) if resumable else {}
+    summary = batch.BatchSummary()
     failed = 0
-    for seed in checked:
+    for job in checked:
+        if job.line is not None and job.url in done_before:  # batches resume; URLs given
+            # on the command line are captured again, as asked
+            reason = f"captured completely already ({done_before[job.url]}); --recapture"
+            summary.add(job.url, "skipped", done_before[job.url], reason)
+            if output_format == "text":
+                click.echo(f"skipped {job.url}: {reason}", err=True)
+            continue
         with progress_display(interactive) as progress:
-            result = Capturer(options, progress=progress, signer=signer).capture(seed)
+            capturer = Capturer(per_job[job], progress=progress, signer=signer)
+            result = capturer.capture(job.url)
+        trouble = result.failure or result.index_error or result.sign_error
         if result.status is CaptureStatus.FAILED or result.index_error or result.sign_error:
             failed += 1
+        problems = "; ".join(f"{e.url}: {e.reason}" for e in result.errors[:3])
+        summary.add(job.url, result.status.value, result.capture_id, trouble or problems or None)
         if output_format == "json":
             click.echo(json.dumps(result.summary(), ensure_ascii=False))
         else:
             report(result)
         if result.interrupted:
             ctx.exit(EXIT_INTERRUPTED)  # Ctrl-C: the remaining URLs are not started
+    if len(checked) > 1:
+        if output_format == "json":
+            click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
+        else:
+            counts = ", ".join(f"{n} {k}" for k, n in summary.counts().items())
+            click.echo(f"batch of {len(checked)}: {counts}", err=True)
     if failed:
-        if output_format == "text" and len(checked) > 1:
-            click.echo(f"{failed} of {len(checked)} captures failed", err=True)
         ctx.exit(EXIT_FAILED)
 
 

@@ -171,11 +171,42 @@ def test_several_urls_one_failing(tmp_path: Path, site: FixtureSite) -> None:
         "capture", bad, site.url(site.PLAIN), "--archive-dir", str(archive), "--format", "json"
     )
     assert result.returncode == 1
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    *lines, last = [json.loads(line) for line in result.stdout.splitlines()]
     assert [s["status"] for s in lines] == ["failed", "complete"]
     assert lines[0]["seed_url"] == bad and "cannot connect" in lines[0]["failure"]
     assert lines[1]["warc_files"] and Path(lines[1]["warc_files"][0]).exists()
     assert len(warcs(archive)) == 1
+    # a batch ends with its summary, with the reasons
+    assert last["batch"]["counts"] == {"complete": 1, "partial": 0, "failed": 1, "skipped": 0}
+    assert "cannot connect" in last["batch"]["urls"][0]["reason"]
+
+
+def test_a_batch_run_again_resumes(tmp_path: Path, site: FixtureSite) -> None:
+    """A CSV batch: per-row columns apply; run again, complete URLs are skipped and the
+    failed one is tried again."""
+    archive = tmp_path / "archives"
+    bad = f"http://127.0.0.1:{closed_port()}/gone"
+    listing = tmp_path / "batch.csv"
+    listing.write_text(
+        f"url,note,collection\n{site.url(site.PLAIN)},first row,belarus-2020\n{bad},,\n",
+        encoding="utf-8",
+    )
+    args = ("capture", "--input", str(listing), "--archive-dir", str(archive), "--format", "json")
+    first = run(*args)
+    assert first.returncode == 1
+    *captures, summary = [json.loads(line) for line in first.stdout.splitlines()]
+    assert captures[0]["collection"] == "belarus-2020" and captures[0]["status"] == "complete"
+    again = run(*args)
+    *captures, summary = [json.loads(line) for line in again.stdout.splitlines()]
+    outcomes = {u["url"]: u["outcome"] for u in summary["batch"]["urls"]}
+    assert outcomes == {site.url(site.PLAIN): "skipped", bad: "failed"}
+    assert [c["seed_url"] for c in captures] == [bad]  # only the failed one was tried again
+    forced = run(*args, "--recapture")
+    assert len(forced.stdout.splitlines()) == 3
+    bad_row = tmp_path / "bad.csv"
+    bad_row.write_text(f"url,collection\n{site.url(site.PLAIN)},../../etc\n", encoding="utf-8")
+    refused = run("capture", "--input", str(bad_row), "--archive-dir", str(archive))
+    assert refused.returncode == 2 and "line 2" in refused.stderr
 
 
 def test_http_error_page_is_kept_but_the_capture_fails(tmp_path: Path, site: FixtureSite) -> None:

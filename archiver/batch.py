@@ -1,0 +1,105 @@
+"""Batches of URLs: input files, what an earlier run already captured, and the summary.
+
+``archiver capture --input FILE`` takes a text file (one URL per line, blank lines and
+``#`` comments skipped) or a CSV file with a ``url`` column; a CSV's ``note``,
+``collection`` and ``operator`` columns apply to their row.  Running the same batch
+again skips the URLs the archive already holds a complete capture of (unless
+``--recapture``) and tries the partial and failed ones again, so an interrupted
+batch resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROW_COLUMNS = ("note", "collection", "operator")
+
+
+class BatchInputError(ValueError):
+    """The input file cannot be read as URLs (the message names the file and line)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One URL of a batch, and what its row says about it."""
+
+    url: str
+    line: int | None = None  # in the input file
+    note: str | None = None
+    collection: str | None = None
+    operator: str | None = None
+
+
+def read_jobs(path: Path) -> list[Job]:
+    """The URLs of an input file: CSV with a ``url`` column, else one URL per line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BatchInputError(f"cannot read {path}: {exc}") from exc
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip() and not line.startswith("#")), "")
+    header = [h.strip().lower() for h in next(csv.reader([first]), [])]
+    if "url" not in header:
+        return [
+            Job(line.strip(), number)
+            for number, line in enumerate(lines, 1)
+            if line.strip() and not line.strip().startswith("#")
+        ]
+    jobs = []
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        values = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        url = values.get("url", "")
+        if not url or url.startswith("#"):
+            continue
+        extra = {name: values.get(name) or None for name in ROW_COLUMNS}
+        jobs.append(Job(url, reader.line_num, **extra))
+    return jobs
+
+
+def completed(archive_dir: Path) -> dict[str, str]:
+    """Seed URL -> the id of a complete capture of it in the archive (not imported)."""
+    from archiver.index import Index
+
+    files = Index(archive_dir).files("captures")
+    if not files:
+        return {}
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    out: dict[str, str] = {}
+    for path in files:
+        try:
+            table = pq.read_table(path, columns=["seed_url", "capture_id", "status", "imported"])
+        except Exception:  # a damaged index file: those URLs are captured again
+            continue
+        done = table.filter(
+            pc.and_(pc.equal(table["status"], "complete"), pc.invert(table["imported"]))
+        )
+        for row in done.to_pylist():
+            if row["seed_url"]:
+                out.setdefault(row["seed_url"], row["capture_id"])
+    return out
+
+
+@dataclass
+class BatchSummary:
+    """How a batch went: every URL with its outcome and, if not complete, why."""
+
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, url: str, outcome: str, capture_id: str | None, reason: str | None) -> None:
+        self.outcomes.append(
+            {"url": url, "outcome": outcome, "capture_id": capture_id, "reason": reason}
+        )
+
+    def counts(self) -> dict[str, int]:
+        names = ("complete", "partial", "failed", "skipped")
+        return {n: sum(o["outcome"] == n for o in self.outcomes) for n in names}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"batch": {"counts": self.counts(), "urls": self.outcomes}}
