@@ -402,3 +402,92 @@ def test_small_records_wait_for_the_writer_once_the_backlog_is_full(
     assert capture.status is CaptureStatus.COMPLETE
     responses = responses_by_url(read_all(capture.warc_files))
     assert all(base + name.decode() in responses for name in images)
+
+
+# more hostile servers (issue 6) ----------------------------------------------------------
+def redirect(to: bytes) -> bytes:
+    return b"HTTP/1.1 302 Found\r\nLocation: " + to + b"\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_a_redirect_loop_stops_at_the_limit_and_is_recorded(
+    make_capturer: Callable[..., Capturer],
+) -> None:
+    with raw_server(site({b"/a": redirect(b"/b"), b"/b": redirect(b"/a")})) as base:
+        capture = make_capturer(max_redirects=5).capture(base + "/a")
+    assert capture.status is CaptureStatus.FAILED and "redirect" in (capture.failure or "")
+    hops = [r for r in capture.records if r.warc_type == "response"]
+    assert len(hops) == 6 and all(r.role == "redirect" for r in hops)
+
+
+def test_a_redirect_to_another_scheme_is_refused_and_named(
+    make_capturer: Callable[..., Capturer],
+) -> None:
+    with raw_server(site({b"/": redirect(b"file:///etc/passwd")})) as base:
+        capture = make_capturer().capture(base + "/")
+    assert capture.status is CaptureStatus.FAILED
+    assert "file:///etc/passwd" in (capture.failure or "")
+    assert not any(r.url and r.url.startswith("file:") for r in capture.records)
+
+
+def test_a_content_length_that_lies(make_capturer: Callable[..., Capturer]) -> None:
+    short = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n" + b"x" * 10
+    )
+    longer = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 4\r\n\r\n" + b"y" * 99
+    page = b'<html><img src="/short.png"><img src="/long.png"></html>'
+    routes = {b"/": ok(page), b"/short.png": short, b"/long.png": longer}
+    with raw_server(site(routes)) as base:
+        capture = make_capturer().capture(base + "/")
+    rows = {r.url: r for r in capture.records if r.warc_type == "response"}
+    cut = rows[base + "/short.png"]
+    assert cut.truncated == "disconnect" and cut.payload_length == 10
+    assert any(e.url == base + "/short.png" for e in capture.errors)
+    assert rows[base + "/long.png"].payload_length == 4  # what was announced, no more
+    assert capture.status is CaptureStatus.PARTIAL
+
+
+def test_enormous_and_malformed_headers_are_errors_not_crashes(
+    make_capturer: Callable[..., Capturer],
+) -> None:
+    huge = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (2 * 1024 * 1024) + b"\r\n\r\n"
+    garbage = b"\x00\x01\x02 not http at all\r\n\r\n"
+    page = b'<html><img src="/huge.png"><img src="/garbage.png"></html>'
+    routes = {b"/": ok(page), b"/huge.png": huge, b"/garbage.png": garbage}
+    with raw_server(site(routes)) as base:
+        capture = make_capturer().capture(base + "/")
+    assert capture.status is CaptureStatus.PARTIAL
+    assert {e.url for e in capture.errors} == {base + "/huge.png", base + "/garbage.png"}
+
+
+def test_a_gzip_bomb_is_stored_raw_and_parsed_within_bounds(
+    make_capturer: Callable[..., Capturer],
+) -> None:
+    import gzip
+
+    bomb = gzip.compress(b"<html>" + b" " * (200 * 1024 * 1024) + b"</html>", 9)
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(bomb) + bomb
+    )
+    with raw_server(site({b"/": answer})) as base:
+        capture = make_capturer().capture(base + "/")
+    assert capture.status is CaptureStatus.COMPLETE
+    (page,) = [r for r in capture.records if r.warc_type == "response"]
+    assert page.payload_length == len(bomb)  # the bytes as served, not inflated
+
+
+def test_a_connection_reset_mid_body(make_capturer: Callable[..., Capturer]) -> None:
+    def reset(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: 900000\r\n\r\n"
+        )
+        conn.sendall(b"v" * 100_000)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()
+
+    page = b'<html><video src="/v.mp4"></video></html>'
+    with raw_server(site({b"/": ok(page), b"/v.mp4": reset})) as base:
+        capture = make_capturer().capture(base + "/")
+    rows = {r.url: r for r in capture.records if r.warc_type == "response"}
+    assert rows[base + "/v.mp4"].truncated == "disconnect"
+    assert capture.status is CaptureStatus.PARTIAL and capture.errors
