@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROW_COLUMNS = ("note", "collection", "operator")
 
@@ -103,3 +110,83 @@ class BatchSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {"batch": {"counts": self.counts(), "urls": self.outcomes}}
+
+
+class HostGate:
+    """One capture at a time per host, and ``delay`` seconds from the end of one to the
+    start of the next."""
+
+    def __init__(self, delay: float, stop: threading.Event) -> None:
+        self.delay = delay
+        self.stop = stop
+        self._guard = threading.Lock()
+        self._hosts: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._last: dict[str, float] = {}
+
+    @contextmanager
+    def entered(self, url: str) -> Iterator[None]:
+        host = (urlsplit(url).hostname or "").lower()
+        with self._guard:
+            lock = self._hosts[host]
+        with lock:
+            wait_for = self._last.get(host, float("-inf")) + self.delay - time.monotonic()
+            if wait_for > 0:
+                self.stop.wait(wait_for)
+            try:
+                yield
+            finally:
+                self._last[host] = time.monotonic()
+
+
+def run_concurrently(
+    jobs: list[Job],
+    capture: Callable[[Job], Any],
+    *,
+    workers: int,
+    per_host_delay: float,
+    interrupt: Callable[[], None],
+) -> Iterator[tuple[Job, Any]]:
+    """``capture(job)`` for every job, ``workers`` at a time; (job, result) as each ends.
+
+    On Ctrl-C the jobs not started are dropped and ``interrupt()`` stops the running
+    ones, which end as interrupted captures (and are yielded as such); then the
+    KeyboardInterrupt goes on.
+    """
+    stop = threading.Event()
+    gate = HostGate(per_host_delay, stop)
+
+    def one(job: Job) -> Any:
+        with gate.entered(job.url):
+            if stop.is_set():
+                return None
+            return capture(job)
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capture")
+    running: dict[Future[Any], Job] = {pool.submit(one, job): job for job in jobs}
+    try:
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = running.pop(future)
+                result = future.result()
+                if result is not None:
+                    yield job, result
+    except KeyboardInterrupt:
+        stop.set()
+        for future in running:
+            future.cancel()
+        interrupt()
+        for future, job in running.items():
+            if not future.cancelled():
+                result = future.result()
+                if result is not None:
+                    yield job, result
+        raise
+    except BaseException:  # the caller stopped reading (an exception of its own): stop too
+        stop.set()
+        for future in running:
+            future.cancel()
+        interrupt()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -253,6 +253,8 @@ class Capturer:
             timeout=options.timeout, max_time=options.max_time, insecure=options.insecure
         )
         self.hostname = hostname or socket.gethostname()
+        self._lock = threading.Lock()
+        self._running: list[_CaptureRun] = []
 
     @property
     def warc_dir(self) -> Path:
@@ -272,7 +274,20 @@ class Capturer:
             libraries=library_versions(),
         )
         run = _CaptureRun(self, capture)
-        return run.run()
+        with self._lock:
+            self._running.append(run)
+        try:
+            return run.run()
+        finally:
+            with self._lock:
+                self._running.remove(run)
+
+    def interrupt(self) -> None:
+        """Stop the captures running now (from another thread): each ends as interrupted,
+        keeping its whole records, as on Ctrl-C."""
+        with self._lock:
+            for run in self._running:
+                run.stop.set()
 
     # warcinfo ---------------------------------------------------------------
     def warcinfo_block(self, capture: Capture, filename: str) -> bytes:
@@ -407,6 +422,8 @@ class _CaptureRun:
         if page.error is None:
             tasks = self._expand_safely(page)
         self._fetch_all(tasks)
+        if self.stop.is_set():  # interrupted from outside (a batch stopping)
+            raise CaptureInterrupted("stopped")
         if self.options.platform_videos:
             self._note_platform(capture.seed_url, "seed", None)
             if self.options.follow_video_links:

@@ -256,6 +256,20 @@ def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer
     help="Let yt-dlp take playlists, channels and live streams (skipped by default).",
 )
 @click.option(
+    "--jobs",
+    type=click.IntRange(min=1, max=32),
+    default=1,
+    show_default=True,
+    help="Captures run at once (a batch); one at a time per host.",
+)
+@click.option(
+    "--per-host-delay",
+    type=click.FloatRange(min=0, max=86400),
+    default=0.0,
+    show_default=True,
+    help="Seconds from the end of one capture on a host to the start of the next.",
+)
+@click.option(
     "--recapture",
     is_flag=True,
     help="With --input: capture again the URLs the archive holds a complete capture of "
@@ -305,6 +319,8 @@ def capture(
     max_video_size: int | None,
     max_video_duration: float | None,
     allow_playlists: bool,
+    jobs: int,
+    per_host_delay: float,
     recapture: bool,
     no_dedup: bool,
     cookies: Path | None,
@@ -325,16 +341,16 @@ def capture(
       archiver capture https://example.org/news/article --operator "A. Archivist"
       archiver capture --input urls.txt --collection belarus-2020 --format json
     """
-    jobs = [batch.Job(u) for u in urls]
+    requested = [batch.Job(u) for u in urls]
     if input_file is not None:
         try:
-            jobs += batch.read_jobs(input_file)
+            requested += batch.read_jobs(input_file)
         except batch.BatchInputError as exc:
             raise click.BadParameter(str(exc), param_hint="--input") from exc
-    if not jobs:
+    if not requested:
         raise click.UsageError("no URL given (pass URLs or --input FILE)")
     checked = []
-    for job in jobs:
+    for job in requested:
         where = f"--input line {job.line}" if job.line else "URL"
         try:
             checked.append(replace(job, url=check_url(job.url)))
@@ -387,7 +403,7 @@ def capture(
     resumable = not recapture and any(job.line is not None for job in checked)
     done_before = batch.completed(archive_dir) if resumable else {}
     summary = batch.BatchSummary()
-    failed = 0
+    todo = []
     for job in checked:
         if job.line is not None and job.url in done_before:  # batches resume; URLs given
             # on the command line are captured again, as asked
@@ -395,28 +411,63 @@ def capture(
             summary.add(job.url, "skipped", done_before[job.url], reason)
             if output_format == "text":
                 click.echo(f"skipped {job.url}: {reason}", err=True)
-            continue
-        with progress_display(interactive) as progress:
-            capturer = Capturer(per_job[job], progress=progress, signer=signer)
-            result = capturer.capture(job.url)
+        else:
+            todo.append(job)
+    capturers: list[Capturer] = []
+
+    def capture_job(job: batch.Job, progress: Progress | None) -> Capture:
+        capturer = Capturer(per_job[job], progress=progress, signer=signer)
+        capturers.append(capturer)
+        return capturer.capture(job.url)
+
+    failures: list[str] = []
+
+    def interrupt_all() -> None:
+        for capturer in list(capturers):
+            capturer.interrupt()
+
+    def done(job: batch.Job, result: Capture) -> None:
         trouble = result.failure or result.index_error or result.sign_error
         if result.status is CaptureStatus.FAILED or result.index_error or result.sign_error:
-            failed += 1
+            failures.append(job.url)
         problems = "; ".join(f"{e.url}: {e.reason}" for e in result.errors[:3])
         summary.add(job.url, result.status.value, result.capture_id, trouble or problems or None)
         if output_format == "json":
             click.echo(json.dumps(result.summary(), ensure_ascii=False))
         else:
             report(result)
-        if result.interrupted:
-            ctx.exit(EXIT_INTERRUPTED)  # Ctrl-C: the remaining URLs are not started
+
+    interrupted = False
+    if jobs == 1:
+        for job in todo:
+            with progress_display(interactive) as progress:
+                result = capture_job(job, progress)
+            done(job, result)
+            if result.interrupted:  # Ctrl-C: the remaining URLs are not started
+                interrupted = True
+                break
+    else:
+        with progress_display(interactive) as progress:
+            try:
+                for job, result in batch.run_concurrently(
+                    todo,
+                    lambda job: capture_job(job, progress),
+                    workers=jobs,
+                    per_host_delay=per_host_delay,
+                    interrupt=interrupt_all,
+                ):
+                    done(job, result)
+            except KeyboardInterrupt:
+                interrupted = True
     if len(checked) > 1:
         if output_format == "json":
             click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
         else:
             counts = ", ".join(f"{n} {k}" for k, n in summary.counts().items())
             click.echo(f"batch of {len(checked)}: {counts}", err=True)
-    if failed:
+    if interrupted:
+        ctx.exit(EXIT_INTERRUPTED)
+    if failures:
         ctx.exit(EXIT_FAILED)
 
 

@@ -117,3 +117,26 @@ def test_a_capture_whose_signing_did_not_finish_is_put_aside(base: str, tmp_path
     assert not list((archive / "index" / "captures").glob("*.parquet"))
     out = run("verify", "--archive-dir", str(archive))
     assert "nothing to verify" in out.stderr  # everything was put aside
+
+
+def test_ctrl_c_stops_a_concurrent_batch(base: str, tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    listing = tmp_path / "batch.txt"
+    listing.write_text(f"{base}/\n{base.replace('127.0.0.1', 'localhost')}/\n", encoding="utf-8")
+    proc = subprocess.Popen(
+        [str(BIN / "archiver"), "capture", "--input", str(listing), "--jobs", "2",
+         "--archive-dir", str(archive), "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while len(list(archive.rglob("*.open"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    *captures, summary = [json.loads(line) for line in stdout.splitlines()]
+    assert len(captures) == 2 and all(c["interrupted"] for c in captures)
+    assert not list(archive.rglob("*.warc.gz"))  # nothing looks finished
+    assert len(list(archive.rglob("*.open"))) == 2  # what was received is kept
+    assert summary["batch"]["counts"]["failed"] == 2

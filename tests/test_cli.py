@@ -408,3 +408,30 @@ def test_ctrl_c_stops_cleanly_with_130_and_leaves_nothing_that_looks_complete(
     for path in kept:
         check = subprocess.run([Path(sys.executable).parent / "warcio", "check", str(path)])
         assert check.returncode == 0
+
+
+def test_a_batch_runs_concurrently_one_capture_per_host_at_a_time(
+    tmp_path: Path, site: FixtureSite
+) -> None:
+    other = site.base.replace("127.0.0.1", "localhost")
+    urls = [site.url(site.PLAIN), site.url("/embed/player")]
+    urls += [other + "/plain", other + "/other-article"]
+    listing = tmp_path / "batch.txt"
+    listing.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    result = run(
+        "capture", "--input", str(listing), "--jobs", "3", "--per-host-delay", "0.3",
+        "--no-platform-videos", "--archive-dir", str(tmp_path / "a"), "--format", "json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    *captures, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    assert summary["batch"]["counts"]["complete"] == 4
+    assert sorted(c["seed_url"] for c in captures) == sorted(urls)
+    by_host: dict[str, list[tuple[str, str]]] = {}
+    for c in captures:
+        host = c["seed_url"].split("/")[2].split(":")[0]
+        by_host.setdefault(host, []).append((c["started_at"], c["finished_at"]))
+    for spans in by_host.values():
+        first, second = sorted(spans)
+        assert first[1] <= second[0]  # never two at once on one host
+        gap = datetime.fromisoformat(second[0]) - datetime.fromisoformat(first[1])
+        assert gap.total_seconds() >= 0.3  # --per-host-delay between them
