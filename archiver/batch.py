@@ -11,7 +11,6 @@ batch resumes where it stopped.
 from __future__ import annotations
 
 import csv
-import io
 import threading
 import time
 from collections import defaultdict
@@ -42,29 +41,39 @@ class Job:
 
 
 def read_jobs(path: Path) -> list[Job]:
-    """The URLs of an input file: CSV with a ``url`` column, else one URL per line."""
+    """The URLs of an input file: CSV with a ``url`` column, else one URL per line.
+
+    Blank lines and lines starting with ``#`` are skipped in both.  A CSV row with
+    more fields than its header is an error naming the line.
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise BatchInputError(f"cannot read {path}: {exc}") from exc
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip() and not line.startswith("#")), "")
-    header = [h.strip().lower() for h in next(csv.reader([first]), [])]
-    if "url" not in header:
-        return [
-            Job(line.strip(), number)
-            for number, line in enumerate(lines, 1)
-            if line.strip() and not line.strip().startswith("#")
-        ]
+    lines = [
+        (number, line)
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if not lines:
+        return []
+    header = [h.strip().lower() for h in next(csv.reader([lines[0][1]]), [])]
+    if "url" not in header or any("://" in h for h in header):
+        return [Job(line.strip(), number) for number, line in lines]
     jobs = []
-    reader = csv.DictReader(io.StringIO(text))
-    for row in reader:
-        values = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+    for number, line in lines[1:]:
+        fields = next(csv.reader([line]), [])
+        if len(fields) > len(header):
+            raise BatchInputError(
+                f"{path} line {number}: {len(fields)} fields, the header has {len(header)} "
+                "(quote a value that holds a comma)"
+            )
+        values = {name: value.strip() for name, value in zip(header, fields, strict=False)}
         url = values.get("url", "")
-        if not url or url.startswith("#"):
+        if not url:
             continue
         extra = {name: values.get(name) or None for name in ROW_COLUMNS}
-        jobs.append(Job(url, reader.line_num, **extra))
+        jobs.append(Job(url, number, **extra))
     return jobs
 
 

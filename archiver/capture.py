@@ -255,6 +255,7 @@ class Capturer:
         self.hostname = hostname or socket.gethostname()
         self._lock = threading.Lock()
         self._running: list[_CaptureRun] = []
+        self._interrupted = False
 
     @property
     def warc_dir(self) -> Path:
@@ -276,6 +277,8 @@ class Capturer:
         run = _CaptureRun(self, capture)
         with self._lock:
             self._running.append(run)
+            if self._interrupted:  # interrupted while this one was being set up
+                run.stop.set()
         try:
             return run.run()
         finally:
@@ -286,6 +289,7 @@ class Capturer:
         """Stop the captures running now (from another thread): each ends as interrupted,
         keeping its whole records, as on Ctrl-C."""
         with self._lock:
+            self._interrupted = True
             for run in self._running:
                 run.stop.set()
 
@@ -363,10 +367,19 @@ class _CaptureRun:
     # main flow -----------------------------------------------------------
     def run(self) -> Capture:
         """Run the capture; whatever happens, leave nothing that looks complete."""
-        capture = self.capture
         try:
             with capture_lock(self.options.archive_dir, exclusive=False):  # keeps cleanup off
-                self._run()
+                return self._run_guarded()
+        except OSError as exc:  # the lock itself: the archive cannot be written
+            self.capture.status = CaptureStatus.FAILED
+            self.capture.finished_at = self.c.clock()
+            self.capture.failure = f"cannot write the archive: {exc}"
+            return self.capture
+
+    def _run_guarded(self) -> Capture:
+        capture = self.capture
+        try:
+            self._run()
         except BaseException as exc:
             self.stop.set()
             capture.status = CaptureStatus.FAILED
@@ -702,8 +715,24 @@ class _CaptureRun:
         too_large = bool(
             limit and declared and declared > limit and _is_media(url, response.media_type)
         )
+        broken: list[Exception] = []  # what yt-dlp cannot read must not stop the recording
         try:
-            feed, finish = body_sink(spool.write, response.headers)
+            feed_body, finish_body = body_sink(spool.write, response.headers)
+
+            def feed(piece: memoryview) -> None:
+                if not broken:
+                    try:
+                        feed_body(piece)
+                    except Exception as exc:
+                        broken.append(exc)
+
+            def finish() -> None:
+                if not broken:
+                    try:
+                        finish_body()
+                    except Exception as exc:
+                        broken.append(exc)
+
             try:  # a video over the limit: its head recorded, the body marked truncated
                 self._write_exchange(
                     task, url, "platform", response, started, False, fetched, feed,
@@ -716,6 +745,9 @@ class _CaptureRun:
             spool.close()
             raise
         spool.seek(0)
+        if broken:
+            spool.close()
+            raise MediaError(f"{url}: the body (recorded as served) cannot be decoded: {broken[0]}")
         if too_large:
             spool.close()
             raise MediaError(f"{url}: {declared} bytes, over --max-video-size {limit}")
@@ -758,7 +790,11 @@ class _CaptureRun:
         assert result.merged is not None
         recorded: dict[str, list[str]] = {}
         for entry in self.capture.records:
-            if entry.role == "platform" and entry.warc_type == "response" and entry.url:
+            if (
+                entry.role == "platform"
+                and entry.warc_type in ("response", "revisit")
+                and entry.url
+            ):
                 recorded.setdefault(entry.url, []).append(entry.record_id)
         sources = []
         for source in result.sources:
@@ -1173,7 +1209,7 @@ class _CaptureRun:
                 wfile, "response", (resp_id, req_id), url, started, response
             )
             rec = write_response(wfile, fields)
-            original = self._duplicate_of(response, rec)
+            original = self._duplicate_of(response, rec, url, started)
             if original is None:
                 return req, rec
             # the payload is in the archive already: the pair again, as request and revisit
@@ -1195,7 +1231,9 @@ class _CaptureRun:
                 refers_to=original.record_id,
             )
 
-    def _duplicate_of(self, response: Response, rec: WrittenRecord) -> Original | None:
+    def _duplicate_of(
+        self, response: Response, rec: WrittenRecord, url: str, started: datetime
+    ) -> Original | None:
         """The record that holds this response's payload already, if one does."""
         if not self.options.dedup or rec.truncated or response.status != 200:
             return None
@@ -1203,9 +1241,8 @@ class _CaptureRun:
             return None
         original = self.known.find(rec.payload_sha256)
         if original is None:
-            self.known.add(
-                rec.payload_sha256, Original(rec.record_id, response.request.url, self.c.clock())
-            )
+            # the revisit's WARC-Refers-To-Date is the original's WARC-Date
+            self.known.add(rec.payload_sha256, Original(rec.record_id, url, started))
         return original
 
     def _revisit_fields(

@@ -86,7 +86,7 @@ def find(archive: Path) -> list[Leftover]:
             out.append(
                 Leftover(path, "a WARC file of an interrupted capture", "move aside", _id_of(name))
             )
-        elif path.parent.name != "imported" and _id_of(name) is not None:
+        elif not _imported(path, root) and _id_of(name) is not None:
             captures.setdefault(_id_of(name) or "", []).append(path)
     for capture_id, paths in sorted(captures.items()):
         manifests = [p for p in paths if p.name.endswith(MANIFEST_SUFFIX)]
@@ -161,6 +161,11 @@ def _drop_rows(archive: Path, captures: set[str]) -> bool:
 
         rebuild(archive)
     return merged
+
+
+def _imported(path: Path, root: Path) -> bool:
+    """Whether ``path`` is an imported file (``warc/<collection>/imported/<file>``)."""
+    return path.parent.name == "imported" and path.parent.parent.parent == root
 
 
 def _id_of(name: str) -> str | None:

@@ -439,8 +439,9 @@ def capture(
 
     interrupted = False
     if jobs == 1:
+        gate = batch.HostGate(per_host_delay, threading.Event())
         for job in todo:
-            with progress_display(interactive) as progress:
+            with gate.entered(job.url), progress_display(interactive) as progress:
                 result = capture_job(job, progress)
             done(job, result)
             if result.interrupted:  # Ctrl-C: the remaining URLs are not started

@@ -5,8 +5,8 @@ A response whose payload (by SHA-256) is already in the archive is written as a
 that holds the bytes (``WARC-Refers-To``, ``-Target-URI``, ``-Date``): the same
 video embedded in two articles, captured again next week, or fetched twice by
 yt-dlp.  The originals come from the index (responses of status 200, not truncated)
-and from the capture itself as it goes; never from imported files, which no
-signature covers.
+and from the capture itself as it goes; only from signed captures (never from
+imported files or unsigned captures, which nothing vouches for).
 """
 
 from __future__ import annotations
@@ -58,8 +58,11 @@ def _from_index(archive_dir: Path) -> dict[str, Original]:
     files = index.files("records")
     if not files:
         return {}
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
+
+    signed = pa.array(sorted(_signed_captures(index)), pa.string())
 
     known: dict[str, Original] = {}
     columns = ["payload_sha256", "record_id", "url", "fetched_at", "warc_type", "truncated"]
@@ -76,11 +79,27 @@ def _from_index(archive_dir: Path) -> dict[str, Original]:
                 pc.greater_equal(table["payload_length"], DEDUP_MIN),
             ),
         )
-        # only records of our own, signed captures: an imported file vouches for nothing
-        keep = pc.and_(keep, pc.invert(pc.starts_with(table["capture_id"], "import-")))
+        # only records of signed captures: an imported file or an unsigned capture
+        # vouches for nothing (and cleanup may put the latter aside)
+        keep = pc.and_(keep, pc.is_in(table["capture_id"], signed))
         for row in table.filter(keep).select(columns[:4]).to_pylist():
             if row["payload_sha256"] and row["url"] and row["fetched_at"]:
                 known.setdefault(
                     row["payload_sha256"], Original(row["record_id"], row["url"], row["fetched_at"])
                 )
     return known
+
+
+def _signed_captures(index: Index) -> set[str]:
+    import pyarrow.parquet as pq
+
+    out: set[str] = set()
+    for path in index.files("captures"):
+        try:
+            table = pq.read_table(path, columns=["capture_id", "manifest_sha256"])
+        except Exception:
+            continue
+        for row in table.to_pylist():
+            if row["manifest_sha256"]:
+                out.add(row["capture_id"])
+    return out

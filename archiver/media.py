@@ -172,6 +172,7 @@ def _handler_class() -> type:
                 jar.extract_cookies(_Received(got.headers), probe)
                 location = next((v for k, v in got.headers if k.lower() == "location"), None)
                 if got.status in REDIRECTS and location:
+                    got.body.close()  # recorded; yt-dlp reads only the last hop
                     url = urljoin(url, location)
                     if got.status == 303 or (got.status in (301, 302) and method == "POST"):
                         method, data = "GET", b""

@@ -435,3 +435,21 @@ def test_a_batch_runs_concurrently_one_capture_per_host_at_a_time(
         assert first[1] <= second[0]  # never two at once on one host
         gap = datetime.fromisoformat(second[0]) - datetime.fromisoformat(first[1])
         assert gap.total_seconds() >= 0.3  # --per-host-delay between them
+
+
+def test_csv_input_edge_cases(tmp_path: Path, site: FixtureSite) -> None:
+    from archiver.batch import BatchInputError, read_jobs
+
+    commented = tmp_path / "a.csv"
+    commented.write_text(f"# my batch\nurl,note\n{site.url(site.PLAIN)},x\n", encoding="utf-8")
+    (job,) = read_jobs(commented)
+    assert job.note == "x" and job.line == 3
+    wide = tmp_path / "b.csv"
+    wide.write_text("url,note\nhttp://example.org/,a,b\n", encoding="utf-8")
+    with pytest.raises(BatchInputError, match="line 2: 3 fields"):
+        read_jobs(wide)
+    out = run("capture", "--input", str(wide), "--archive-dir", str(tmp_path / "x"))
+    assert out.returncode == 2 and "line 2" in out.stderr and "Traceback" not in out.stderr
+    text = tmp_path / "c.txt"
+    text.write_text("http://example.org/?q=a,url\n", encoding="utf-8")
+    assert [j.url for j in read_jobs(text)] == ["http://example.org/?q=a,url"]

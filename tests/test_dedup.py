@@ -98,3 +98,29 @@ def test_ytdlp_fetching_a_video_twice_stores_it_once(
     kinds = [r.warc_type for r in capture.records if r.url == clip and r.warc_type != "request"]
     assert kinds.count("response") == 1 and kinds.count("revisit") >= 1
     assert verify(tmp_path / "archives").ok
+
+
+def test_the_refers_to_date_is_the_original_records_date(
+    site: FixtureSite, make_capturer: Callable[..., Capturer]
+) -> None:
+    _, second = twice(site, make_capturer, platform_videos=False)
+    first_records = read_all(second.warc_files)
+    revisit = next(r for r in first_records if r.type == "revisit")
+    original_id = revisit.get("WARC-Refers-To")
+    archive_records = read_all(sorted(second.warc_files[0].parent.glob("*.warc.gz")))
+    original = next(r for r in archive_records if r.get("WARC-Record-ID") == original_id)
+    assert revisit.get("WARC-Refers-To-Date") == original.get("WARC-Date")
+
+
+def test_unsigned_captures_are_never_originals(
+    site: FixtureSite, make_capturer: Callable[..., Capturer]
+) -> None:
+    ids = iter(["20200812100000-aaaaaaaaaa", "20200819100000-bbbbbbbbbb"])
+    unsigned = make_capturer(signer=None, platform_videos=False)
+    unsigned.new_id = lambda moment: next(ids)
+    unsigned.capture(site.url("/embed/player"))
+    signed = make_capturer(platform_videos=False)
+    signed.new_id = lambda moment: next(ids)
+    signed.new_record_id = sequential_ids(start=5000)
+    second = signed.capture(site.url("/embed/player"))
+    assert not [r for r in second.records if r.warc_type == "revisit"]

@@ -266,3 +266,32 @@ def test_cli_options_and_a_bad_cookies_file(site: FixtureSite, tmp_path: Path) -
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == "complete"
+
+
+def test_a_body_ytdlp_cannot_decode_is_still_recorded(
+    make_capturer: Callable[..., Capturer],
+) -> None:
+    import socket
+
+    from tests.rawserver import raw_server
+
+    broken = bytearray(gzip_bytes(b"<html><video src=/v.mp4></video></html>" * 2000))
+    broken[len(broken) // 2] ^= 0xFF
+
+    def serve(conn: socket.socket, request: bytes) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n"
+        conn.sendall(head + b"Content-Length: %d\r\n\r\n" % len(broken) + bytes(broken))
+
+    with raw_server(serve) as base:
+        where = base.split("//", 1)[1]
+        capture = make_capturer(platform_hosts=(where,)).capture(base + "/p")
+    assert capture.status.value != "failed", capture.failure
+    platform = [r for r in capture.records if r.role == "platform" and r.warc_type == "response"]
+    assert platform and platform[0].payload_length == len(broken)  # recorded as served
+    assert any("cannot be decoded" in e.reason for e in capture.errors)
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, mtime=0)
