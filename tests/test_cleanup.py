@@ -140,3 +140,24 @@ def test_ctrl_c_stops_a_concurrent_batch(base: str, tmp_path: Path) -> None:
     assert not list(archive.rglob("*.warc.gz"))  # nothing looks finished
     assert len(list(archive.rglob("*.open"))) == 2  # what was received is kept
     assert summary["batch"]["counts"]["failed"] == 2
+
+
+def test_two_processes_capturing_into_one_archive(base: str, tmp_path: Path) -> None:
+    """Two `archiver capture` processes at once: both complete, verify and are indexed."""
+    archive = tmp_path / "archives"
+    command = [
+        str(BIN / "archiver"), "capture", f"{base}/", "--archive-dir", str(archive),
+        "--format", "json", "--max-size", "3M",  # about a second of video each, overlapping
+    ]  # fmt: skip
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
+    ids = {json.loads(out)["capture_id"] for out, _ in results}
+    assert len(ids) == 2
+    assert run("verify", "--archive-dir", str(archive)).returncode == 0
+    listed = run("query", "select capture_id from captures", "--archive-dir", str(archive),
+                 "--format", "json")  # fmt: skip
+    assert {row["capture_id"] for row in json.loads(listed.stdout)} == ids
