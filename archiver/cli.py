@@ -154,16 +154,16 @@ def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer
     """
     store = key_store or sign.default_store()
     try:
-        if key_path is None and not sign.list_keys(store):
-            info = sign.generate(store, os.environ.get("ARCHIVER_KEY_PASSPHRASE") or None)
-            click.echo(
-                f"created signing key {info.fingerprint} in {info.path} (none existed); "
-                "every capture is signed with it. Give its public key "
-                "(`archiver keys export`) to whoever will verify your captures.",
-                err=True,
-            )
-        else:
-            info = sign.find_key(store, key_path)
+        if key_path is None:
+            created = sign.ensure_key(store, os.environ.get("ARCHIVER_KEY_PASSPHRASE") or None)
+            if created is not None:
+                click.echo(
+                    f"created signing key {created.fingerprint} in {created.path} (none "
+                    "existed); every capture is signed with it. Give its public key "
+                    "(`archiver keys export`) to whoever will verify your captures.",
+                    err=True,
+                )
+        info = sign.find_key(store, key_path)
         return sign.Signer.load(info.path, passphrase_for(info.path))
     except (sign.KeyProblem, OSError) as exc:
         key_failure(exc)

@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from archiver.atomic import fsync_dir, rename_no_replace
+from archiver.atomic import flocked, fsync_dir, rename_no_replace
 
 PublicKey = Ed25519PublicKey  # what verifies a signature (other modules name it so)
 
@@ -121,6 +121,19 @@ def generate(store: Path, passphrase: str | None = None, *, path: Path | None = 
         _write_new(store / DEFAULT_FILE, (fp + "\n").encode(), 0o644)
         is_default = True
     return KeyInfo(fp, target, bool(passphrase), is_default)
+
+
+def ensure_key(store: Path, passphrase: str | None = None) -> KeyInfo | None:
+    """Create the store's first key unless it has one; the key created, or None.
+
+    Two first captures started at once must not both create a default key: the
+    store is locked while one looks and creates.
+    """
+    store.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with flocked(store / ".lock", exclusive=True):
+        if list_keys(store):
+            return None
+        return generate(store, passphrase)
 
 
 def is_encrypted(path: Path) -> bool:
