@@ -161,3 +161,15 @@ def test_two_processes_capturing_into_one_archive(base: str, tmp_path: Path) -> 
     listed = run("query", "select capture_id from captures", "--archive-dir", str(archive),
                  "--format", "json")  # fmt: skip
     assert {row["capture_id"] for row in json.loads(listed.stdout)} == ids
+
+
+def test_docs_reliability_names_only_tests_that_exist() -> None:
+    """docs/reliability.md lists each case with its test: the names must stay true."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "reliability.md").read_text(encoding="utf-8")
+    source = "".join(p.read_text(encoding="utf-8") for p in (root / "tests").glob("test_*.py"))
+    names = set(re.findall(r"::(test_[a-z0-9_]+)|`(test_[a-z0-9_]+)`", doc))
+    found = {a or b for a, b in names}
+    assert found and all(f"def {name}(" in source for name in found), sorted(found)
