@@ -16,7 +16,9 @@ evidence, the responses are.
 from __future__ import annotations
 
 import functools
+import os
 import shutil
+import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -266,8 +268,13 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -
         params["ffmpeg_location"] = tool[0]
     else:  # no ffmpeg: yt-dlp picks formats that need no merging
         params["format"] = "best/bestvideo+bestaudio"
-    if limits.cookies is not None:  # a copy: yt-dlp writes the jar back when it is done
-        cookies = work / "cookies.txt"
+    cookies: Path | None = None
+    if limits.cookies is not None:
+        # a copy, for yt-dlp writes its jar back when done; outside the archive (a
+        # secret has no place there, even for a moment), readable by the user only
+        fd, name = tempfile.mkstemp(prefix="archiver-cookies-", suffix=".txt")
+        os.close(fd)
+        cookies = Path(name)
         shutil.copyfile(limits.cookies, cookies)
         params["cookiefile"] = str(cookies)
     try:
@@ -293,6 +300,8 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -
         return result
     finally:
         result.warnings = [_message(w) for w in log.warnings]
+        if cookies is not None:
+            cookies.unlink(missing_ok=True)
     if skipped:
         result.skipped = skipped[0]
     if clean is None:

@@ -141,6 +141,8 @@ def test_cookies_are_used_but_never_recorded(
             b"s3cr3t" not in subprocess.run(["gzip", "-dc", str(path)], capture_output=True).stdout
         )
     assert jar.read_text(encoding="utf-8").count(secret) == 1  # the user's file untouched
+    archive_files = [p for p in (tmp_path / "archives").rglob("*") if p.is_file()]
+    assert not any(secret.encode() in p.read_bytes() for p in archive_files)
     assert secret not in json.dumps(capture.summary())
 
 
