@@ -133,7 +133,12 @@ def test_ctrl_c_stops_a_concurrent_batch(base: str, tmp_path: Path) -> None:
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=30)
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # say where it hung (py-spy is not at hand)
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"no exit 60 s after Ctrl-C; stderr:\n{stderr}") from None
     assert proc.returncode == 130 and "Traceback" not in stderr
     *captures, summary = [json.loads(line) for line in stdout.splitlines()]
     assert len(captures) == 2 and all(c["interrupted"] for c in captures)
