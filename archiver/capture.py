@@ -513,16 +513,11 @@ class _CaptureRun:
     def _note_warcinfo(self) -> None:
         for info in self.series.warcinfo_records:
             self.capture.records.append(
-                RecordEntry(
-                    record_id=info.record_id,
+                placed(
+                    info,
                     warc_type="warcinfo",
                     url=None,
                     fetched_at=self.warcinfo_dates[info.filename],
-                    warc_filename=info.filename,
-                    warc_offset=info.offset,
-                    warc_length=info.length,
-                    block_sha256=info.block_sha256,
-                    record_sha256=info.record_sha256,
                     role="warcinfo",
                     content_type="application/warc-fields",
                     payload_sha256=info.block_sha256,
@@ -823,16 +818,11 @@ class _CaptureRun:
             _copy(merged, stream, self.stop)
         rec = stream.finish()
         self.capture.records.append(
-            RecordEntry(
-                record_id=rec.record_id,
+            placed(
+                rec,
                 warc_type="conversion",
                 url=result.url,
                 fetched_at=now,
-                warc_filename=rec.filename,
-                warc_offset=rec.offset,
-                warc_length=rec.length,
-                block_sha256=rec.block_sha256,
-                record_sha256=rec.record_sha256,
                 role="conversion",
                 content_type=media_type,
                 payload_sha256=rec.payload_sha256,
@@ -892,16 +882,11 @@ class _CaptureRun:
         fields.append(("Content-Type", "application/json"))
         rec = wfile.write_record(fields, block)
         self.capture.records.append(
-            RecordEntry(
-                record_id=rec.record_id,
+            placed(
+                rec,
                 warc_type="metadata",
                 url=url,
                 fetched_at=now,
-                warc_filename=rec.filename,
-                warc_offset=rec.offset,
-                warc_length=rec.length,
-                block_sha256=rec.block_sha256,
-                record_sha256=rec.record_sha256,
                 role=role,
                 content_type="application/json",
                 payload_sha256=rec.block_sha256,
@@ -1336,25 +1321,15 @@ class _CaptureRun:
         }
         media = response.media_type
         entries = [
-            RecordEntry(
-                record_id=req.record_id,
+            placed(
+                req,
                 warc_type="request",
-                warc_filename=req.filename,
-                warc_offset=req.offset,
-                warc_length=req.length,
-                block_sha256=req.block_sha256,
-                record_sha256=req.record_sha256,
                 concurrent_to=rec.record_id,
                 **common,
             ),
-            RecordEntry(
-                record_id=rec.record_id,
+            placed(
+                rec,
                 warc_type="response",
-                warc_filename=rec.filename,
-                warc_offset=rec.offset,
-                warc_length=rec.length,
-                block_sha256=rec.block_sha256,
-                record_sha256=rec.record_sha256,
                 http_status=response.status,
                 content_type=media,
                 payload_sha256=rec.payload_sha256,
@@ -1434,6 +1409,20 @@ class _CaptureRun:
         self._write_json_record(
             capture.seed_url, block, "metadata", now, 0, refers_to=self.page_response_id
         )
+
+
+def placed(rec: WrittenRecord, **provenance: Any) -> RecordEntry:
+    """The index entry of a record just written: where it landed and its digests, with
+    what the capture knows about it."""
+    return RecordEntry(
+        record_id=rec.record_id,
+        warc_filename=rec.filename,
+        warc_offset=rec.offset,
+        warc_length=rec.length,
+        block_sha256=rec.block_sha256,
+        record_sha256=rec.record_sha256,
+        **provenance,
+    )
 
 
 def _tapped(pieces: Iterable[memoryview], tap: Callable[[memoryview], Any]) -> Iterator[memoryview]:
