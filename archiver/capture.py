@@ -17,6 +17,7 @@ import json
 import mimetypes
 import platform
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -74,6 +75,7 @@ from archiver.model import (
     CaptureStatus,
     RecordEntry,
     StoredFile,
+    UnverifiedTLS,
     VideoFound,
     isoformat,
     new_capture_id,
@@ -112,6 +114,7 @@ CSS_TYPES = {"text/css"}
 
 # The metadata record's format; its JSON Schema is schemas/capture-metadata.v2.json.
 METADATA_SCHEMA = "archiver/capture-metadata/2"
+TLS_SCHEMA = "archiver/tls-certificate/1"  # a certificate that did not verify (--insecure)
 # yt-dlp's account of a platform URL, in a metadata record of its own.
 MEDIA_INFO_SCHEMA = "archiver/media-info/1"
 WARC_SPEC = "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
@@ -389,7 +392,7 @@ class _CaptureRun:
                 capture.interrupted = True
                 capture.failure = "interrupted"
             elif isinstance(exc, (OSError, ArchiveWriteError)):
-                capture.failure = f"cannot write the archive: {exc}"
+                capture.failure = f"cannot write the archive{self._file_of(exc)}: {exc}"
             elif isinstance(exc, Exception):
                 capture.failure = f"internal error: {exc!r}"
             else:
@@ -400,6 +403,12 @@ class _CaptureRun:
                     str(p) for p in capture.incomplete_files
                 )
         return capture
+
+    def _file_of(self, exc: BaseException) -> str:
+        """`` (file)`` naming the WARC file being written, when the error does not."""
+        if getattr(exc, "filename", None) or not self.series.files:
+            return ""
+        return f" ({self.series.files[-1].temp_path})"
 
     def _keep_what_is_whole(self) -> list[Path]:
         """After a failure: keep whole records under .open names, or nothing at all."""
@@ -473,7 +482,7 @@ class _CaptureRun:
             row, records = rows_for_capture(capture)
             if self.c.signer is not None:
                 row = self._sign(self.c.signer, row, records)
-            if capture.index_error is None:
+            if capture.sign_error is None and capture.index_error is None:
                 self._index(index, row, records)
 
     def _sign(self, signer: Signer, row: CaptureRow, records: list[RecordRow]) -> CaptureRow:
@@ -492,7 +501,10 @@ class _CaptureRun:
             signer.publish(archive / built.public_key)
             capture.manifest_sha256 = manifest.write(path, data, signer.sign(data))
         except (OSError, KeyProblem) as exc:
-            capture.sign_error = f"the capture is not signed: {exc}"
+            capture.sign_error = (
+                f"the capture is not signed: {exc}; `archiver cleanup --apply` puts its"
+                " files aside (nothing is deleted), then capture it again"
+            )
             return row
         capture.manifest = path
         capture.key_fingerprint = signer.fingerprint
@@ -867,8 +879,10 @@ class _CaptureRun:
         *,
         refers_to: str | None = None,
         via: str | None = None,
-    ) -> None:
-        """A metadata record holding JSON about ``url``; the caller holds the writer."""
+    ) -> str:
+        """A metadata record holding JSON about ``url``; the caller holds the writer.
+
+        Returns its record id."""
         wfile = self.series.current(upcoming)
         fields: Fields = [
             ("WARC-Type", "metadata"),
@@ -895,6 +909,7 @@ class _CaptureRun:
                 refers_to=refers_to,
             )
         )
+        return rec.record_id
 
     def _page_info(self, info: PageInfo, first: bool) -> None:
         """What the page says about itself; a page reached by refresh only fills gaps."""
@@ -1139,6 +1154,16 @@ class _CaptureRun:
         if kept is not None:
             lowered = {k.lower(): v for k, v in response.headers}
             fetched.body = _decode_for_parsing(bytes(kept), lowered)
+            if len(kept) < (fetched.payload_length or 0) or len(fetched.body) >= PARSE_LIMIT:
+                self.capture.not_followed.append(
+                    {
+                        "url": url,
+                        "via": "parse limit",
+                        "found_on": url,
+                        "reason": f"only the first {PARSE_LIMIT >> 20} MiB of it were searched"
+                        " for resources and links (it is stored whole)",
+                    }
+                )
 
     def _write_soon(self, job: Callable[[], None], size: int) -> None:
         """Run ``job`` (which writes ``size`` bytes of records) soon, without waiting.
@@ -1183,6 +1208,43 @@ class _CaptureRun:
         write_response: RecordWriter,
     ) -> tuple[WrittenRecord, WrittenRecord]:
         """The request record, then the response record; the caller holds the lock."""
+        pair = self._write_records(response, url, started, upcoming, write_response)
+        if response.tls_error is not None and response.certificate is not None:
+            self._note_unverified(response, url, started, pair[1].record_id)
+        return pair
+
+    def _note_unverified(self, response: Response, url: str, when: datetime, rec: str) -> None:
+        """Under --insecure, the first response from a server whose certificate failed:
+        a metadata record with the certificate and what was wrong with it."""
+        request = response.request
+        host = f"{request.host}:{request.port}"
+        der = response.certificate or b""
+        digest = hashlib.sha256(der).hexdigest()
+        seen = self.capture.tls_unverified
+        if any(t.host == host and t.certificate_sha256 == digest for t in seen):
+            return
+        body = {
+            "schema": TLS_SCHEMA,
+            "host": host,
+            "verified": False,
+            "problem": response.tls_error,
+            "protocols": response.protocols,
+            "cipher_suite": response.cipher_suite,
+            "certificate_sha256": digest,
+            "certificate_pem": ssl.DER_cert_to_PEM_cert(der),
+        }
+        block = json.dumps(body, indent=1).encode("ascii")
+        record_id = self._write_json_record(url, block, "certificate", when, 0, refers_to=rec)
+        seen.append(UnverifiedTLS(host, response.tls_error or "", digest, record_id, url))
+
+    def _write_records(
+        self,
+        response: Response,
+        url: str,
+        started: datetime,
+        upcoming: int,
+        write_response: RecordWriter,
+    ) -> tuple[WrittenRecord, WrittenRecord]:
         wfile = self.series.current(upcoming)
         req_id, resp_id = self.c.new_record_id(), self.c.new_record_id()
         with wfile.unit():  # a request is kept only with its response
@@ -1387,6 +1449,7 @@ class _CaptureRun:
             "outlinks": capture.outlinks,
             "errors": [e.to_json() for e in capture.errors],
             "not_followed": capture.not_followed,
+            "tls_unverified": [t.to_json() for t in capture.tls_unverified],
             "truncated": [
                 {"url": r.url, "reason": r.truncated}
                 for r in capture.records

@@ -426,7 +426,9 @@ def capture(
         for capturer in list(capturers):
             capturer.interrupt()
 
-    def done(job: batch.Job, result: Capture) -> None:
+    def done(job: batch.Job, result: Capture, progress: TerminalProgress | None) -> None:
+        if progress is not None:
+            progress.page_done()
         trouble = result.failure or result.index_error or result.sign_error
         if result.status is CaptureStatus.FAILED or result.index_error or result.sign_error:
             failures.append(job.url)
@@ -436,19 +438,22 @@ def capture(
             click.echo(json.dumps(result.summary(), ensure_ascii=False))
         else:
             report(result)
+        if progress is not None:
+            progress.redraw()  # the count of pages done, under the report
 
     interrupted = False
     if jobs == 1:
         gate = batch.HostGate(per_host_delay, threading.Event())
-        for job in todo:
-            with gate.entered(job.url), progress_display(interactive) as progress:
-                result = capture_job(job, progress)
-            done(job, result)
-            if result.interrupted:  # Ctrl-C: the remaining URLs are not started
-                interrupted = True
-                break
+        with progress_display(interactive, len(todo)) as progress:
+            for job in todo:
+                with gate.entered(job.url):
+                    result = capture_job(job, progress)
+                done(job, result, progress)
+                if result.interrupted:  # Ctrl-C: the remaining URLs are not started
+                    interrupted = True
+                    break
     else:
-        with progress_display(interactive) as progress:
+        with progress_display(interactive, len(todo)) as progress:
             try:
                 for job, result in batch.run_concurrently(
                     todo,
@@ -457,7 +462,7 @@ def capture(
                     per_host_delay=per_host_delay,
                     interrupt=interrupt_all,
                 ):
-                    done(job, result)
+                    done(job, result, progress)
             except KeyboardInterrupt:
                 interrupted = True
     if len(checked) > 1:
@@ -495,6 +500,12 @@ def report(result: Capture) -> None:
         click.echo(f"  not captured: {err.url}: {err.reason}", err=True)
     for url in s["truncated"]:
         click.echo(f"  truncated: {url}", err=True)
+    for tls in result.tls_unverified:
+        click.echo(
+            f"  certificate not verified (--insecure): {tls.host}: {tls.problem};"
+            f" certificate sha256 {tls.certificate_sha256} recorded",
+            err=True,
+        )
     for path in result.warc_files:
         click.echo(f"  {path}")
     if result.manifest:
@@ -1125,9 +1136,12 @@ def keys_export(
 
 
 class TerminalProgress:
-    """A one-line live display on stderr: bytes, rate and what is being fetched."""
+    """A one-line live display on stderr: bytes, rate and what is being fetched; for a
+    batch, also how many of its pages are done."""
 
-    def __init__(self) -> None:
+    def __init__(self, pages: int = 1) -> None:
+        self.pages = pages
+        self.pages_done = 0
         self._lock = threading.Lock()
         self._active: dict[str, int] = {}
         self._bytes = 0
@@ -1160,13 +1174,23 @@ class TerminalProgress:
         with self._lock:
             elapsed = max(now - self._start, 1e-6)
             current = next(iter(self._active), "")
+            batch = f"{self.pages_done}/{self.pages} pages, " if self.pages > 1 else ""
             line = (
-                f"{self._done} fetched, {len(self._active)} active, "
+                f"{batch}{self._done} fetched, {len(self._active)} active, "
                 f"{human_bytes(self._bytes)}, {human_bytes(self._bytes / elapsed)}/s  {current}"
             )
         width = 118
         sys.stderr.write("\r" + line[:width].ljust(width))
         sys.stderr.flush()
+
+    def redraw(self) -> None:
+        self._draw(force=True)
+
+    def page_done(self) -> None:
+        """A page of the batch is done: clear the line for its report (drawn next)."""
+        with self._lock:
+            self.pages_done += 1
+        self.close()
 
     def close(self) -> None:
         sys.stderr.write("\r" + " " * 118 + "\r")
@@ -1223,11 +1247,11 @@ def scan_progress(interactive: bool) -> Iterator[ingest.ScanProgress | None]:
 
 
 @contextmanager
-def progress_display(interactive: bool) -> Iterator[Progress | None]:
+def progress_display(interactive: bool, pages: int = 1) -> Iterator[TerminalProgress | None]:
     if not interactive:
         yield None
         return
-    display = TerminalProgress()
+    display = TerminalProgress(pages)
     try:
         yield display
     finally:

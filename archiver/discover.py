@@ -633,7 +633,7 @@ class _HtmlScan:
             # links and refresh are not.  (Nested srcdoc is not followed.)
             inner_scan = _HtmlScan(self.base)
             inner_scan.in_srcdoc = True
-            inner = LexborHTMLParser(srcdoc[:MAX_BODY]).root
+            inner = LexborHTMLParser(shallow(srcdoc[:MAX_BODY])).root
             if inner is not None:
                 for child in inner.traverse():
                     inner_scan.element(child)
@@ -717,11 +717,40 @@ def _document_base(tree: LexborHTMLParser, base_url: str) -> str:
     return base_url
 
 
+# Start tags that make the HTML tree builder look down the stack of open elements for a
+# <p> to close: nested thousands deep, each such look costs the depth, and a page of a
+# few megabytes of <div> takes the parser hours.  Browsers cap the depth of the tree
+# (Blink at 512); so does the copy we parse, renaming the opening and closing tags
+# beyond it to a custom element, which keeps their attributes and content.
+_BLOCKS = (
+    "address|article|aside|blockquote|center|details|dialog|dir|div|dl|fieldset|figcaption"
+    "|figure|footer|form|header|hgroup|listing|main|menu|nav|ol|pre|search|section|summary|ul"
+)
+_BLOCK_TAG = re.compile(rf"<(/?)(?:{_BLOCKS})(?=[\s/>])", re.IGNORECASE)
+MAX_DEPTH = 512
+
+
+def shallow(text: str) -> str:
+    """``text`` with block elements nested deeper than MAX_DEPTH renamed ``x-deep``."""
+    depth = 0
+
+    def rename(m: re.Match[str]) -> str:
+        nonlocal depth
+        if m.group(1):  # a closing tag
+            deep = depth > MAX_DEPTH
+            depth = max(depth - 1, 0)
+            return "</x-deep" if deep else m.group(0)
+        depth += 1
+        return "<x-deep" if depth > MAX_DEPTH else m.group(0)
+
+    return _BLOCK_TAG.sub(rename, text)
+
+
 def parse_html(body: bytes, base_url: str, content_type: str | None = None) -> PageInfo:
     """Metadata, resources to fetch and outlinks of an HTML page."""
     body = body[:MAX_BODY]
     charset = sniff_charset(body, content_type)
-    text = _decode(body, charset)
+    text = shallow(_decode(body, charset))
     scan = _HtmlScan(base_url)
     try:
         tree = LexborHTMLParser(text)

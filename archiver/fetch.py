@@ -150,7 +150,8 @@ class Response:
     ip_address: str
     protocols: list[str]  # WARC-Protocol values, higher layer first
     cipher_suite: str | None
-    tls_error: str | None = None
+    tls_error: str | None = None  # under --insecure: why the certificate did not verify
+    certificate: bytes | None = None  # and the server's certificate (DER) in that case
     _wire: Wire = field(default_factory=lambda: Wire(None, 30.0, None, None), repr=False)
     _buffer: bytes = field(default=b"", repr=False)
     _body: Generator[memoryview, None, None] | None = field(default=None, repr=False)
@@ -603,35 +604,24 @@ def open_exchange(
     """
     url = request.url
     deadline = time.monotonic() + settings.max_time if settings.max_time else None
-    try:
-        sock = socket.create_connection((request.host, request.port), timeout=settings.timeout)
-    except socket.gaierror as exc:
-        raise FetchError(
-            url, f"DNS lookup failed for {request.host}: {exc.strerror or exc}"
-        ) from exc
-    except TimeoutError as exc:
-        raise FetchError(url, f"timed out connecting to {request.host}:{request.port}") from exc
-    except (OSError, UnicodeError) as exc:
-        raise FetchError(
-            url, f"cannot connect to {request.host}:{request.port}: {_reason(exc)}"
-        ) from exc
+    sock = _connect(request, settings)
     protocols = ["http/1.1"]
     cipher = None
+    tls_error = certificate = None
     try:
         ip = sock.getpeername()[0]
         if request.secure:
-            ctx = ssl.create_default_context()
-            if settings.insecure:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
             try:
-                sock = ctx.wrap_socket(sock, server_hostname=request.host)
+                sock = _tls(sock, request, verify=True)
             except ssl.SSLCertVerificationError as exc:
-                raise FetchError(
-                    url, f"TLS certificate rejected: {exc.verify_message or exc}"
-                ) from exc
-            except (ssl.SSLError, OSError) as exc:
-                raise FetchError(url, f"TLS handshake failed: {exc}") from exc
+                tls_error = str(exc.verify_message or exc)
+                if not settings.insecure:
+                    raise FetchError(url, f"TLS certificate rejected: {tls_error}") from exc
+                # --insecure: the same exchange on a new connection that does not check,
+                # with what was wrong kept for the provenance
+                sock = _connect(request, settings)
+                sock = _tls(sock, request, verify=False)
+                certificate = sock.getpeercert(binary_form=True)
             version = sock.version()
             if version:
                 protocols.append(version.lower().replace("tlsv", "tls/"))
@@ -663,9 +653,43 @@ def open_exchange(
         ip_address=ip,
         protocols=protocols,
         cipher_suite=cipher,
+        tls_error=tls_error,
+        certificate=certificate,
         _wire=wire,
         _buffer=rest,
     )
+
+
+def _connect(request: Request, settings: FetchSettings) -> socket.socket:
+    url = request.url
+    try:
+        return socket.create_connection((request.host, request.port), timeout=settings.timeout)
+    except socket.gaierror as exc:
+        raise FetchError(
+            url, f"DNS lookup failed for {request.host}: {exc.strerror or exc}"
+        ) from exc
+    except TimeoutError as exc:
+        raise FetchError(url, f"timed out connecting to {request.host}:{request.port}") from exc
+    except (OSError, UnicodeError) as exc:
+        raise FetchError(
+            url, f"cannot connect to {request.host}:{request.port}: {_reason(exc)}"
+        ) from exc
+
+
+def _tls(sock: socket.socket, request: Request, *, verify: bool) -> ssl.SSLSocket:
+    """The TLS handshake; SSLCertVerificationError when ``verify`` and the certificate fails."""
+    ctx = ssl.create_default_context()
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    try:
+        return ctx.wrap_socket(sock, server_hostname=request.host)
+    except ssl.SSLCertVerificationError:
+        sock.close()
+        raise
+    except (ssl.SSLError, OSError) as exc:
+        sock.close()
+        raise FetchError(request.url, f"TLS handshake failed: {exc}") from exc
 
 
 def _reason(exc: BaseException) -> str:

@@ -176,6 +176,26 @@ class VideoFound:
 
 
 @dataclass(frozen=True)
+class UnverifiedTLS:
+    """A server whose certificate did not verify, captured anyway under ``--insecure``."""
+
+    host: str  # host:port
+    problem: str  # what the verification said
+    certificate_sha256: str  # of the server's certificate (DER), as openssl x509 -fingerprint
+    record_id: str  # the metadata record that holds the certificate
+    first_url: str  # the first URL fetched from it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "problem": self.problem,
+            "certificate_sha256": self.certificate_sha256,
+            "record_id": self.record_id,
+            "first_url": self.first_url,
+        }
+
+
+@dataclass(frozen=True)
 class StoredFile:
     """A finished file of a capture: where it is, its size and its SHA-256 (hex)."""
 
@@ -206,6 +226,7 @@ class Capture:
     records: list[RecordEntry] = field(default_factory=list)
     errors: list[CaptureError] = field(default_factory=list)
     not_followed: list[dict[str, str]] = field(default_factory=list)
+    tls_unverified: list[UnverifiedTLS] = field(default_factory=list)
     warc_files: list[Path] = field(default_factory=list)
     failure: str | None = None
     interrupted: bool = False  # stopped by Ctrl-C (status is failed)
@@ -248,6 +269,7 @@ class Capture:
             "total_bytes": self.total_bytes,
             "truncated": [r.url for r in self.truncated],
             "errors": [e.to_json() for e in self.errors],
+            "tls_unverified": [t.to_json() for t in self.tls_unverified],
             "warc_files": [str(p) for p in self.warc_files],
             "interrupted": self.interrupted,
             "incomplete_files": [str(p) for p in self.incomplete_files],

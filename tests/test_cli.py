@@ -312,7 +312,7 @@ class _Hello(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        body = b"<html><title>tls</title></html>"
+        body = b'<html><title>tls</title><img src="/a.png"><img src="/b.png"></html>'
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
@@ -339,7 +339,7 @@ def tls_server(tmp_path: Path) -> Iterator[str]:
         server.server_close()
 
 
-def test_untrusted_certificate_is_refused_then_captured_with_insecure(
+def test_untrusted_certificate_is_refused_then_captured_with_insecure_and_recorded(
     tmp_path: Path, tls_server: str
 ) -> None:
     archive = tmp_path / "archives"
@@ -354,6 +354,43 @@ def test_untrusted_certificate_is_refused_then_captured_with_insecure(
     assert response.all("WARC-Protocol")[1].startswith("tls/1.")
     suite = response.get("WARC-Cipher-Suite")
     assert suite is None or suite.startswith("TLS_")
+    # what was wrong is said, and kept: one certificate record for the server, with the
+    # certificate as served (checked against openssl's fingerprint of the server's file)
+    assert "certificate not verified (--insecure)" in accepted.stderr
+    assert "self-signed certificate" in accepted.stderr
+    records = read_all(warcs(archive))
+    metadata = [r for r in records if r.type == "metadata"]
+    (cert_record,) = [r for r in metadata if b"tls-certificate" in r.payload]
+    held = json.loads(cert_record.payload)
+    served = (tmp_path / "cert.pem").read_text()
+    assert held["verified"] is False and "self-signed" in held["problem"]
+    assert ssl.PEM_cert_to_DER_cert(held["certificate_pem"]) == ssl.PEM_cert_to_DER_cert(served)
+    fingerprint = subprocess.run(
+        ["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", str(tmp_path / "cert.pem")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert fingerprint.split("=")[1].strip().replace(":", "").lower() == held["certificate_sha256"]
+    assert cert_record.get("WARC-Refers-To") == response.get("WARC-Record-ID")
+    # in the capture's provenance, and queryable in the index
+    (info,) = [r for r in metadata if b"capture-metadata" in r.payload]
+    (noted,) = json.loads(info.payload)["tls_unverified"]
+    assert noted["record_id"] == cert_record.get("WARC-Record-ID")
+    assert noted["host"] == tls_server.split("/")[2] and noted["first_url"] == tls_server
+    roles = run(
+        "query",
+        "select count(*) as n from records where role = 'certificate'",
+        "--archive-dir",
+        str(archive),
+        "--format",
+        "csv",
+    )
+    assert roles.stdout.split() == ["n", "1"]
+    assert run("verify", "--archive-dir", str(archive)).returncode == 0
+    # rebuilt from the WARCs alone, the index still says so (and still verifies)
+    assert run("index", "rebuild", "--archive-dir", str(archive)).returncode == 0
+    assert run("verify", "--archive-dir", str(archive)).returncode == 0
 
 
 def test_ctrl_c_stops_cleanly_with_130_and_leaves_nothing_that_looks_complete(

@@ -1021,3 +1021,15 @@ def test_srcdoc_lends_its_resources_but_not_its_title_links_or_refresh() -> None
     assert info.title == "Real page"
     assert [(f.url, f.role) for f in info.resources] == [("http://x.test/ad.png", "requisite")]
     assert info.outlinks == ()
+
+
+def test_the_parsed_copy_is_capped_at_512_levels_and_keeps_attributes() -> None:
+    from archiver.discover import MAX_DEPTH, shallow
+
+    deep = "<div>" * 600 + "<DIV style='background:url(/bg.png)'>x</DIV>" + "</div>" * 600
+    flat = shallow(deep)
+    assert flat.count("<div>") == MAX_DEPTH and flat.count("</div>") == MAX_DEPTH
+    assert "<x-deep style='background:url(/bg.png)'>x</x-deep>" in flat
+    assert shallow("<div><p>a</p></div>" * 5000) == "<div><p>a</p></div>" * 5000
+    info = parse_html(deep.encode(), "http://example.org/")
+    assert "http://example.org/bg.png" in [r.url for r in info.resources]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +124,22 @@ def test_import_and_extract_never_crash_on_damaged_warcs(
     with contextlib.suppress(ExtractError):
         extract(archive, "20200812100000-0123456789", work / "out.bin")
     shutil.rmtree(work)
+
+
+# atheris (libFuzzer, coverage-guided), a few seconds per target; tests/atheris_fuzz.py
+ATHERIS_RUNS = {"pages": 3000, "verify-warc": 300, "verify-manifest": 300, "import": 300}
+
+
+@pytest.mark.parametrize("target", sorted(ATHERIS_RUNS))
+def test_atheris_finds_no_crash(target: str, tmp_path: Path) -> None:
+    runs = ATHERIS_RUNS[target] * EXAMPLES // 40
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.atheris_fuzz", target, f"-runs={runs}", "-seed=1"],
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "ARCHIVER_FUZZ_WORK": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"Done {runs} runs" in done.stderr

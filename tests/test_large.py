@@ -79,6 +79,14 @@ def test_memory_stays_small_for_a_page_with_a_video(tmp_path: Path) -> None:
     assert videos[url]["payload_sha256"] == expected
 
 
+def test_a_batch_shows_how_many_pages_are_done(tmp_path: Path, site: FixtureSite) -> None:
+    urls = [site.url(site.PLAIN), site.url(site.PLAIN) + "?2", site.url(site.PLAIN) + "?3"]
+    status, text = stderr_on_terminal("capture", *urls, "--archive-dir", str(tmp_path / "a"))
+    assert status == 0
+    assert "1/3 pages" in text and "2/3 pages" in text and "3/3 pages" in text
+    assert "batch of 3: 3 complete" in text
+
+
 def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path, site: FixtureSite) -> None:
     status, text = stderr_on_terminal(
         "capture", site.url(site.PLAIN), "--archive-dir", str(tmp_path / "a")
