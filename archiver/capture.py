@@ -74,6 +74,7 @@ from archiver.model import (
     CaptureOptions,
     CaptureStatus,
     RecordEntry,
+    Stamp,
     StoredFile,
     UnverifiedTLS,
     VideoFound,
@@ -83,6 +84,7 @@ from archiver.model import (
 )
 from archiver.platforms import platform_of
 from archiver.sign import KeyProblem, Signer
+from archiver.timestamp import Timestamper
 from archiver.urls import URL_SAFE, InvalidURL, check_url, referer
 from archiver.warc import (
     HTTP_REQUEST_TYPE,
@@ -245,9 +247,11 @@ class Capturer:
         hostname: str | None = None,
         progress: Progress | None = None,
         signer: Signer | None = None,
+        timestamper: Timestamper | None = None,
     ) -> None:
         self.options = options
         self.signer = signer
+        self.timestamper = timestamper
         self.clock = clock
         self.new_id = new_id
         self.new_record_id = new_record_id
@@ -484,6 +488,8 @@ class _CaptureRun:
                 row = self._sign(self.c.signer, row, records)
             if capture.sign_error is None and capture.index_error is None:
                 self._index(index, row, records)
+            if capture.manifest is not None and self.c.timestamper is not None:
+                self._timestamp(self.c.timestamper, capture.manifest)
 
     def _sign(self, signer: Signer, row: CaptureRow, records: list[RecordRow]) -> CaptureRow:
         """Write the capture's signed manifest; the index row that goes with it."""
@@ -509,6 +515,24 @@ class _CaptureRun:
         capture.manifest = path
         capture.key_fingerprint = signer.fingerprint
         return built.index_row(capture.manifest_sha256)
+
+    def _timestamp(self, timestamper: Timestamper, path: Path) -> None:
+        """Ask each authority for a token over the signature: the capture stands whatever
+        they answer (see :mod:`archiver.timestamp`)."""
+        try:
+            self.capture.timestamps = timestamper.stamp(path)
+        except KeyboardInterrupt:  # signed and indexed: the capture stands
+            self.capture.interrupted = True
+            self.capture.timestamps = [
+                Stamp(
+                    self.capture.capture_id,
+                    a.name,
+                    a.url,
+                    error="interrupted before the authority answered; "
+                    "`archiver timestamp` asks again",
+                )
+                for a in timestamper.authorities
+            ]
 
     def _index(self, index: Index, row: CaptureRow, records: list[RecordRow]) -> None:
         capture = self.capture

@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import click
+from cryptography import x509
 
-from archiver import __version__, batch, ingest, query, sign
+from archiver import __version__, batch, custody, ingest, query, sign, timestamp
+from archiver import config as configuration
 from archiver import extract as extraction
 from archiver import verify as verification
 from archiver.atomic import atomic_path, output_problem
 from archiver.capture import Capturer, Progress
 from archiver.index import Index
+from archiver.manifest import CAPTURE_ID, MANIFEST_SUFFIX, capture_id_of, signature_path
 from archiver.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_REDIRECTS,
@@ -35,6 +38,8 @@ from archiver.model import (
     Capture,
     CaptureOptions,
     CaptureStatus,
+    Stamp,
+    isoformat,
 )
 from archiver.urls import InvalidURL, check_url
 
@@ -109,6 +114,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    try:
+        ctx.default_map = configuration.load()
+    except configuration.ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 # signing keys ----------------------------------------------------------------
@@ -146,7 +155,9 @@ def passphrase_for(path: Path) -> str | None:
     return passphrase
 
 
-def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer:
+def capture_signer(
+    key_path: Path | None, key_store: Path | None, archive_dir: Path | None = None
+) -> sign.Signer:
     """The key captures are signed with, loaded before anything is fetched.
 
     On a machine with no key (and none named), one is created, and the user told.
@@ -157,6 +168,15 @@ def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer
         if key_path is None:
             created = sign.ensure_key(store, os.environ.get("ARCHIVER_KEY_PASSPHRASE") or None)
             if created is not None:
+                if archive_dir is not None:
+                    archive_dir.mkdir(parents=True, exist_ok=True)
+                    record_custody(
+                        archive_dir,
+                        "key generation",
+                        sign.Signer.load(created.path, os.environ.get("ARCHIVER_KEY_PASSPHRASE")),
+                        files=[custody.FileRef.of(created.public_path, archive_dir)],
+                        detail=f"signing key {created.fingerprint} created for the first capture",
+                    )
                 click.echo(
                     f"created signing key {created.fingerprint} in {created.path} (none "
                     "existed); every capture is signed with it. Give its public key "
@@ -168,6 +188,151 @@ def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer
     except (sign.KeyProblem, OSError) as exc:
         key_failure(exc)
         raise  # unreachable: key_failure exits
+
+
+# the chain of custody ---------------------------------------------------------
+def default_operator() -> str | None:
+    """Who acts, for the custody log: ARCHIVER_OPERATOR, else the login name."""
+    import getpass
+
+    named = os.environ.get("ARCHIVER_OPERATOR")
+    if named:
+        return named
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def custody_signer(key_store: Path | None = None) -> sign.Signer | None:
+    """The key that signs custody events of commands that sign nothing else: the key
+    store's default key, if it can be used without asking (unencrypted, or with
+    ARCHIVER_KEY_PASSPHRASE); None otherwise, and the event is logged unsigned."""
+    named = os.environ.get("ARCHIVER_KEY_STORE")
+    store = key_store or (Path(named) if named else sign.default_store())
+    key_file = os.environ.get("ARCHIVER_KEY")
+    try:
+        info = sign.find_key(store, Path(key_file) if key_file else None)
+        passphrase = os.environ.get("ARCHIVER_KEY_PASSPHRASE") or None
+        if info.encrypted and passphrase is None:
+            return None
+        return sign.Signer.load(info.path, passphrase)
+    except (sign.KeyProblem, OSError):
+        return None
+
+
+def record_custody(
+    archive_dir: Path,
+    action: str,
+    signer: sign.Signer | None = None,
+    *,
+    operator: str | None = None,
+    captures: list[str] | tuple[str, ...] = (),
+    files: list[custody.FileRef] | tuple[custody.FileRef, ...] = (),
+    result: str = "ok",
+    detail: str | None = None,
+) -> None:
+    """Append an event to the archive's custody log; a log that cannot be written (a
+    read-only copy being verified) is a warning, never a failure of the action."""
+    if not archive_dir.is_dir():
+        return
+    log = custody.CustodyLog(archive_dir, signer, operator=operator or default_operator())
+    try:
+        log.append(action, captures=captures, files=files, result=result, detail=detail)
+    except (OSError, sign.KeyProblem) as exc:
+        click.echo(f"warning: the custody log was not written: {exc}", err=True)
+
+
+def capture_files(result: Capture, archive_dir: Path) -> list[custody.FileRef]:
+    """A capture's files with their SHA-256, for its custody event."""
+    refs = [custody.FileRef.of(f.path, archive_dir, f.sha256) for f in result.files]
+    if result.manifest is not None:
+        refs.append(custody.FileRef.of(result.manifest, archive_dir, result.manifest_sha256))
+        refs.append(custody.FileRef.of(signature_path(result.manifest), archive_dir))
+    refs += [custody.FileRef.of(p, archive_dir, None) for p in result.incomplete_files]
+    return refs
+
+
+def record_stamps(
+    archive_dir: Path, stamps: list[Stamp], signer: sign.Signer | None, operator: str | None
+) -> None:
+    for stamp in stamps:
+        if stamp.already:
+            continue
+        files = []
+        if stamp.token is not None:
+            files.append(custody.FileRef.of(archive_dir / stamp.token, archive_dir))
+        record_custody(
+            archive_dir,
+            "timestamp",
+            signer,
+            operator=operator,
+            captures=[stamp.capture_id],
+            files=files,
+            result="ok" if stamp.ok else "failed",
+            detail=f"{stamp.authority} ({stamp.url}): "
+            + (f"token time {isoformat(stamp.time)}" if stamp.time else str(stamp.error)),
+        )
+
+
+# trusted timestamps -------------------------------------------------------------
+def tsa_options(func: Any) -> Any:
+    func = click.option(
+        "--tsa-timeout",
+        type=Seconds(),
+        default=timestamp.DEFAULT_TSA_TIMEOUT,
+        show_default=True,
+        help="Seconds to wait for a time-stamping authority.",
+    )(func)
+    func = click.option(
+        "--tsa-ca",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Root certificate(s) of the authorities, PEM (repeatable); the machine's "
+        "trusted roots are used too.",
+    )(func)
+    return click.option(
+        "--tsa",
+        multiple=True,
+        metavar="URL",
+        help="An RFC 3161 time-stamping authority (repeatable; also `tsa` in the config "
+        "file's [timestamp] table): each capture's signature gets a token from each.",
+    )(func)
+
+
+def make_timestamper(
+    archive_dir: Path, tsa: tuple[str, ...], tsa_ca: tuple[Path, ...], tsa_timeout: float
+) -> timestamp.Timestamper | None:
+    if not tsa:
+        return None
+    try:
+        authorities = timestamp.authorities(list(tsa))
+        roots = [c for path in tsa_ca for c in timestamp.read_certificates(Path(path))]
+    except timestamp.TimestampUsage as exc:
+        raise click.BadParameter(str(exc), param_hint="--tsa/--tsa-ca") from exc
+    roots += timestamp.system_roots()
+    return timestamp.Timestamper(archive_dir, authorities, roots, timeout=tsa_timeout)
+
+
+def tsa_roots(tsa_ca: tuple[Path, ...]) -> list[x509.Certificate] | None:
+    try:
+        return [c for path in tsa_ca for c in timestamp.read_certificates(Path(path))] or None
+    except timestamp.TimestampUsage as exc:
+        raise click.BadParameter(str(exc), param_hint="--tsa-ca") from exc
+
+
+def show_stamp(stamp: Stamp) -> None:
+    if stamp.already:
+        when = isoformat(stamp.time) if stamp.time else "?"
+        click.echo(f"  already time-stamped by {stamp.authority} ({when}): {stamp.token}")
+    elif stamp.ok and stamp.time is not None:
+        click.echo(f"  time-stamped by {stamp.authority} at {isoformat(stamp.time)}: {stamp.token}")
+    else:
+        click.echo(
+            f"  NOT time-stamped by {stamp.authority}: {stamp.error}; the capture is signed "
+            f"and kept; `archiver timestamp {stamp.capture_id}` asks again",
+            err=True,
+        )
 
 
 @cli.command()
@@ -295,6 +460,7 @@ def capture_signer(key_path: Path | None, key_store: Path | None) -> sign.Signer
     show_default=True,
     help="json: one summary object per capture on stdout, one per line.",
 )
+@tsa_options
 @key_option
 @key_store_option
 @click.pass_context
@@ -325,6 +491,9 @@ def capture(
     no_dedup: bool,
     cookies: Path | None,
     output_format: str,
+    tsa: tuple[str, ...],
+    tsa_ca: tuple[Path, ...],
+    tsa_timeout: float,
     key_path: Path | None,
     key_store: Path | None,
 ) -> None:
@@ -398,7 +567,8 @@ def capture(
             per_job[job] = replace(options, **row) if row else options
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=f"--input line {job.line}") from exc
-    signer = capture_signer(key_path, key_store)
+    timestamper = make_timestamper(archive_dir, tsa, tsa_ca, tsa_timeout)
+    signer = capture_signer(key_path, key_store, archive_dir)
     interactive = output_format == "text" and sys.stderr.isatty()
     resumable = not recapture and any(job.line is not None for job in checked)
     done_before = batch.completed(archive_dir) if resumable else {}
@@ -416,7 +586,7 @@ def capture(
     capturers: list[Capturer] = []
 
     def capture_job(job: batch.Job, progress: Progress | None) -> Capture:
-        capturer = Capturer(per_job[job], progress=progress, signer=signer)
+        capturer = Capturer(per_job[job], progress=progress, signer=signer, timestamper=timestamper)
         capturers.append(capturer)
         return capturer.capture(job.url)
 
@@ -430,6 +600,18 @@ def capture(
         if progress is not None:
             progress.page_done()
         trouble = result.failure or result.index_error or result.sign_error
+        operator = per_job[job].operator
+        record_custody(
+            archive_dir,
+            "capture",
+            signer,
+            operator=operator,
+            captures=[result.capture_id],
+            files=capture_files(result, archive_dir),
+            result=result.status.value if result.manifest else "failed",
+            detail=f"{result.seed_url}" + (f": {trouble}" if trouble else ""),
+        )
+        record_stamps(archive_dir, result.timestamps, signer, operator)
         if result.status is CaptureStatus.FAILED or result.index_error or result.sign_error:
             failures.append(job.url)
         problems = "; ".join(f"{e.url}: {e.reason}" for e in result.errors[:3])
@@ -510,6 +692,8 @@ def report(result: Capture) -> None:
         click.echo(f"  {path}")
     if result.manifest:
         click.echo(f"  signed by {result.key_fingerprint}: {result.manifest}")
+    for stamp in result.timestamps:
+        show_stamp(stamp)
     if result.sign_error:
         click.echo(f"  {result.sign_error}", err=True)
     if result.index_error:
@@ -728,6 +912,14 @@ def extract(
             raise click.UsageError(str(exc)) from exc
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
+    record_custody(
+        archive_dir,
+        "extract",
+        custody_signer(),
+        captures=[result.capture_id],
+        files=[custody.FileRef.of(result.path, archive_dir, result.sha256)],
+        detail=f"{result.url}, record {result.record_id}",
+    )
     if output_format == "json":
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
     else:
@@ -763,12 +955,20 @@ def extract(
     "same bytes; about a third slower). By default a payload digest is compared with the "
     "signed one, and the file's SHA-256 covers its bytes.",
 )
+@click.option(
+    "--tsa-ca",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Root certificate(s) of the time-stamping authorities you trust, PEM "
+    "(repeatable). Without it, tokens are checked against the roots saved in the archive.",
+)
 @archive_dir_option
 @format_option("text", "json", default="text")
 def verify_command(
     paths: tuple[str, ...],
     trusted: tuple[str, ...],
     deep: bool,
+    tsa_ca: tuple[Path, ...],
     archive_dir: Path,
     output_format: str,
 ) -> None:
@@ -789,15 +989,29 @@ def verify_command(
       archiver verify crawl.warc.gz --format json
     """
     interactive = output_format == "text" and sys.stderr.isatty()
+    roots = tsa_roots(tsa_ca)
     try:
         with scan_progress(interactive) as progress:
-            result = verification.verify(archive_dir, paths, trusted, progress, deep=deep)
+            result = verification.verify(
+                archive_dir, paths, trusted, progress, deep=deep, tsa_roots=roots
+            )
     except verification.VerifyUsage as exc:
         raise click.UsageError(str(exc)) from exc
     if output_format == "json":
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
     else:
         show_verification(result)
+    problems = len(result.problems)
+    record_custody(
+        archive_dir,
+        "verify",
+        custody_signer(),
+        captures=[c.capture_id for c in result.captures],
+        files=[custody.FileRef(f.path, None) for f in result.unsigned],
+        result="ok" if result.ok else "failed",
+        detail=f"{len(result.captures)} captures, {len(result.unsigned)} unsigned files"
+        + (f", {problems} problems" if problems else ", everything holds"),
+    )
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -818,6 +1032,14 @@ def show_verification(result: verification.Report) -> None:
             else:
                 trust = "a trusted key" if c.trusted else "NOT a trusted key"
                 click.echo(f"  signed by {c.key_fingerprint}, {trust}")
+        for token in c.timestamps:
+            if token.ok and token.time is not None:
+                click.echo(f"  time-stamped by {token.authority} at {isoformat(token.time)}")
+        if c.trusted_time is not None:
+            click.echo(
+                f"  trusted time: {isoformat(c.trusted_time)} (the capture existed, signed, "
+                "by then)"
+            )
         for problem in c.problems:
             click.echo(f"  - {problem.text()}")
     for f in result.unsigned:
@@ -833,6 +1055,14 @@ def show_verification(result: verification.Report) -> None:
         click.echo(f"{'OK' if check.ok else 'FAILED'} {check.check} {check.target}: {check.detail}")
     for problem in result.index_problems:
         click.echo(f"  - capture {problem.capture_id}: {problem.text()}")
+    if result.custody is not None and result.custody.exists:
+        log = result.custody
+        verdict = "OK" if log.ok else "FAILED"
+        click.echo(f"{verdict} custody log {log.path}: {len(log.events)} events, last {log.head}")
+        for message in log.problems:
+            click.echo(f"  - {message}")
+        for message in log.notes:
+            click.echo(f"  note: {message}")
     problems = len(result.problems)
     if result.nothing:
         click.echo("FAILED: nothing to verify (no manifest and no WARC file found)", err=True)
@@ -873,6 +1103,15 @@ def cleanup_command(apply_: bool, archive_dir: Path, output_format: str) -> None
     except cleanup.CaptureRunning as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
+    if report.applied and report.leftovers:
+        moved = [item.to_json(archive_dir) for item in report.leftovers]
+        record_custody(
+            archive_dir,
+            "cleanup",
+            custody_signer(),
+            files=[custody.FileRef(str(m["path"]), None) for m in moved],
+            detail="; ".join(f"{m['action']}: {m['path']}" for m in moved)[:4000],
+        )
     if output_format == "json":
         click.echo(json.dumps(report.to_json(), ensure_ascii=False))
         return
@@ -886,6 +1125,161 @@ def cleanup_command(apply_: bool, archive_dir: Path, output_format: str) -> None
     click.echo(f"{len(report.leftovers)} leftovers, {done}")
     if report.rebuilt_index:
         click.echo("the index was rebuilt (merged index files held rows of what was moved)")
+
+
+@cli.command("timestamp")
+@click.argument("captures", nargs=-1, metavar="[CAPTURE_ID_OR_MANIFEST]...")
+@tsa_options
+@click.option(
+    "--again",
+    is_flag=True,
+    help="Ask an authority that stamped a capture already for another token (both kept).",
+)
+@archive_dir_option
+@format_option("text", "json", default="text")
+def timestamp_command(
+    captures: tuple[str, ...],
+    tsa: tuple[str, ...],
+    tsa_ca: tuple[Path, ...],
+    tsa_timeout: float,
+    again: bool,
+    archive_dir: Path,
+    output_format: str,
+) -> None:
+    """Get RFC 3161 time-stamp tokens for captures signed earlier (all when none named).
+
+    Each authority's token over the capture's manifest signature is checked on
+    receipt and kept beside it as <capture_id>.manifest.json.sig.<authority>.tsr,
+    with the authority's certificate chain under ARCHIVE_DIR/tsa/.  Captures an
+    authority stamped already are skipped (--again asks anew).  Exit 1 if an
+    authority failed for a capture; its earlier tokens and the capture are kept.
+
+    \b
+    Examples:
+      archiver timestamp --tsa https://freetsa.org/tsr --tsa-ca freetsa-cacert.pem
+      archiver timestamp 20200812100000-0123456789 --tsa http://timestamp.digicert.com
+    """
+    if not tsa:
+        raise click.UsageError(
+            "no time-stamping authority: give --tsa URL (or tsa in the config file's "
+            "[timestamp] table)"
+        )
+    stamper = make_timestamper(archive_dir, tsa, tsa_ca, tsa_timeout)
+    assert stamper is not None
+    manifests = signed_manifests(archive_dir, captures)
+    signer = custody_signer()
+    failed = False
+    for manifest in manifests:
+        problem = verification.signature_problem(manifest)
+        if problem is not None:  # a token would vouch for a signature that does not hold
+            failed = True
+            click.echo(
+                f"FAILED capture {capture_id_of(manifest)}: not time-stamped, its signature "
+                f"does not hold ({problem}); run `archiver verify`",
+                err=True,
+            )
+            continue
+        stamps = stamper.stamp(manifest, again=again)
+        record_stamps(archive_dir, stamps, signer, None)
+        failed = failed or not all(s.ok for s in stamps)
+        if output_format == "json":
+            for stamp in stamps:
+                click.echo(json.dumps(stamp.to_json(), ensure_ascii=False))
+            continue
+        click.echo(f"capture {capture_id_of(manifest)}")
+        for stamp in stamps:
+            show_stamp(stamp)
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+def signed_manifests(archive_dir: Path, named: tuple[str, ...]) -> list[Path]:
+    """The signed manifests of the captures named (ids or manifest files), or of all."""
+    root = archive_dir / "warc"
+    if not named:
+        found = sorted(root.rglob(f"*{MANIFEST_SUFFIX}")) if root.is_dir() else []
+        found = [m for m in found if signature_path(m).is_file()]
+        if not found:
+            raise click.UsageError(f"no signed capture in {archive_dir}")
+        return found
+    out = []
+    for text in named:
+        path = Path(text)
+        if path.name.endswith(MANIFEST_SUFFIX) and path.is_file():
+            matches = [path]
+        elif CAPTURE_ID.match(text) and root.is_dir():
+            matches = sorted(root.rglob(f"{text}{MANIFEST_SUFFIX}"))
+        else:
+            matches = []
+        if not matches:
+            raise click.BadParameter(f"no capture {text} in {archive_dir}", param_hint="CAPTURE")
+        for manifest in matches:
+            if not signature_path(manifest).is_file():
+                raise click.BadParameter(
+                    f"{manifest} is not signed; nothing to time-stamp", param_hint="CAPTURE"
+                )
+            out.append(manifest)
+    return out
+
+
+@cli.command("custody")
+@click.argument("capture", required=False, metavar="[CAPTURE_ID]")
+@archive_dir_option
+@format_option("text", "json", default="text")
+def custody_command(capture: str | None, archive_dir: Path, output_format: str) -> None:
+    """The chain of custody: every action on the archive, or on one capture, in order.
+
+    Each event (capture, timestamp, verify, extract, index import/rebuild/compact,
+    key generation, cleanup) says when, who, on which host, with which version,
+    the captures and files concerned with their SHA-256, and the result.  Events
+    are signed and each holds the hash of the one before, so the chain is checked
+    as it is shown.  Exit 1 if it is broken.  The last line gives the hash of the
+    last event: keep it elsewhere to detect later that events were removed from
+    the end.
+
+    \b
+    Examples:
+      archiver custody
+      archiver custody 20200812100000-0123456789 --format json
+    """
+    if not archive_dir.is_dir():
+        raise click.UsageError(f"no archive at {archive_dir}")
+    if capture is not None and not CAPTURE_ID.match(capture):
+        raise click.BadParameter(f"{capture!r} is not a capture id", param_hint="CAPTURE_ID")
+    log = custody.check(archive_dir)
+    events = custody.history(log, capture)
+    if output_format == "json":
+        click.echo(json.dumps(log.to_json(capture), ensure_ascii=False))
+    elif not log.exists:
+        click.echo(f"no custody log in {archive_dir} yet")
+    else:
+        for event in events:
+            who = f"{event.operator or '-'}@{event.host}"
+            signed = "" if event.signature else " (unsigned)"
+            click.echo(
+                f"{event.seq:>5}  {isoformat(event.time)}  {event.action:<14} "
+                f"{event.result:<8} {who} {event.tool}{signed}"
+            )
+            if event.detail:
+                click.echo(f"       {event.detail}")
+            shown = event.captures if capture is None else ()
+            if shown:
+                more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+                click.echo(f"       captures: {', '.join(shown[:5])}{more}")
+            for ref in event.files[:20] if capture is not None else ():
+                click.echo(f"       {ref.path}  sha256 {ref.sha256 or '-'}")
+        if capture is not None and not events:
+            click.echo(f"no event concerns capture {capture}")
+        verdict = "intact" if log.ok else "BROKEN"
+        click.echo(
+            f"chain {verdict}: {len(log.events)} events in {log.path}; last event sha256 {log.head}"
+        )
+        for message in log.problems:
+            click.echo(f"  - {message}", err=True)
+        for message in log.notes:
+            click.echo(f"  note: {message}")
+    if not log.ok:
+        sys.exit(EXIT_FAILED)
 
 
 @cli.group("index")
@@ -914,6 +1308,13 @@ def index_rebuild(archive_dir: Path, output_format: str) -> None:
     with scan_progress(output_format == "text" and sys.stderr.isatty()) as progress:
         count, reports = ingest.rebuild(archive_dir, progress)
     problems = [(r.path, o, m) for r in reports for o, m in r.problems]
+    record_custody(
+        archive_dir,
+        "index rebuild",
+        custody_signer(),
+        result="ok" if not problems else "failed",
+        detail=f"{count} captures from {len(reports)} WARC files, {len(problems)} problems",
+    )
     if output_format == "json":
         doc = {
             "captures": count,
@@ -956,6 +1357,25 @@ def index_import(
     bad = 0
     with scan_progress(output_format == "text" and sys.stderr.isatty()) as progress:
         results = list(ingest.import_files(archive_dir, paths, collection, progress))
+    imported = [
+        item
+        for item in results
+        if not isinstance(item, tuple) and not item.already and item.stored_as is not None
+    ]
+    if imported:
+        record_custody(
+            archive_dir,
+            "index import",
+            custody_signer(),
+            captures=[item.capture_id for item in imported if item.capture_id],
+            files=[
+                custody.FileRef.of(item.stored_as, archive_dir)
+                for item in imported
+                if item.stored_as is not None
+            ],
+            result="ok" if all(item.report.ok for item in imported) else "failed",
+            detail=", ".join(str(item.source) for item in imported)[:4000],
+        )
     for item in results:
         if isinstance(item, tuple):
             bad += 1
@@ -1001,6 +1421,12 @@ def index_compact(archive_dir: Path) -> None:
       archiver index compact
     """
     merged = Index(archive_dir).compact()
+    record_custody(
+        archive_dir,
+        "index compact",
+        custody_signer(),
+        detail=", ".join(f"{table}: {n} files merged" for table, n in merged.items()),
+    )
     click.echo(", ".join(f"{table}: {n} files merged" for table, n in merged.items()))
 
 
@@ -1024,9 +1450,14 @@ def keys_group() -> None:
 )
 @key_option
 @key_store_option
+@archive_dir_option
 @format_option("text", "json", default="text")
 def keys_generate(
-    ask: bool, key_path: Path | None, key_store: Path | None, output_format: str
+    ask: bool,
+    key_path: Path | None,
+    key_store: Path | None,
+    archive_dir: Path,
+    output_format: str,
 ) -> None:
     """Create a new signing key (PKCS#8 PEM, mode 0600); the first one becomes the default.
 
@@ -1045,6 +1476,13 @@ def keys_generate(
     except (sign.KeyProblem, OSError) as exc:
         key_failure(exc)
         return
+    record_custody(  # in the archive, if there is one: who made which key, when
+        archive_dir,
+        "key generation",
+        sign.Signer.load(info.path, passphrase),
+        files=[custody.FileRef(str(info.public_path), custody.file_sha256(info.public_path))],
+        detail=f"signing key {info.fingerprint} (private key {info.path}, never copied)",
+    )
     if output_format == "json":
         doc = {
             "fingerprint": info.fingerprint,

@@ -42,6 +42,14 @@ def isoformat(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def parse_timestamp(text: str) -> datetime:
+    """An ISO 8601 time with a zone (``Z`` or an offset), in UTC; ValueError otherwise."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return moment.astimezone(UTC)
+
+
 def default_archive_dir() -> Path:
     return Path(os.environ.get("ARCHIVER_ARCHIVE_DIR") or "archives")
 
@@ -175,6 +183,36 @@ class VideoFound:
         }
 
 
+@dataclass
+class Stamp:
+    """What asking one time-stamping authority for a token over a capture's signature gave
+    (see :mod:`archiver.timestamp`)."""
+
+    capture_id: str
+    authority: str
+    url: str
+    token: str | None = None  # the token file, relative to the archive
+    time: datetime | None = None  # the authority's time in the token
+    error: str | None = None
+    already: bool = False  # a token from this authority was there before
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "capture_id": self.capture_id,
+            "authority": self.authority,
+            "url": self.url,
+            "ok": self.ok,
+            "token": self.token,
+            "time": isoformat(self.time) if self.time else None,
+            "error": self.error,
+            "already_stamped": self.already,
+        }
+
+
 @dataclass(frozen=True)
 class UnverifiedTLS:
     """A server whose certificate did not verify, captured anyway under ``--insecure``."""
@@ -239,6 +277,7 @@ class Capture:
     key_fingerprint: str | None = None  # who signed the manifest, once signed
     manifest: Path | None = None
     manifest_sha256: str | None = None
+    timestamps: list[Stamp] = field(default_factory=list)  # RFC 3161 tokens asked for
     sign_error: str | None = None  # the WARCs are complete but the capture is not signed
 
     @property
@@ -278,4 +317,5 @@ class Capture:
             "key_fingerprint": self.key_fingerprint,
             "manifest_sha256": self.manifest_sha256,
             "sign_error": self.sign_error,
+            "timestamps": [s.to_json() for s in self.timestamps],
         }

@@ -31,10 +31,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from archiver import ingest, schema, sign
+from cryptography import x509
+
+from archiver import custody, ingest, schema, sign, timestamp
 from archiver.index import INDEX_DIR, CaptureRow, Index, RecordRow, from_table, read_table_file
 from archiver.ingest import NoProgress, ScanProgress
 from archiver.manifest import (
@@ -43,10 +46,12 @@ from archiver.manifest import (
     SIGNATURE_SUFFIX,
     Manifest,
     ManifestError,
+    archive_of,
     capture_id_of,
     row_to_json,
     signature_path,
 )
+from archiver.model import isoformat
 from archiver.scan import HTTP_TYPES, StoredRecord, Unreadable, parse_digest, read_stored
 from archiver.warc import OPEN_SUFFIX
 
@@ -130,10 +135,16 @@ class CaptureResult:
     bytes: int = 0
     checks: list[Check] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    timestamps: list[timestamp.TokenCheck] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def trusted_time(self) -> datetime | None:
+        """The earliest time an authority's valid token vouches the capture existed."""
+        return timestamp.trusted_time(self.timestamps)
 
     @property
     def signature_holds(self) -> bool:
@@ -160,6 +171,8 @@ class CaptureResult:
             "bytes": self.bytes,
             "checks": [c.to_json() for c in self.checks],
             "problems": [p.to_json() for p in self.problems],
+            "timestamps": [t.to_json() for t in self.timestamps],
+            "trusted_time": isoformat(self.trusted_time) if self.trusted_time else None,
         }
 
 
@@ -198,6 +211,7 @@ class Report:
     index_checks: list[Check] = field(default_factory=list)
     index_problems: list[Problem] = field(default_factory=list)  # rows claiming no signed capture
     nothing: bool = False  # nothing was found to verify
+    custody: custody.CustodyReport | None = None  # the archive's custody log, checked
 
     @property
     def ok(self) -> bool:
@@ -206,12 +220,15 @@ class Report:
             and all(c.ok for c in self.captures)
             and all(f.ok for f in self.unsigned)
             and not self.index_problems
+            and (self.custody is None or self.custody.ok)
         )
 
     @property
     def problems(self) -> list[Problem]:
         out = [p for c in self.captures for p in c.problems]
         out += [p for f in self.unsigned for p in f.problems]
+        if self.custody is not None:
+            out += [Problem(m) for m in self.custody.problems]
         return out + self.index_problems
 
     def to_json(self) -> dict[str, Any]:
@@ -223,6 +240,17 @@ class Report:
             "index": {
                 "checks": [c.to_json() for c in self.index_checks],
                 "problems": [p.to_json() for p in self.index_problems],
+            },
+            "custody": None
+            if self.custody is None
+            else {
+                "log": self.custody.path,
+                "exists": self.custody.exists,
+                "ok": self.custody.ok,
+                "events": len(self.custody.events),
+                "head": self.custody.head,
+                "problems": self.custody.problems,
+                "notes": self.custody.notes,
             },
         }
 
@@ -335,6 +363,9 @@ def _add_tree(result: _Plan, root: Path) -> None:
 
 def _add_file(result: _Plan, path: Path) -> bool:
     name = path.name
+    stamped = timestamp.manifest_of_token(path)
+    if stamped is not None:  # a time-stamp token: checked with its capture
+        path, name = stamped, stamped.name
     if name.endswith(SIGNATURE_SUFFIX):
         path = path.with_name(name.removesuffix(".sig"))
         name = path.name
@@ -372,12 +403,20 @@ def verify(
     progress: ScanProgress | None = None,
     *,
     deep: bool = False,
+    tsa_roots: list[x509.Certificate] | None = None,
 ) -> Report:
-    """Verify what ``paths`` name (the whole archive when none); see the module doc."""
+    """Verify what ``paths`` name (the whole archive when none); see the module doc.
+
+    Time-stamp tokens are checked against ``tsa_roots`` when given, else against the
+    roots saved in the archive."""
     keys = trusted_keys(trusted)
     todo = plan(archive_dir, paths)
     progress = progress or NoProgress()
     report = Report()
+    if (todo.archive / custody.CUSTODY_DIR).is_dir() or todo.whole_archive:
+        report.custody = custody.check(todo.archive, keys)
+    # tokens as received: a token file changed since then fails even if it still holds
+    logged = custody.logged_files(report.custody, "timestamp") if report.custody else {}
     signed: dict[str, Manifest] = {}
     digests: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
@@ -385,7 +424,9 @@ def verify(
         unchecked: set[str] = set()  # their manifest's signature does not hold
         for capture_id, found in sorted(todo.manifests.items()):
             named = todo.named.get(capture_id, [])
-            result, manifest, data = _verify_capture(found[0], keys, reading, named)
+            result, manifest, data = _verify_capture(
+                found[0], keys, reading, named, tsa_roots, logged
+            )
             for extra in found[1:]:
                 result.problem(
                     "a second manifest for this capture", file=_shown(extra, todo.archive)
@@ -426,7 +467,12 @@ def verify(
 
 
 def _verify_capture(
-    path: Path, keys: dict[str, sign.PublicKey | None], reading: _Reading, named: list[Path]
+    path: Path,
+    keys: dict[str, sign.PublicKey | None],
+    reading: _Reading,
+    named: list[Path],
+    tsa_roots: list[x509.Certificate] | None = None,
+    logged: dict[str, str] | None = None,
 ) -> tuple[CaptureResult, Manifest | None, bytes | None]:
     capture_id = capture_id_of(path)
     archive = path.resolve().parent.parent.parent
@@ -449,8 +495,44 @@ def _verify_capture(
     result.status = manifest.capture.status
     result.key_fingerprint = manifest.key_fingerprint
     _check_signature(result, path, data, manifest, archive, keys)
+    if result.signature_holds:
+        _check_timestamps(result, path, manifest, archive, tsa_roots, logged or {})
+    elif timestamp.tokens_of(path):
+        result.problem("its time-stamp tokens are not checked: the signature does not hold")
     _check_files(result, manifest, archive, reading, named)
     return result, manifest, data
+
+
+def _check_timestamps(
+    result: CaptureResult,
+    path: Path,
+    manifest: Manifest,
+    archive: Path,
+    roots: list[x509.Certificate] | None,
+    logged: dict[str, str],
+) -> None:
+    try:
+        signature = read_regular(signature_path(path), SIGNATURE_LENGTH)
+    except OSError:  # pragma: no cover - read a moment ago by _check_signature
+        return
+    result.timestamps = timestamp.check_tokens(path, signature, manifest.signed_at, archive, roots)
+    for check in result.timestamps:
+        expected = logged.get(check.file)
+        if check.ok and expected is not None:
+            try:
+                found = hashlib.sha256((archive / check.file).read_bytes()).hexdigest()
+            except OSError:
+                found = None
+            if found != expected:
+                check.ok = False
+                check.problem = (
+                    f"the token file is not the one received (SHA-256 {found}, the custody "
+                    f"log recorded {expected}): changed in the archive"
+                )
+        detail = check.detail if check.ok else (check.problem or "")
+        result.check("time-stamp", check.file, check.ok, detail)
+        if not check.ok:
+            result.problem(f"time-stamp by {check.authority}: {check.problem}", file=check.file)
 
 
 def _check_signature(
@@ -507,6 +589,23 @@ def _check_signature(
             "the signature does not match the manifest: the manifest or the signature was changed",
             file=sig_name,
         )
+
+
+def signature_problem(path: Path) -> str | None:
+    """Why the signature of the manifest at ``path`` does not hold with the archive's copy
+    of the signer's key; None when it holds (before time-stamping a signature)."""
+    try:
+        data = read_regular(path, MANIFEST_LIMIT)
+        manifest = Manifest.from_bytes(data)
+        public = sign.load_public(archive_of(path) / manifest.public_key)
+        signature = read_regular(signature_path(path), SIGNATURE_LENGTH)
+    except OSError as exc:
+        return f"{exc.filename or path}: {exc.strerror or exc}"
+    except (ManifestError, sign.KeyProblem) as exc:
+        return str(exc)
+    if not sign.signature_holds(public, signature, data):
+        return "the signature does not match the manifest"
+    return None
 
 
 def _check_files(

@@ -8,6 +8,11 @@ Targets, each fed bytes that libFuzzer mutates with coverage of archiver's code:
 - ``verify-manifest``: the same with the capture's manifest;
 - ``import``: ``index import`` of the bytes as a foreign WARC file: an
   ``IngestError`` or an import, never another exception;
+- ``verify-token``: the same with the capture's RFC 3161 time-stamp token (a real
+  local TSA made it);
+- ``custody``: the bytes replace the custody log, then ``verify``: it must never
+  raise, and a log that verifies must hold the original events in order (perhaps
+  without the last ones);
 - ``pages``: what a hostile server can send: the bytes as HTML, CSS, an HLS playlist
   and a DASH manifest; the parsers must never raise.
 
@@ -30,7 +35,7 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["archiver"]):
-    from archiver import ingest
+    from archiver import custody, ingest
     from archiver.capture import Capturer
     from archiver.discover import parse_css, parse_dash, parse_hls, parse_html
     from archiver.model import CaptureOptions
@@ -38,6 +43,7 @@ with atheris.instrument_imports(include=["archiver"]):
 
 from tests.conftest import FixedClock, fixed_signer, sequential_ids
 from tests.site import FixtureSite
+from tests.test_fuzz import accepted_events_are_original, stamp_and_log
 
 BASE = "http://127.0.0.1:8000/dir/page.html"
 
@@ -53,7 +59,9 @@ def signed_archive(where: Path) -> Path:
             hostname="fuzz",
             signer=fixed_signer(),
         ).capture(site.url("/plain"))
-    assert capture.manifest is not None and verify(archive).ok
+    assert capture.manifest is not None
+    stamp_and_log(archive, capture.manifest, where / "pki")
+    assert verify(archive).ok
     return archive
 
 
@@ -67,6 +75,21 @@ def replacing(archive: Path, victim: Path) -> Callable[[bytes], None]:
         report.to_json()
         if data != original and report.ok:
             raise AssertionError(f"{victim.name} replaced by {data[:64]!r}… and still verified")
+
+    return target
+
+
+def custody_log(archive: Path) -> Callable[[bytes], None]:
+    log = custody.log_path(archive)
+    original = log.read_bytes()
+
+    def target(data: bytes) -> None:
+        log.write_bytes(data)
+        report = verify(archive)
+        report.to_json()
+        kept = report.custody is None or accepted_events_are_original(report.custody, original)
+        if report.ok and not kept:
+            raise AssertionError(f"a changed custody log verified: {data[:200]!r}")
 
     return target
 
@@ -122,6 +145,13 @@ def main() -> None:
         elif name == "verify-manifest":
             target = replacing(archive, manifest)
             shutil.copy(manifest, seeds / "seed.json")
+        elif name == "verify-token":
+            token = next(archive.rglob("*.tsr"))
+            target = replacing(archive, token)
+            shutil.copy(token, seeds / "seed.tsr")
+        elif name == "custody":
+            target = custody_log(archive)
+            shutil.copy(custody.log_path(archive), seeds / "seed.jsonl")
         elif name == "import":
             target = importing(work)
             shutil.copy(warc, seeds / "seed.warc.gz")

@@ -178,3 +178,25 @@ def test_at_every_level_of_free_space_nothing_incomplete_looks_complete(
     assert "cannot write the archive" in said  # the WARC itself or the lock
     assert "the capture is not signed" in said  # the manifest, signature or key
     assert "the index was not updated" in said
+
+
+def test_a_read_only_copy_verifies_and_says_the_custody_log_was_not_written(
+    base: str, small_disk: Callable[[str], Path]
+) -> None:
+    """A court verifies from read-only media: verify works, nothing is written, and it
+    says that its own custody event could not be."""
+    disk = small_disk("32m")
+    archive = disk / "archives"
+    assert run("capture", base + "/small", "--archive-dir", str(archive)).returncode == 0
+    log = archive / "custody" / "events.jsonl"
+    before = log.read_bytes()
+    remount = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True)
+    assert remount.returncode == 0, remount.stderr
+    out = run("verify", "--archive-dir", str(archive))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "verified: everything holds" in out.stdout
+    assert "warning: the custody log was not written" in out.stderr
+    assert "Read-only file system" in out.stderr and "Traceback" not in out.stderr
+    assert log.read_bytes() == before
+    shown = run("custody", "--archive-dir", str(archive))
+    assert shown.returncode == 0 and "chain intact: 2 events" in shown.stdout

@@ -398,7 +398,15 @@ def test_a_signed_capture_has_a_valid_manifest(
 
 
 # docs/verifying.md, run as written ------------------------------------------------
-CHECK_NAMES = ("fingerprint", "signature", "files", "file-count", "records", "record-count")
+CHECK_NAMES = (
+    "fingerprint",
+    "signature",
+    "files",
+    "file-count",
+    "records",
+    "record-count",
+    "timestamp",
+)
 CHECK = re.compile(r"^<!-- check: ([a-z-]+) [^\n]*-->\n```sh\n(.*?)^```$", re.M | re.S)
 
 

@@ -1,0 +1,64 @@
+"""The configuration file: defaults for command options, so they need not be typed each time.
+
+``$ARCHIVER_CONFIG``, else ``~/.config/archiver/config.toml`` (``$XDG_CONFIG_HOME`` is
+honoured).  A table named after a command gives defaults for its options (the names
+as in ``--help``, with ``_`` for ``-``); the ``[timestamp]`` table's authorities and
+roots also apply to ``capture`` and ``verify``::
+
+    [timestamp]
+    tsa = ["https://freetsa.org/tsr", "http://timestamp.digicert.com"]
+    tsa_ca = ["/home/me/.config/archiver/freetsa-cacert.pem"]
+
+    [capture]
+    operator = "A. Archivist"
+
+An option given on the command line wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+SHARED_WITH = {"capture": ("tsa", "tsa_ca", "tsa_timeout"), "verify": ("tsa_ca",)}
+
+
+class ConfigError(ValueError):
+    """The configuration file cannot be read (the message names it)."""
+
+
+def config_path() -> Path:
+    named = os.environ.get("ARCHIVER_CONFIG")
+    if named:
+        return Path(named)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "archiver" / "config.toml"
+
+
+def load(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Option defaults per command (click's ``default_map``); {} when there is no file."""
+    path = path or config_path()
+    try:
+        with path.open("rb") as handle:
+            doc = tomllib.load(handle)
+    except FileNotFoundError:
+        if os.environ.get("ARCHIVER_CONFIG"):
+            raise ConfigError(f"no configuration file {path} (ARCHIVER_CONFIG)") from None
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not TOML: {exc}") from exc
+    defaults: dict[str, dict[str, Any]] = {}
+    for command, table in doc.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {command} is not a table ([{command}])")
+        defaults[command] = dict(table)
+    stamping = defaults.get("timestamp", {})
+    for command, names in SHARED_WITH.items():
+        for name in names:
+            if name in stamping:
+                defaults.setdefault(command, {}).setdefault(name, stamping[name])
+    return defaults

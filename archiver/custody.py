@@ -1,0 +1,467 @@
+"""The chain of custody: every action on an archive, in an append-only, signed, hash-chained log.
+
+``custody/events.jsonl`` holds one event per line: when, what action, who (operator,
+host, tool version), the captures and files concerned with their SHA-256, and the
+result.  Each event carries ``prev``, the SHA-256 of the line before it (64 zeros for
+the first), and an Ed25519 ``signature`` over the event without its signature (the
+canonical JSON: keys sorted, ASCII, no spaces), by the key of whoever acted, whose
+public key is in the archive's ``keys/``.  So editing an event breaks its signature,
+and removing, reordering or inserting one breaks the ``prev`` of the next (and its
+``seq``, which counts from 1).
+
+Writers append under an exclusive lock on ``custody/.lock``: two processes never
+read the same last event, so the chain never forks.  A line cut by a crash (no
+newline at the end) is closed by the next writer and skipped by the chain; verify
+reports it as an interrupted write.  An action taken without a usable key (``verify``
+by someone without the archivist's key) is logged unsigned: the chain still covers
+it, since the next signed event signs its hash, and verify says which are unsigned.
+
+Events at the very end of the log can be removed without a trace in the log itself;
+``archiver custody`` prints the hash of the last event, which whoever keeps a copy of
+it (or a time-stamp of it) can compare later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from archiver import __version__, sign
+from archiver.atomic import flocked, fsync_dir
+from archiver.manifest import public_key_name
+from archiver.model import isoformat, parse_timestamp, utcnow
+
+CUSTODY_DIR = "custody"
+LOG_NAME = "events.jsonl"
+FORMAT = "archiver/custody-event/1"
+GENESIS = "0" * 64
+ACTIONS = (
+    "capture",
+    "timestamp",
+    "verify",
+    "extract",
+    "index import",
+    "index rebuild",
+    "index compact",
+    "key generation",
+    "cleanup",
+    "export",
+)
+FIELDS = (
+    "format",
+    "seq",
+    "time",
+    "action",
+    "operator",
+    "host",
+    "tool",
+    "captures",
+    "files",
+    "result",
+    "detail",
+    "prev",
+    "key_fingerprint",
+    "signature",
+)
+_TAIL_CHUNK = 64 * 1024
+
+
+def log_path(archive: Path) -> Path:
+    return archive / CUSTODY_DIR / LOG_NAME
+
+
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a file, or None if it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file an event concerns: its path (relative to the archive when inside it)."""
+
+    path: str
+    sha256: str | None
+
+    @classmethod
+    def of(cls, path: Path, archive: Path, sha256: str | None = None) -> FileRef:
+        try:
+            shown = str(path.resolve().relative_to(archive.resolve()))
+        except (ValueError, OSError):
+            shown = str(path)
+        return cls(shown, sha256 if sha256 is not None else file_sha256(path))
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    time: datetime
+    action: str
+    operator: str | None
+    host: str
+    tool: str
+    captures: tuple[str, ...]
+    files: tuple[FileRef, ...]
+    result: str
+    detail: str | None
+    prev: str
+    key_fingerprint: str | None = None
+    signature: str | None = None  # hex of the 64-byte Ed25519 signature
+
+    def document(self, *, signed: bool = True) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "seq": self.seq,
+            "time": isoformat(self.time),
+            "action": self.action,
+            "operator": self.operator,
+            "host": self.host,
+            "tool": self.tool,
+            "captures": list(self.captures),
+            "files": [{"path": f.path, "sha256": f.sha256} for f in self.files],
+            "result": self.result,
+            "detail": self.detail,
+            "prev": self.prev,
+            "key_fingerprint": self.key_fingerprint,
+        }
+        if signed:
+            doc["signature"] = self.signature
+        return doc
+
+    def signed_bytes(self) -> bytes:
+        """What the signature covers: the event without its signature, canonical JSON."""
+        return canonical(self.document(signed=False))
+
+    def line(self) -> bytes:
+        return canonical(self.document())
+
+    def to_json(self) -> dict[str, Any]:
+        return self.document()
+
+    @classmethod
+    def from_line(cls, line: bytes) -> Event:
+        """Parse one line; a ValueError says what is wrong with it."""
+        doc = json.loads(line.decode("utf-8"))
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ValueError("not a custody event")
+        if sorted(doc) != sorted(FIELDS):
+            raise ValueError("its fields are not those of a custody event")
+        if canonical(doc) != line:
+            raise ValueError("it is not written as archiver writes events (edited by hand?)")
+        files = []
+        for item in doc["files"]:
+            if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+                raise ValueError("a file entry is not a path and a hash")
+            files.append(FileRef(item["path"], item.get("sha256")))
+        seq = doc["seq"]
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise ValueError("its seq is not a number")
+        strings = ("action", "host", "tool", "result", "prev")
+        if not all(isinstance(doc[k], str) for k in strings):
+            raise ValueError("a field is not text")
+        return cls(
+            seq=seq,
+            time=parse_timestamp(str(doc["time"])),
+            action=doc["action"],
+            operator=doc["operator"],
+            host=doc["host"],
+            tool=doc["tool"],
+            captures=tuple(str(c) for c in doc["captures"]),
+            files=tuple(files),
+            result=doc["result"],
+            detail=doc["detail"],
+            prev=doc["prev"],
+            key_fingerprint=doc["key_fingerprint"],
+            signature=doc["signature"],
+        )
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+class CustodyLog:
+    """Appends events to an archive's custody log, signed with ``signer`` when there is one."""
+
+    def __init__(
+        self,
+        archive: Path,
+        signer: sign.Signer | None = None,
+        *,
+        operator: str | None = None,
+        hostname: str | None = None,
+        clock: Any = utcnow,
+    ) -> None:
+        self.archive = archive
+        self.signer = signer
+        self.operator = operator
+        self.hostname = hostname or socket.gethostname()
+        self.clock = clock
+
+    def append(
+        self,
+        action: str,
+        *,
+        captures: Iterable[str] = (),
+        files: Iterable[FileRef] = (),
+        result: str = "ok",
+        detail: str | None = None,
+        operator: str | None = None,
+    ) -> Event:
+        """Append one event (under the log's lock) and return it; an OSError if the log
+        cannot be written."""
+        path = log_path(self.archive)
+        created = not path.parent.is_dir()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if created:
+            fsync_dir(self.archive)
+        if self.signer is not None:
+            self.signer.publish(self.archive / public_key_name(self.signer.fingerprint))
+        with flocked(path.parent / ".lock", exclusive=True):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                last, seq, ends_cleanly = _tail(fd)
+                event = Event(
+                    seq=seq + 1,
+                    time=self.clock(),
+                    action=action,
+                    operator=operator if operator is not None else self.operator,
+                    host=self.hostname,
+                    tool=f"archiver/{__version__}",
+                    captures=tuple(captures),
+                    files=tuple(files),
+                    result=result,
+                    detail=detail,
+                    prev=hashlib.sha256(last).hexdigest() if last is not None else GENESIS,
+                    key_fingerprint=self.signer.fingerprint if self.signer else None,
+                )
+                if self.signer is not None:
+                    signature = self.signer.sign(event.signed_bytes()).hex()
+                    event = Event(**{**event.__dict__, "signature": signature})
+                data = event.line() + b"\n"
+                if not ends_cleanly:  # a line cut by a crash: closed, and skipped by the chain
+                    data = b"\n" + data
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if created:
+            fsync_dir(path.parent)
+        return event
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _tail(fd: int) -> tuple[bytes | None, int, bool]:
+    """The last complete event line of the log, its seq, and whether the file ends with
+    a newline (an empty file does)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return None, 0, True
+    ends_cleanly = os.pread(fd, 1, size - 1) == b"\n"
+    for line in _lines_backwards(fd, size):
+        try:
+            event = Event.from_line(line)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            continue  # a cut or damaged line: the chain goes on from the last good event
+        return line, event.seq, ends_cleanly
+    return None, 0, ends_cleanly
+
+
+def _lines_backwards(fd: int, size: int) -> Iterator[bytes]:
+    """The file's lines, last first, reading fixed-size chunks from the end."""
+    end = size
+    pending = b""
+    while end > 0:
+        start = max(0, end - _TAIL_CHUNK)
+        pending = os.pread(fd, end - start, start) + pending
+        end = start
+        parts = pending.split(b"\n")
+        pending = parts[0]
+        for part in reversed(parts[1:]):
+            if part:
+                yield part
+    if pending:
+        yield pending
+
+
+# reading and checking ---------------------------------------------------------------
+@dataclass
+class Entry:
+    """One line of the log as read: the event, or why it is not one."""
+
+    line: int
+    raw: bytes
+    event: Event | None = None
+    error: str | None = None
+    signed: bool = False
+
+
+@dataclass
+class CustodyReport:
+    """The log read and checked: its entries, the chain's problems, and notes."""
+
+    path: str
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    exists: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def events(self) -> list[Event]:
+        return [e.event for e in self.entries if e.event is not None]
+
+    @property
+    def head(self) -> str | None:
+        """The SHA-256 of the last event: keep it elsewhere to detect a truncated log."""
+        good = [e for e in self.entries if e.event is not None]
+        return hashlib.sha256(good[-1].raw).hexdigest() if good else None
+
+    def to_json(self, capture: str | None = None) -> dict[str, Any]:
+        events = [e for e in self.events if capture is None or capture in e.captures]
+        return {
+            "log": self.path,
+            "ok": self.ok,
+            "events": [e.to_json() for e in events],
+            "head": self.head,
+            "problems": self.problems,
+            "notes": self.notes,
+        }
+
+
+def check(archive: Path, trusted: dict[str, sign.PublicKey | None] | None = None) -> CustodyReport:
+    """Read the log and check its chain: every line an event, seq counting up from 1,
+    each ``prev`` the hash of the event before, each signature holding with the signer's
+    key (a trusted key given, else the archive's ``keys/`` copy)."""
+    path = log_path(archive)
+    report = CustodyReport(str(path.relative_to(archive)))
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        report.exists = False
+        return report
+    except OSError as exc:
+        report.problems.append(f"{report.path}: cannot be read ({exc.strerror or exc})")
+        return report
+    keys: dict[str, sign.PublicKey | None] = dict(trusted or {})
+    previous: bytes | None = None
+    previous_seq = 0
+    unsigned: list[int] = []
+    lines = data.split(b"\n")
+    cut_at_end = not data.endswith(b"\n") and bool(data)
+    for number, raw in enumerate(lines, 1):
+        if not raw:
+            continue
+        entry = Entry(number, raw)
+        report.entries.append(entry)
+        where = f"{report.path} line {number}"
+        try:
+            event = Event.from_line(raw)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            entry.error = str(exc)
+            if (number == len(lines) and cut_at_end) or _cut_line(raw):
+                report.notes.append(f"{where}: an event whose writing was interrupted (skipped)")
+            else:
+                report.problems.append(f"{where}: not a custody event: {exc}")
+            continue
+        entry.event = event
+        expected = hashlib.sha256(previous).hexdigest() if previous is not None else GENESIS
+        label = f"{where} (event {event.seq}, {event.action} at {isoformat(event.time)})"
+        if event.seq != previous_seq + 1:
+            report.problems.append(
+                f"{label}: its number follows {previous_seq}: an event was removed, "
+                "inserted or moved before it"
+            )
+        elif event.prev != expected:
+            report.problems.append(
+                f"{label}: it does not chain to the event before it (prev {event.prev[:16]}…, "
+                f"that event hashes to {expected[:16]}…): an event was removed, inserted, "
+                "moved or edited before it"
+            )
+        _check_signature(report, entry, event, label, keys, archive, unsigned)
+        previous = raw
+        previous_seq = event.seq
+    if unsigned:
+        shown = ", ".join(str(n) for n in unsigned[:10]) + (" …" if len(unsigned) > 10 else "")
+        report.notes.append(
+            f"{len(unsigned)} event(s) not signed (taken without a signing key): {shown}; "
+            "the chain covers them up to the last signed event"
+        )
+    return report
+
+
+def _cut_line(raw: bytes) -> bool:
+    """A line that starts as an event and stops short: a write cut by a crash."""
+    return raw.startswith(b'{"action":') and not raw.endswith(b"}")
+
+
+def _check_signature(
+    report: CustodyReport,
+    entry: Entry,
+    event: Event,
+    label: str,
+    keys: dict[str, sign.PublicKey | None],
+    archive: Path,
+    unsigned: list[int],
+) -> None:
+    fp = event.key_fingerprint
+    if fp is None and event.signature is None:
+        unsigned.append(event.seq)
+        return
+    if fp is None or event.signature is None:
+        report.problems.append(f"{label}: half signed (a key without a signature, or the reverse)")
+        return
+    if fp not in keys or keys[fp] is None:
+        try:
+            keys[fp] = sign.load_public(archive / public_key_name(fp))
+        except sign.KeyProblem as exc:
+            report.problems.append(f"{label}: signed by {fp}, whose public key is missing: {exc}")
+            keys[fp] = None
+            return
+    public = keys[fp]
+    try:
+        signature = bytes.fromhex(event.signature)
+    except ValueError:
+        signature = b""
+    if public is None or not sign.signature_holds(public, signature, event.signed_bytes()):
+        report.problems.append(
+            f"{label}: its signature does not hold: the event was edited after it was written"
+        )
+        return
+    entry.signed = True
+
+
+def logged_files(report: CustodyReport, action: str) -> dict[str, str]:
+    """The SHA-256 each file had when an ``action`` event logged it (the latest, by path)."""
+    found: dict[str, str] = {}
+    for event in report.events:
+        if event.action == action and event.result == "ok":
+            found.update({f.path: f.sha256 for f in event.files if f.sha256})
+    return found
+
+
+def history(report: CustodyReport, capture: str | None) -> list[Event]:
+    """The events of one capture (all events when None)."""
+    return [e for e in report.events if capture is None or capture in e.captures]

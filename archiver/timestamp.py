@@ -1,0 +1,366 @@
+"""Trusted timestamps: RFC 3161 tokens from time-stamping authorities, for signed captures.
+
+A signature says who vouches for a capture, not when: a signer could sign an old
+capture today and claim any date.  A time-stamp token from an authority (a TSA) binds
+the hash of the manifest's signature to the authority's clock, so the capture is
+proved to have existed, signed, at that time.
+
+Each authority's token is stored beside the signature it stamps, as
+``<capture_id>.manifest.json.sig.<authority>.tsr`` (a DER TimeStampResp, what
+``openssl ts -reply`` writes and ``openssl ts -verify -in`` reads), and the
+authority's certificate chain as ``tsa/<authority>/<TSA certificate sha256>.pem``
+(TSA certificate first, root last).  A token is checked on receipt (imprint, nonce,
+chain, key usage, signature) and stored only if it holds; an authority that cannot be
+reached or whose answer does not hold is a :class:`Stamp` with an ``error``: the
+capture stays signed and kept, and ``archiver timestamp`` can ask again later.
+
+``verify`` checks every token offline (:func:`check_tokens`).  The cryptography
+itself is in :mod:`archiver.sign`.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from archiver import __version__, sign
+from archiver.atomic import atomic_path
+from archiver.manifest import MANIFEST_SUFFIX, SIGNATURE_SUFFIX, capture_id_of, signature_path
+from archiver.model import Stamp, isoformat, utcnow
+from archiver.urls import check_url
+
+TOKEN_SUFFIX = ".tsr"
+TSA_DIR = "tsa"
+DEFAULT_TSA_TIMEOUT = 30.0
+RESPONSE_LIMIT = 1024 * 1024  # a time-stamp response is a few kilobytes
+CERTIFICATES_LIMIT = 4 * 1024 * 1024
+# how far before the manifest's signing time (by the capturing machine's clock) a
+# token's time may be: the machine's clock may run a little fast
+CLOCK_TOLERANCE = timedelta(minutes=10)
+SYSTEM_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+)
+_NAME_SAFE = re.compile(r"[^a-z0-9.-]+")
+
+
+class TimestampUsage(ValueError):
+    """An authority URL or a root certificate file cannot be used (a user error)."""
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A time-stamping authority: its URL and the name its files carry."""
+
+    url: str
+    name: str
+
+    @classmethod
+    def of(cls, url: str) -> Authority:
+        """The authority at ``url`` (http or https); its name is its host, and its port
+        when not the default, made safe for a file name."""
+        try:
+            checked = check_url(url)
+        except ValueError as exc:
+            raise TimestampUsage(f"--tsa {url}: {exc}") from exc
+        parts = urllib.parse.urlsplit(checked)
+        host = (parts.hostname or "").lower()
+        name = _NAME_SAFE.sub("-", host).strip("-.") or "tsa"
+        if parts.port is not None:
+            name += f"-{parts.port}"
+        return cls(checked, name)
+
+
+def authorities(urls: list[str] | tuple[str, ...]) -> list[Authority]:
+    """The authorities of ``--tsa`` values; two with one name are a :class:`TimestampUsage`."""
+    found: dict[str, Authority] = {}
+    for url in urls:
+        authority = Authority.of(url)
+        other = found.get(authority.name)
+        if other is not None and other.url != authority.url:
+            raise TimestampUsage(
+                f"--tsa {url} and --tsa {other.url} would share the file name "
+                f"{authority.name!r}; give one URL per authority host"
+            )
+        found[authority.name] = authority
+    return list(found.values())
+
+
+def read_certificates(path: Path) -> list[x509.Certificate]:
+    """The certificates of a PEM (or DER) file; a :class:`TimestampUsage` naming it."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(CERTIFICATES_LIMIT + 1)
+    except OSError as exc:
+        raise TimestampUsage(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > CERTIFICATES_LIMIT:
+        raise TimestampUsage(f"{path} is too large for a certificate file")
+    try:
+        certificates = sign.load_certificates(data)
+    except ValueError as exc:
+        raise TimestampUsage(f"{path} holds no certificate ({exc})") from exc
+    if not certificates:
+        raise TimestampUsage(f"{path} holds no certificate")
+    return certificates
+
+
+def system_roots() -> list[x509.Certificate]:
+    """The machine's trusted roots (for a public authority whose root was not given)."""
+    candidates = [ssl.get_default_verify_paths().cafile, *SYSTEM_BUNDLES]
+    for name in candidates:
+        if name and Path(name).is_file():
+            try:
+                return read_certificates(Path(name))
+            except TimestampUsage:
+                continue
+    return []
+
+
+def token_path(manifest: Path, authority: str) -> Path:
+    return manifest.with_name(f"{manifest.name}.sig.{authority}{TOKEN_SUFFIX}")
+
+
+def tokens_of(manifest: Path) -> list[tuple[str, Path]]:
+    """The tokens stored for a manifest's signature: (authority, file), by name."""
+    prefix = f"{manifest.name}.sig."
+    found = []
+    try:
+        names = sorted(p.name for p in manifest.parent.iterdir())
+    except OSError:
+        return []
+    for name in names:
+        if name.startswith(prefix) and name.endswith(TOKEN_SUFFIX):
+            authority = name[len(prefix) : -len(TOKEN_SUFFIX)]
+            if authority:
+                found.append((authority, manifest.with_name(name)))
+    return found
+
+
+def manifest_of_token(path: Path) -> Path | None:
+    """The manifest a token file stamps the signature of, by its name."""
+    name = path.name
+    marker = SIGNATURE_SUFFIX + "."
+    if not name.endswith(TOKEN_SUFFIX) or marker not in name:
+        return None
+    return path.with_name(name[: name.rindex(marker)] + MANIFEST_SUFFIX)
+
+
+class Timestamper:
+    """Asks each authority for a token over a manifest's signature, checks it, keeps it."""
+
+    def __init__(
+        self,
+        archive: Path,
+        authorities: list[Authority],
+        roots: list[x509.Certificate],
+        *,
+        timeout: float = DEFAULT_TSA_TIMEOUT,
+    ) -> None:
+        self.archive = archive
+        self.authorities = authorities
+        self.roots = roots
+        self.timeout = timeout
+
+    def stamp(self, manifest: Path, *, again: bool = False) -> list[Stamp]:
+        """A token from every authority for ``manifest``'s signature (already stamped
+        ones are skipped unless ``again``); never raises for an authority's trouble."""
+        capture_id = capture_id_of(manifest)
+        stamps = []
+        try:
+            signature = signature_path(manifest).read_bytes()
+        except OSError as exc:
+            return [
+                Stamp(capture_id, a.name, a.url, error=f"the capture is not signed ({exc})")
+                for a in self.authorities
+            ]
+        for authority in self.authorities:
+            target = token_path(manifest, authority.name)
+            stamp = Stamp(capture_id, authority.name, authority.url)
+            if target.exists() and not again:
+                stamp.already = True
+                stamp.token = self._shown(target)
+                try:
+                    stamp.time = sign.read_token(target.read_bytes()).time
+                except (OSError, sign.TokenProblem) as exc:
+                    stamp.error = f"the token there cannot be read: {exc}"
+                stamps.append(stamp)
+                continue
+            try:
+                self._stamp(stamp, authority, signature, target)
+            except sign.TokenProblem as exc:
+                stamp.error = f"{authority.url}: {exc}"
+            except OSError as exc:
+                stamp.error = f"cannot write the token {target}: {exc.strerror or exc}"
+            stamps.append(stamp)
+        return stamps
+
+    def _stamp(self, stamp: Stamp, authority: Authority, signature: bytes, target: Path) -> None:
+        request, nonce = sign.timestamp_request(signature)
+        answer = self._ask(authority, request)
+        info, chain = sign.check_token(answer, signature, self.roots, nonce=nonce)
+        self._save_chain(authority.name, chain)
+        if target.exists():  # again: the earlier token is kept beside, never replaced
+            target = target.with_name(
+                f"{target.name.removesuffix(TOKEN_SUFFIX)}.{info.serial}{TOKEN_SUFFIX}"
+            )
+        with atomic_path(target) as temp:
+            temp.write_bytes(answer)
+        stamp.token = self._shown(target)
+        stamp.time = info.time
+
+    def _ask(self, authority: Authority, request: bytes) -> bytes:
+        http = urllib.request.Request(
+            authority.url,
+            data=request,
+            method="POST",
+            headers={
+                "Content-Type": "application/timestamp-query",
+                "Accept": "application/timestamp-reply",
+                "User-Agent": f"archiver/{__version__}",
+            },
+        )
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(http, timeout=self.timeout) as response:
+                answer: bytes = response.read(RESPONSE_LIMIT + 1)
+        except urllib.error.HTTPError as exc:
+            raise sign.TokenProblem(f"the authority answered HTTP {exc.code} {exc.reason}") from exc
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise sign.TokenProblem(f"cannot reach the authority: {reason}") from exc
+        if len(answer) > RESPONSE_LIMIT:
+            raise sign.TokenProblem("the authority's answer is too large for a time-stamp")
+        return answer
+
+    def _save_chain(self, authority: str, chain: list[x509.Certificate]) -> None:
+        target = self.archive / TSA_DIR / authority / f"{sign.certificate_sha256(chain[0])}.pem"
+        if target.exists():
+            return
+        try:
+            with atomic_path(target) as temp:
+                temp.write_bytes(b"".join(sign.certificate_pem(c) for c in chain))
+        except FileExistsError:  # another process saved it first
+            pass
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.archive))
+        except ValueError:
+            return str(path)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A time-stamp request is not followed to another place (nor turned into a GET)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# verifying -------------------------------------------------------------------------
+@dataclass
+class TokenCheck:
+    """The verdict on one stored token."""
+
+    authority: str
+    file: str
+    ok: bool
+    time: datetime | None = None
+    detail: str = ""
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "authority": self.authority,
+            "file": self.file,
+            "ok": self.ok,
+            "time": isoformat(self.time) if self.time else None,
+            "detail": self.detail,
+            "problem": self.problem,
+        }
+
+
+def saved_certificates(archive: Path) -> list[x509.Certificate]:
+    """Every certificate saved under ``tsa/`` (damaged files are skipped: a chain that
+    needs one then fails, naming what is missing)."""
+    found: list[x509.Certificate] = []
+    root = archive / TSA_DIR
+    if not root.is_dir():
+        return found
+    for path in sorted(root.rglob("*.pem")):
+        try:
+            found += read_certificates(path)
+        except TimestampUsage:
+            continue
+    return found
+
+
+def check_tokens(
+    manifest: Path,
+    signature: bytes,
+    signed_at: datetime,
+    archive: Path,
+    given_roots: list[x509.Certificate] | None,
+    *,
+    now: datetime | None = None,
+) -> list[TokenCheck]:
+    """Check every token stored for ``manifest``'s signature, offline.
+
+    The chain must reach ``given_roots`` (``--tsa-ca``) when given, else a root saved
+    in the archive (which the report says: whoever could change the archive could
+    also change those).  The token's time must not be before the capture was signed
+    (allowing :data:`CLOCK_TOLERANCE` for the capturing machine's clock), nor after now.
+    """
+    saved = saved_certificates(archive)
+    roots = given_roots if given_roots else [c for c in saved if sign.is_self_issued(c)]
+    source = "a root given with --tsa-ca" if given_roots else "a root saved in the archive"
+    now = now or utcnow()
+    checks = []
+    for authority, path in tokens_of(manifest):
+        shown = str(path.relative_to(archive)) if path.is_relative_to(archive) else str(path)
+        check = TokenCheck(authority, shown, False)
+        checks.append(check)
+        try:
+            with path.open("rb") as handle:
+                der = handle.read(RESPONSE_LIMIT + 1)
+            info, chain = sign.check_token(der, signature, roots, saved)
+        except OSError as exc:
+            check.problem = f"the token cannot be read: {exc.strerror or exc}"
+            continue
+        except sign.TokenProblem as exc:
+            check.problem = str(exc)
+            continue
+        check.time = info.time
+        slack = CLOCK_TOLERANCE + timedelta(seconds=info.accuracy or 0)
+        if info.time < signed_at - slack:
+            check.problem = (
+                f"the token's time {isoformat(info.time)} is before the manifest was signed "
+                f"({isoformat(signed_at)} by the capturing machine's clock): the token is not "
+                "for this signature, or that clock was wrong"
+            )
+            continue
+        if info.time > now + slack:
+            check.problem = f"the token's time {isoformat(info.time)} is in the future"
+            continue
+        check.ok = True
+        who = chain[0].subject.rfc4514_string()
+        check.detail = (
+            f"RFC 3161 token by {who}, serial {info.serial}, chain to "
+            f"{chain[-1].subject.rfc4514_string()} ({source})"
+        )
+    return checks
+
+
+def trusted_time(checks: list[TokenCheck]) -> datetime | None:
+    """The earliest time an authority vouches for (the capture existed by then)."""
+    times = [c.time for c in checks if c.ok and c.time is not None]
+    return min(times) if times else None

@@ -1,0 +1,509 @@
+"""RFC 3161 trusted timestamps, with a real TSA on loopback (``openssl ts -reply``).
+
+Every token archiver keeps is cross-checked with ``openssl ts -verify`` and with
+rfc3161-client called directly; every way a token can be wrong is tried, at receipt
+and in the archive afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from rfc3161_client import VerifierBuilder, decode_timestamp_response
+
+from archiver import sign, timestamp
+from archiver.capture import Capturer
+from archiver.manifest import signature_path
+from archiver.verify import verify
+from tests.conftest import FixedClock
+from tests.site import FixtureSite
+from tests.test_cli import closed_port, run
+from tests.tsa import LocalTSA, Pki, der_sort_certificates, make_pki, sign_query
+
+
+@pytest.fixture(scope="module")
+def pkis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pki]:
+    base = tmp_path_factory.mktemp("pki")
+    return {
+        "a": make_pki(base / "a", "authority-a"),  # root, intermediate, TSA
+        "b": make_pki(base / "b", "authority-b", intermediate=False),
+        "no-eku": make_pki(base / "no-eku", "no-eku", eku="none"),
+        "noncritical": make_pki(base / "noncritical", "noncritical", eku="noncritical"),
+        "server": make_pki(base / "server", "server", eku="server"),
+        "expired": make_pki(base / "expired", "expired", expired=True),
+        "other": make_pki(base / "other", "unrelated"),
+    }
+
+
+@pytest.fixture
+def tsa_a(pkis: dict[str, Pki]) -> Iterator[LocalTSA]:
+    with LocalTSA(pkis["a"]) as tsa:
+        yield tsa
+
+
+def openssl_verify(token: Path, data: Path, root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["openssl", "ts", "-verify", "-in", str(token), "-data", str(data), "-CAfile", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def independently_verified(token: Path, data: bytes, pki: Pki) -> bool:
+    """rfc3161-client, called directly (not through archiver), on a DER-sorted copy."""
+    response = decode_timestamp_response(der_sort_certificates(token.read_bytes()))
+    return VerifierBuilder(roots=[pki.root]).build().verify_message(response, data)
+
+
+def test_a_capture_is_stamped_by_two_authorities_and_every_token_checks_out(
+    tmp_path: Path, site: FixtureSite, pkis: dict[str, Pki]
+) -> None:
+    archive = tmp_path / "archives"
+    with LocalTSA(pkis["a"]) as a, LocalTSA(pkis["b"]) as b:
+        out = run(
+            "capture", site.url(site.PLAIN), "--archive-dir", str(archive), "--format", "json",
+            "--tsa", a.url, "--tsa", b.url,
+            "--tsa-ca", str(pkis["a"].root_cert), "--tsa-ca", str(pkis["b"].root_cert),
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert len(a.requests) == 1 and len(b.requests) == 1
+        names = {f"127.0.0.1-{a.port}": pkis["a"], f"127.0.0.1-{b.port}": pkis["b"]}
+    summary = json.loads(out.stdout.splitlines()[0])
+    stamps = summary["timestamps"]
+    assert [s["ok"] for s in stamps] == [True, True], stamps
+    manifest = Path(summary["manifest"])
+    sig = signature_path(manifest)
+    tokens = dict(timestamp.tokens_of(manifest))
+    assert sorted(tokens) == sorted(names)
+    for name, pki in names.items():
+        token = tokens[name]
+        assert token.name == f"{manifest.name}.sig.{name}.tsr"
+        # two independent verifiers agree: openssl, and rfc3161-client used directly
+        checked = openssl_verify(token, sig, pki.root_cert)
+        assert checked.returncode == 0 and "Verification: OK" in checked.stdout, checked.stderr
+        assert independently_verified(token, sig.read_bytes(), pki)
+        # the chain is saved in the archive: TSA certificate first, root last
+        chain = sorted((archive / "tsa" / name).glob("*.pem"))
+        assert len(chain) == 1
+        saved = sign.load_certificates(chain[0].read_bytes())
+        assert saved[0] == pki.tsa and saved[-1] == pki.root
+        assert len(saved) == (3 if pki.intermediate is not None else 2)
+    # verify checks them offline, against the roots given and against those saved
+    for extra in (["--tsa-ca", str(pkis["a"].root_cert), "--tsa-ca", str(pkis["b"].root_cert)], []):
+        checked = run("verify", "--archive-dir", str(archive), *extra)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "trusted time: " in checked.stdout
+        assert checked.stdout.count("time-stamped by 127.0.0.1-") == 2
+    report = json.loads(run("verify", "--archive-dir", str(archive), "--format", "json").stdout)
+    capture = report["captures"][0]
+    assert capture["trusted_time"] == min(t["time"] for t in capture["timestamps"])
+    assert all("a root saved in the archive" in t["detail"] for t in capture["timestamps"])
+    # and the custody log has the capture and both timestamps
+    log = json.loads(run("custody", "--archive-dir", str(archive), "--format", "json").stdout)
+    actions = [(e["action"], e["result"]) for e in log["events"]]
+    assert actions[:4] == [
+        ("key generation", "ok"),
+        ("capture", "complete"),
+        ("timestamp", "ok"),
+        ("timestamp", "ok"),
+    ]
+
+
+FAILURES = {
+    "http-error": "HTTP 500",
+    "rejection": "the authority refused (status 2, rejection): request rejected",
+    "garbage": "not a time-stamp response",
+    "slow": "cannot reach the authority",
+    "wrong-nonce": "the token answers another request: nonce",
+    "wrong-imprint": "the token stamps another message",
+}
+
+
+@pytest.mark.parametrize("mode", sorted(FAILURES))
+def test_an_authority_that_fails_leaves_the_capture_signed_and_timestamp_asks_again(
+    tmp_path: Path, site: FixtureSite, pkis: dict[str, Pki], mode: str
+) -> None:
+    archive = tmp_path / "archives"
+    root = str(pkis["a"].root_cert)
+    with LocalTSA(pkis["a"], mode=mode) as tsa:  # type: ignore[arg-type]
+        out = run(
+            "capture", site.url(site.PLAIN), "--archive-dir", str(archive),
+            "--tsa", tsa.url, "--tsa-ca", root, "--tsa-timeout", "1",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr  # the capture stands
+        assert f"NOT time-stamped by 127.0.0.1-{tsa.port}: {tsa.url}: " in out.stderr
+        assert FAILURES[mode] in out.stderr, out.stderr
+        assert "`archiver timestamp " in out.stderr
+        assert not list(archive.rglob("*.tsr"))
+        assert run("verify", "--archive-dir", str(archive)).returncode == 0
+        capture_id = next(archive.rglob("*.manifest.json")).name.split(".")[0]
+        # later, the authority works again: `archiver timestamp` adds the token
+        tsa.mode = "ok"
+        again = run("timestamp", capture_id, "--archive-dir", str(archive), "--tsa", tsa.url,
+                    "--tsa-ca", root)  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert f"time-stamped by 127.0.0.1-{tsa.port} at " in again.stdout
+        # asked once more, it is stamped already: nothing is asked
+        asked = len(tsa.requests)
+        once_more = run("timestamp", "--archive-dir", str(archive), "--tsa", tsa.url)
+        assert once_more.returncode == 0 and "already time-stamped" in once_more.stdout
+        assert len(tsa.requests) == asked
+    assert len(list(archive.rglob("*.tsr"))) == 1
+    checked = run("verify", "--archive-dir", str(archive), "--tsa-ca", root)
+    assert checked.returncode == 0 and "trusted time: " in checked.stdout, checked.stdout
+    events = json.loads(run("custody", capture_id, "--archive-dir", str(archive), "--format",
+                            "json").stdout)["events"]  # fmt: skip
+    stamps = [(e["result"], e["detail"]) for e in events if e["action"] == "timestamp"]
+    assert [r for r, _ in stamps] == ["failed", "ok"]
+    assert FAILURES[mode] in stamps[0][1]
+
+
+def test_an_authority_that_cannot_be_reached(tmp_path: Path, site: FixtureSite) -> None:
+    archive = tmp_path / "archives"
+    url = f"http://127.0.0.1:{closed_port()}/tsr"
+    out = run("capture", site.url(site.PLAIN), "--archive-dir", str(archive), "--tsa", url)
+    assert out.returncode == 0, out.stderr
+    assert "cannot reach the authority" in out.stderr and "Connection refused" in out.stderr
+    failed = run("timestamp", "--archive-dir", str(archive), "--tsa", url)
+    assert failed.returncode == 1 and "NOT time-stamped" in failed.stderr
+
+
+BAD_CERTIFICATES = {
+    "no-eku": "has no extended key usage: it is not for time-stamping",
+    "noncritical": "timeStamping usage is not marked critical",
+    "server": "is not for time-stamping (no timeStamping usage)",
+    "expired": "was not valid at the token's time",
+    "other": None,  # a sound TSA whose root is not the one trusted: checked below
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_CERTIFICATES))
+def test_a_token_from_an_unfit_certificate_is_refused_at_receipt(
+    make_capturer: Callable[..., Capturer],
+    site: FixtureSite,
+    pkis: dict[str, Pki],
+    kind: str,
+    tmp_path: Path,
+) -> None:
+    """Asked of a TSA whose certificate may not stamp, the token is not kept."""
+    trusted = [pkis["a"].root, pkis[kind].root] if kind != "other" else [pkis["a"].root]
+    with LocalTSA(pkis[kind]) as tsa:
+        stamper = timestamp.Timestamper(
+            tmp_path / "archives", [timestamp.Authority.of(tsa.url)], trusted, timeout=10
+        )
+        capture = make_capturer().capture(site.url(site.PLAIN))
+        assert capture.manifest is not None
+        (stamp,) = stamper.stamp(capture.manifest)
+    assert not stamp.ok and stamp.token is None
+    expected = BAD_CERTIFICATES[kind] or "does not reach a trusted root"
+    assert expected in str(stamp.error), stamp.error
+    assert not list((tmp_path / "archives").rglob("*.tsr"))
+
+
+@pytest.fixture
+def stamped(
+    make_capturer: Callable[..., Capturer],
+    site: FixtureSite,
+    tsa_a: LocalTSA,
+    pkis: dict[str, Pki],
+    tmp_path: Path,
+) -> tuple[Path, Path, Path]:
+    """A signed capture stamped by authority a: (archive, manifest, token)."""
+    stamper = timestamp.Timestamper(
+        tmp_path / "archives", [timestamp.Authority.of(tsa_a.url)], [pkis["a"].root]
+    )
+    capture = make_capturer().capture(site.url(site.PLAIN))
+    assert capture.manifest is not None
+    (stamp,) = stamper.stamp(capture.manifest)
+    assert stamp.ok, stamp.error
+    (token,) = [p for _, p in timestamp.tokens_of(capture.manifest)]
+    return capture.options.archive_dir, capture.manifest, token
+
+
+def problems_of(archive: Path, roots: list[Pki] | None = None) -> list[str]:
+    report = verify(archive, tsa_roots=[p.root for p in roots] if roots else None)
+    return [p.text() for p in report.problems]
+
+
+def test_a_token_changed_in_the_archive_fails_verify(stamped: tuple[Path, Path, Path]) -> None:
+    archive, _, token = stamped
+    assert problems_of(archive) == []
+    original = token.read_bytes()
+    # the TSA's signature changed (its last byte)
+    token.write_bytes(original[:-1] + bytes([original[-1] ^ 0x01]))
+    (problem,) = problems_of(archive)
+    assert token.name in problem and "time-stamp by 127.0.0.1-" in problem
+    assert "signature does not hold" in problem, problem
+    # the time in the signed time-stamp info moved a minute
+    at = original.index(b"\x18\x0f") + 2 + 11  # GeneralizedTime "YYYYMMDDhhmmssZ": a minute
+    moved = bytes([original[at] ^ 0x01])
+    token.write_bytes(original[:at] + moved + original[at + 1 :])
+    (problem,) = problems_of(archive)
+    assert token.name in problem and "signature does not hold" in problem, problem
+    # cut short
+    token.write_bytes(original[: len(original) // 2])
+    (problem,) = problems_of(archive)
+    assert "not a time-stamp response" in problem
+
+
+def test_a_token_for_another_capture_fails_verify(
+    stamped: tuple[Path, Path, Path],
+    make_capturer: Callable[..., Capturer],
+    site: FixtureSite,
+    tsa_a: LocalTSA,
+) -> None:
+    archive, _, token = stamped
+    capturer = make_capturer(collection="other")
+    capturer.new_id = lambda moment: "20200812100000-aaaaaaaaaa"
+    other = capturer.capture(site.url(site.PLAIN))
+    assert other.manifest is not None
+    shutil.copy(token, timestamp.token_path(other.manifest, "borrowed"))
+    (problem,) = problems_of(archive)
+    assert "borrowed.tsr" in problem and "the token stamps another message" in problem
+
+
+@pytest.mark.parametrize("kind", ["no-eku", "expired", "server"])
+def test_a_token_of_an_unfit_certificate_placed_in_the_archive_fails_verify(
+    stamped: tuple[Path, Path, Path], pkis: dict[str, Pki], kind: str
+) -> None:
+    """A forger with an unfit certificate makes a token for the real signature."""
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+
+    archive, manifest, _ = stamped
+    signature = signature_path(manifest).read_bytes()
+    query = (
+        TimestampRequestBuilder()
+        .data(signature)
+        .hash_algorithm(HashAlgorithm.SHA256)
+        .build()
+        .as_bytes()
+    )
+    timestamp.token_path(manifest, "forged").write_bytes(sign_query(pkis[kind], query))
+    roots = [pkis["a"], pkis[kind]]
+    (problem,) = problems_of(archive, roots)
+    assert "forged.tsr" in problem and str(BAD_CERTIFICATES[kind]) in problem, problem
+
+
+def test_the_roots_decide(stamped: tuple[Path, Path, Path], pkis: dict[str, Pki]) -> None:
+    archive, _, token = stamped
+    assert problems_of(archive, [pkis["a"]]) == []
+    (problem,) = problems_of(archive, [pkis["other"]])
+    assert "does not reach a trusted root" in problem and token.name in problem
+    # without --tsa-ca and with the saved chain gone, nothing anchors the token
+    shutil.rmtree(archive / "tsa")
+    (problem,) = problems_of(archive)
+    assert "does not reach a trusted root" in problem
+    assert problems_of(archive, [pkis["a"]]) == []  # the token carries its chain
+
+
+def test_a_token_older_than_the_capture_is_inconsistent(
+    make_capturer: Callable[..., Capturer],
+    site: FixtureSite,
+    tsa_a: LocalTSA,
+    pkis: dict[str, Pki],
+    tmp_path: Path,
+) -> None:
+    """A capture whose clock says 2031 cannot have been stamped in 2026."""
+    capturer = make_capturer()
+    capturer.clock = FixedClock(datetime(2031, 1, 1, tzinfo=UTC))
+    capture = capturer.capture(site.url(site.PLAIN))
+    assert capture.manifest is not None
+    stamper = timestamp.Timestamper(
+        tmp_path / "archives", [timestamp.Authority.of(tsa_a.url)], [pkis["a"].root]
+    )
+    (stamp,) = stamper.stamp(capture.manifest)
+    assert stamp.ok
+    (problem,) = problems_of(tmp_path / "archives")
+    assert "is before the manifest was signed (2031-01-01T00:00:00" in problem
+
+
+def test_capture_with_authorities_from_the_config_file(
+    tmp_path: Path, site: FixtureSite, tsa_a: LocalTSA, pkis: dict[str, Pki]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[timestamp]\ntsa = ["{tsa_a.url}"]\ntsa_ca = ["{pkis["a"].root_cert}"]\n', "utf-8"
+    )
+    archive = tmp_path / "archives"
+    env = {"ARCHIVER_CONFIG": str(config)}
+    out = run("capture", site.url(site.PLAIN), "--archive-dir", str(archive), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "time-stamped by 127.0.0.1-" in out.stdout and len(tsa_a.requests) == 1
+    # verify takes the roots from the file too; --tsa-ca given instead wins
+    assert run("verify", "--archive-dir", str(archive), env=env).returncode == 0
+    wrong = run("verify", "--archive-dir", str(archive), "--tsa-ca", str(pkis["other"].root_cert),
+                env=env)  # fmt: skip
+    assert wrong.returncode == 1 and "does not reach a trusted root" in wrong.stdout
+    config.write_text("[timestamp\ntsa = 1", "utf-8")
+    broken = run("capture", site.url(site.PLAIN), "--archive-dir", str(archive), env=env)
+    assert broken.returncode == 2 and str(config) in broken.stderr and "not TOML" in broken.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["timestamp"], "no time-stamping authority"),
+        (["timestamp", "--tsa", "file:///etc/passwd"], "--tsa file:///etc/passwd"),
+        (["timestamp", "--tsa", "http://127.0.0.1:1/", "--tsa-ca", "/nonexistent.pem"],
+         "/nonexistent.pem"),
+        (["timestamp", "--tsa", "http://127.0.0.1:1/", "20200101000000-0000000000"],
+         "no capture 20200101000000-0000000000"),
+        (["capture", "http://127.0.0.1:1/", "--tsa", "ftp://tsa.example/"], "--tsa ftp://"),
+        (["verify", "--tsa-ca", "/etc/hostname"], "holds no certificate"),
+        (["custody", "../etc"], "is not a capture id"),
+    ],
+)  # fmt: skip
+def test_bad_timestamp_input_is_a_usage_error(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    archive = tmp_path / "archives"
+    (archive / "warc").mkdir(parents=True)
+    out = run(*args, "--archive-dir", str(archive))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert not list(archive.rglob("*.warc.gz"))
+
+
+def test_the_documented_openssl_step(
+    tmp_path: Path, site: FixtureSite, pkis: dict[str, Pki]
+) -> None:
+    """docs/verifying.md step 5, run exactly as written, on a capture stamped twice."""
+    from tests.test_manifest import doc_checks
+
+    archive = tmp_path / "archives"
+    roots = tmp_path / "tsa-roots.pem"
+    roots.write_bytes(pkis["a"].root_cert.read_bytes() + pkis["b"].root_cert.read_bytes())
+    with LocalTSA(pkis["a"]) as a, LocalTSA(pkis["b"]) as b:
+        out = run("capture", site.url(site.PLAIN), "--archive-dir", str(archive),
+                  "--tsa", a.url, "--tsa", b.url, "--tsa-ca", str(roots))  # fmt: skip
+        assert out.returncode == 0, out.stderr
+    manifest = next(archive.rglob("*.manifest.json"))
+    env = {**os.environ, "LC_ALL": "C", "M": str(manifest.relative_to(archive)),
+           "TSA_CA": str(roots)}  # fmt: skip
+
+    def step() -> list[str]:
+        done = subprocess.run(["sh", "-c", doc_checks()["timestamp"]], cwd=archive, env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        return done.stdout.splitlines()
+
+    lines = step()
+    assert lines.count("Verification: OK") == 2, lines
+    times = [line for line in lines if line.startswith("Time stamp: ")]
+    assert len(times) == 2 and all(t.endswith(" GMT") for t in times)
+    assert not any(line.endswith(": FAILED") for line in lines)
+    # a token for another capture's signature, under this one's name: FAILED
+    (first, _), (second, second_path) = timestamp.tokens_of(manifest)
+    other = tmp_path / "other.sig"
+    other.write_bytes(b"\x00" * 64)
+    query = subprocess.run(["openssl", "ts", "-query", "-data", str(other), "-sha256", "-cert"],
+                           capture_output=True, timeout=60).stdout  # fmt: skip
+    second_path.write_bytes(sign_query(pkis["b"], query, der_sort=False))
+    lines = step()
+    assert lines.count("Verification: OK") == 1
+    assert f"{second_path.relative_to(archive)}: FAILED" in lines
+    assert first != second
+
+
+def test_a_token_outlives_its_authority_s_certificate(
+    make_capturer: Callable[..., Capturer], site: FixtureSite, tmp_path: Path
+) -> None:
+    """What a token proves does not expire with the TSA's certificate: verify checks the
+    chain at the token's time. `openssl ts -verify` checks it now, unless given -attime
+    (docs/verifying.md says so)."""
+    pki = make_pki(tmp_path / "pki", "short-lived", tsa_lifetime=timedelta(seconds=3))
+    capture = make_capturer().capture(site.url(site.PLAIN))
+    assert capture.manifest is not None
+    with LocalTSA(pki) as tsa:
+        stamper = timestamp.Timestamper(
+            tmp_path / "archives", [timestamp.Authority.of(tsa.url)], [pki.root]
+        )
+        (stamp,) = stamper.stamp(capture.manifest)
+    assert stamp.ok and stamp.time is not None
+    time.sleep(max(0.0, (pki.tsa.not_valid_after_utc - datetime.now(UTC)).total_seconds()) + 1.1)
+    assert problems_of(tmp_path / "archives", [pki]) == []
+    (token,) = [p for _, p in timestamp.tokens_of(capture.manifest)]
+    sig = signature_path(capture.manifest)
+    now = openssl_verify(token, sig, pki.root_cert)
+    assert now.returncode != 0 and "certificate has expired" in now.stdout + now.stderr
+    then = subprocess.run(
+        ["openssl", "ts", "-verify", "-in", str(token), "-data", str(sig), "-CAfile",
+         str(pki.root_cert), "-attime", str(int(stamp.time.timestamp()))],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert then.returncode == 0 and "Verification: OK" in then.stdout, then.stderr
+
+
+def test_a_token_from_the_future_is_inconsistent(stamped: tuple[Path, Path, Path]) -> None:
+    archive, manifest, _ = stamped
+    signature = signature_path(manifest).read_bytes()
+    signed_at = datetime(2020, 8, 12, 10, 0, tzinfo=UTC)
+    (check,) = timestamp.check_tokens(
+        manifest, signature, signed_at, archive, None, now=datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    assert not check.ok and "is in the future" in str(check.problem)
+
+
+def test_timestamp_again_keeps_both_tokens(
+    tmp_path: Path, site: FixtureSite, tsa_a: LocalTSA, pkis: dict[str, Pki]
+) -> None:
+    archive = tmp_path / "archives"
+    root = str(pkis["a"].root_cert)
+    a = ("--archive-dir", str(archive), "--tsa", tsa_a.url, "--tsa-ca", root)
+    assert run("capture", site.url(site.PLAIN), *a).returncode == 0
+    again = run("timestamp", "--again", *a, "--format", "json")
+    assert again.returncode == 0, again.stderr
+    (stamp,) = [json.loads(line) for line in again.stdout.splitlines()]
+    assert stamp["ok"] and not stamp["already_stamped"]
+    tokens = sorted(archive.rglob("*.tsr"))
+    assert len(tokens) == 2 and stamp["token"] in {str(t.relative_to(archive)) for t in tokens}
+    checked = run("verify", "--archive-dir", str(archive), "--tsa-ca", root)
+    assert checked.returncode == 0 and checked.stdout.count("time-stamped by") == 2
+
+
+def test_a_token_changed_after_it_was_logged_fails_even_if_it_still_holds(
+    tmp_path: Path, site: FixtureSite, tsa_a: LocalTSA, pkis: dict[str, Pki]
+) -> None:
+    """The certificates a token carries are outside the TSA's signature: damaging an
+    intermediate the archive also saved leaves a token that holds. The custody log
+    recorded the token's SHA-256 on receipt, so verify still finds the change."""
+    archive = tmp_path / "archives"
+    a = ("--archive-dir", str(archive), "--tsa", tsa_a.url, "--tsa-ca", str(pkis["a"].root_cert))
+    assert run("capture", site.url(site.PLAIN), *a).returncode == 0
+    (token,) = archive.rglob("*.tsr")
+    data = token.read_bytes()
+    intermediate = pkis["a"].intermediate
+    assert intermediate is not None
+    key = intermediate.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    at = data.index(key) + 10
+    token.write_bytes(data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :])
+    manifest = next(archive.rglob("*.manifest.json"))
+    sig = signature_path(manifest).read_bytes()
+    sign.check_token(token.read_bytes(), sig, [pkis["a"].root], [intermediate])  # still holds
+    out = run("verify", "--archive-dir", str(archive))
+    assert out.returncode == 1
+    assert "the token file is not the one received" in out.stdout and token.name in out.stdout
+
+
+def test_a_signature_that_does_not_hold_is_not_time_stamped(
+    tmp_path: Path, site: FixtureSite, tsa_a: LocalTSA
+) -> None:
+    archive = tmp_path / "archives"
+    assert run("capture", site.url(site.PLAIN), "--archive-dir", str(archive)).returncode == 0
+    (sig,) = archive.rglob("*.manifest.json.sig")
+    data = sig.read_bytes()
+    sig.write_bytes(bytes([data[0] ^ 0x01]) + data[1:])
+    out = run("timestamp", "--archive-dir", str(archive), "--tsa", tsa_a.url)
+    assert out.returncode == 1 and "its signature does not hold" in out.stderr
+    assert not tsa_a.requests and not list(archive.rglob("*.tsr"))
