@@ -28,7 +28,13 @@ from archiver import verify as verification
 from archiver.atomic import atomic_path, output_problem
 from archiver.capture import Capturer, Progress
 from archiver.index import Index
-from archiver.manifest import CAPTURE_ID, MANIFEST_SUFFIX, capture_id_of, signature_path
+from archiver.manifest import (
+    CAPTURE_ID,
+    MANIFEST_SUFFIX,
+    archive_of,
+    capture_id_of,
+    signature_path,
+)
 from archiver.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_REDIRECTS,
@@ -94,7 +100,7 @@ class Seconds(click.ParamType):  # type: ignore[type-arg]
     ) -> float:
         try:
             seconds = float(value)
-        except ValueError:
+        except (ValueError, TypeError):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         if not 0 < seconds <= 7 * 86400:  # also false for nan
             self.fail(f"{value!r} must be more than 0 and at most 604800 seconds", param, ctx)
@@ -239,7 +245,7 @@ def record_custody(
     log = custody.CustodyLog(archive_dir, signer, operator=operator or default_operator())
     try:
         log.append(action, captures=captures, files=files, result=result, detail=detail)
-    except (OSError, sign.KeyProblem) as exc:
+    except Exception as exc:  # a full disk, a read-only copy, a damaged log: never the action's
         click.echo(f"warning: the custody log was not written: {exc}", err=True)
 
 
@@ -288,8 +294,8 @@ def tsa_options(func: Any) -> Any:
         "--tsa-ca",
         multiple=True,
         type=click.Path(dir_okay=False, path_type=Path),
-        help="Root certificate(s) of the authorities, PEM (repeatable); the machine's "
-        "trusted roots are used too.",
+        help="Root certificate(s) of the authorities, PEM (repeatable); without it, the "
+        "machine's trusted roots.",
     )(func)
     return click.option(
         "--tsa",
@@ -310,8 +316,9 @@ def make_timestamper(
         roots = [c for path in tsa_ca for c in timestamp.read_certificates(Path(path))]
     except timestamp.TimestampUsage as exc:
         raise click.BadParameter(str(exc), param_hint="--tsa/--tsa-ca") from exc
-    roots += timestamp.system_roots()
-    return timestamp.Timestamper(archive_dir, authorities, roots, timeout=tsa_timeout)
+    # the roots named, or else the machine's (public authorities chain to those)
+    roots = roots or timestamp.system_roots()
+    return timestamp.Timestamper(authorities, roots, timeout=tsa_timeout)
 
 
 def tsa_roots(tsa_ca: tuple[Path, ...]) -> list[x509.Certificate] | None:
@@ -1003,7 +1010,7 @@ def verify_command(
         show_verification(result)
     problems = len(result.problems)
     record_custody(
-        archive_dir,
+        result.archive or archive_dir,
         "verify",
         custody_signer(),
         captures=[c.capture_id for c in result.captures],
@@ -1033,12 +1040,18 @@ def show_verification(result: verification.Report) -> None:
                 trust = "a trusted key" if c.trusted else "NOT a trusted key"
                 click.echo(f"  signed by {c.key_fingerprint}, {trust}")
         for token in c.timestamps:
-            if token.ok and token.time is not None:
-                click.echo(f"  time-stamped by {token.authority} at {isoformat(token.time)}")
+            if not token.ok or token.time is None:
+                continue
+            click.echo(f"  time-stamped by {token.authority} at {isoformat(token.time)}")
+            if not token.anchored:
+                click.echo(
+                    f"    its chain ends at a root saved in the archive, {token.root}: "
+                    "compare it with the authority's, or give that with --tsa-ca"
+                )
         if c.trusted_time is not None:
             click.echo(
                 f"  trusted time: {isoformat(c.trusted_time)} (the capture existed, signed, "
-                "by then)"
+                "by then: the authority's time plus its stated accuracy)"
             )
         for problem in c.problems:
             click.echo(f"  - {problem.text()}")
@@ -1180,7 +1193,7 @@ def timestamp_command(
             )
             continue
         stamps = stamper.stamp(manifest, again=again)
-        record_stamps(archive_dir, stamps, signer, None)
+        record_stamps(archive_of(manifest), stamps, signer, None)
         failed = failed or not all(s.ok for s in stamps)
         if output_format == "json":
             for stamp in stamps:

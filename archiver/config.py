@@ -55,10 +55,30 @@ def load(path: Path | None = None) -> dict[str, dict[str, Any]]:
     for command, table in doc.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {command} is not a table ([{command}])")
-        defaults[command] = dict(table)
+        defaults[command] = {name: _checked(path, command, name, v) for name, v in table.items()}
     stamping = defaults.get("timestamp", {})
     for command, names in SHARED_WITH.items():
         for name in names:
             if name in stamping:
                 defaults.setdefault(command, {}).setdefault(name, stamping[name])
     return defaults
+
+
+LISTS = ("tsa", "tsa_ca")
+NUMBERS = ("tsa_timeout", "timeout", "max_time", "per_host_delay")
+
+
+def _checked(path: Path, command: str, name: str, value: Any) -> Any:
+    """A value of the right shape for its option; a :class:`ConfigError` naming it."""
+    where = f"{path}: [{command}] {name}"
+    if name in LISTS:
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be text or a list of text")
+        return value
+    if name in NUMBERS and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ConfigError(f"{where} must be a number of seconds")
+    if isinstance(value, dict | list) and name not in LISTS:
+        raise ConfigError(f"{where} must be a single value")
+    return value

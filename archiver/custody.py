@@ -10,11 +10,18 @@ and removing, reordering or inserting one breaks the ``prev`` of the next (and i
 ``seq``, which counts from 1).
 
 Writers append under an exclusive lock on ``custody/.lock``: two processes never
-read the same last event, so the chain never forks.  A line cut by a crash (no
-newline at the end) is closed by the next writer and skipped by the chain; verify
-reports it as an interrupted write.  An action taken without a usable key (``verify``
-by someone without the archivist's key) is logged unsigned: the chain still covers
-it, since the next signed event signs its hash, and verify says which are unsigned.
+read the same last event, so the chain never forks.  A line cut by a crash (the start
+of an event, or the zeros a power loss can leave) is closed by the next writer, which
+chains to the event before it; verify notes it as an interrupted write.  Any other
+line that is not an event is damage.
+
+An action taken without a usable key (``verify`` by someone without the archivist's
+key) is logged unsigned: what it says rests on the log alone, though the next signed
+event signs its hash; verify lists unsigned events.  With trusted keys given
+(``--trusted-key``), an event that changes the archive signed by another key fails;
+verify and extract events by others are notes (anyone may check an archive).  Only
+signed events vouch for the files they list: verify compares each time-stamp token
+with the SHA-256 its signed ``timestamp`` event recorded on receipt.
 
 Events at the very end of the log can be removed without a trace in the log itself;
 ``archiver custody`` prints the hash of the last event, which whoever keeps a copy of
@@ -163,7 +170,11 @@ class Event:
             raise ValueError("it is not written as archiver writes events (edited by hand?)")
         files = []
         for item in doc["files"]:
-            if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("path"), str)
+                or not isinstance(item.get("sha256"), str | None)
+            ):
                 raise ValueError("a file entry is not a path and a hash")
             files.append(FileRef(item["path"], item.get("sha256")))
         seq = doc["seq"]
@@ -172,6 +183,11 @@ class Event:
         strings = ("action", "host", "tool", "result", "prev")
         if not all(isinstance(doc[k], str) for k in strings):
             raise ValueError("a field is not text")
+        optional = ("operator", "detail", "key_fingerprint", "signature")
+        if not all(doc[k] is None or isinstance(doc[k], str) for k in optional):
+            raise ValueError("a field is neither text nor null")
+        if not isinstance(doc["captures"], list) or not isinstance(doc["files"], list):
+            raise ValueError("captures or files is not a list")
         return cls(
             seq=seq,
             time=parse_timestamp(str(doc["time"])),
@@ -280,7 +296,7 @@ def _tail(fd: int) -> tuple[bytes | None, int, bool]:
     for line in _lines_backwards(fd, size):
         try:
             event = Event.from_line(line)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
             continue  # a cut or damaged line: the chain goes on from the last good event
         return line, event.seq, ends_cleanly
     return None, 0, ends_cleanly
@@ -351,10 +367,18 @@ class CustodyReport:
         }
 
 
+READ_ONLY_ACTIONS = ("verify", "extract")  # they change no evidence; anyone may take them
+
+
 def check(archive: Path, trusted: dict[str, sign.PublicKey | None] | None = None) -> CustodyReport:
     """Read the log and check its chain: every line an event, seq counting up from 1,
     each ``prev`` the hash of the event before, each signature holding with the signer's
-    key (a trusted key given, else the archive's ``keys/`` copy)."""
+    key (a trusted key given, else the archive's ``keys/`` copy).
+
+    With ``trusted`` keys, an event that changes the archive (anything but verify and
+    extract, which anyone may run) signed by another key is a problem.  A line that is
+    not an event is an interrupted write (a note) when the chain runs on across it,
+    otherwise a problem."""
     path = log_path(archive)
     report = CustodyReport(str(path.relative_to(archive)))
     try:
@@ -366,12 +390,14 @@ def check(archive: Path, trusted: dict[str, sign.PublicKey | None] | None = None
         report.problems.append(f"{report.path}: cannot be read ({exc.strerror or exc})")
         return report
     keys: dict[str, sign.PublicKey | None] = dict(trusted or {})
+    trusted_fps = set(trusted) if trusted else None
     previous: bytes | None = None
     previous_seq = 0
     unsigned: list[int] = []
-    lines = data.split(b"\n")
-    cut_at_end = not data.endswith(b"\n") and bool(data)
-    for number, raw in enumerate(lines, 1):
+    others: dict[str, list[int]] = {}
+    broken: list[tuple[str, str, bool]] = []  # lines that are not events (where, why, cut
+    # short?), until the chain shows what they are
+    for number, raw in enumerate(data.split(b"\n"), 1):
         if not raw:
             continue
         entry = Entry(number, raw)
@@ -379,16 +405,15 @@ def check(archive: Path, trusted: dict[str, sign.PublicKey | None] | None = None
         where = f"{report.path} line {number}"
         try:
             event = Event.from_line(raw)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
             entry.error = str(exc)
-            if (number == len(lines) and cut_at_end) or _cut_line(raw):
-                report.notes.append(f"{where}: an event whose writing was interrupted (skipped)")
-            else:
-                report.problems.append(f"{where}: not a custody event: {exc}")
+            broken.append((where, str(exc), _cut_short(raw)))
             continue
         entry.event = event
         expected = hashlib.sha256(previous).hexdigest() if previous is not None else GENESIS
         label = f"{where} (event {event.seq}, {event.action} at {isoformat(event.time)})"
+        chained = event.seq == previous_seq + 1 and event.prev == expected
+        _settle(report, broken, chained)
         if event.seq != previous_seq + 1:
             report.problems.append(
                 f"{label}: its number follows {previous_seq}: an event was removed, "
@@ -401,20 +426,58 @@ def check(archive: Path, trusted: dict[str, sign.PublicKey | None] | None = None
                 "moved or edited before it"
             )
         _check_signature(report, entry, event, label, keys, archive, unsigned)
+        fp = event.key_fingerprint
+        if entry.signed and trusted_fps is not None and fp not in trusted_fps and fp:
+            entry.signed = False  # not by a key the verifier trusts
+            if event.action in READ_ONLY_ACTIONS:
+                others.setdefault(fp, []).append(event.seq)
+            else:
+                report.problems.append(f"{label}: signed by {fp}, which is not a trusted key")
         previous = raw
         previous_seq = event.seq
+    _settle(report, broken, True)  # at the end: writes cut by a crash, or events removed
     if unsigned:
         shown = ", ".join(str(n) for n in unsigned[:10]) + (" …" if len(unsigned) > 10 else "")
         report.notes.append(
             f"{len(unsigned)} event(s) not signed (taken without a signing key): {shown}; "
-            "the chain covers them up to the last signed event"
+            "what they say rests on the log alone, and the chain covers them up to the last "
+            "signed event"
+        )
+    for fp, seqs in sorted(others.items()):
+        report.notes.append(
+            f"{len(seqs)} verify or extract event(s) signed by {fp}, not a trusted key "
+            "(someone else checked or read the archive)"
         )
     return report
 
 
-def _cut_line(raw: bytes) -> bool:
-    """A line that starts as an event and stops short: a write cut by a crash."""
-    return raw.startswith(b'{"action":') and not raw.endswith(b"}")
+def _cut_short(raw: bytes) -> bool:
+    """Whether a line is what a crash leaves of an event being written: the start of an
+    event's canonical JSON that is not whole JSON, or the zeros a file system may leave
+    past the last write after a power loss."""
+    if not raw.strip(b"\0"):
+        return True
+    head = b'{"action":"'
+    if not (raw.startswith(head) or head.startswith(raw)):
+        return False
+    try:
+        json.loads(raw)
+    except (ValueError, RecursionError):
+        return True
+    return False  # whole JSON: written whole, then changed
+
+
+def _settle(report: CustodyReport, broken: list[tuple[str, str, bool]], chained: bool) -> None:
+    """Lines that are not events.  A crash cuts at most the line being written, and the
+    next writer closes it and chains to the event before it: one line cut short, with
+    the chain running on across it (or at the very end), is an interrupted write;
+    anything else is damage."""
+    for where, why, cut in broken:
+        if chained and cut and len(broken) == 1:
+            report.notes.append(f"{where}: an interrupted write (skipped): {why}")
+        else:
+            report.problems.append(f"{where}: not a custody event: {why}")
+    broken.clear()
 
 
 def _check_signature(
@@ -454,10 +517,12 @@ def _check_signature(
 
 
 def logged_files(report: CustodyReport, action: str) -> dict[str, str]:
-    """The SHA-256 each file had when an ``action`` event logged it (the latest, by path)."""
+    """The SHA-256 each file had when a signed ``action`` event logged it (by a trusted
+    key, when keys were given; the latest event wins), by path."""
     found: dict[str, str] = {}
-    for event in report.events:
-        if event.action == action and event.result == "ok":
+    for entry in report.entries:
+        event = entry.event
+        if event is not None and entry.signed and event.action == action and event.result == "ok":
             found.update({f.path: f.sha256 for f in event.files if f.sha256})
     return found
 

@@ -418,7 +418,9 @@ def _response(der: bytes) -> Any:
         status = int(response.status)
     except Exception as exc:  # the Rust parser raises ValueError and its own errors
         raise TokenProblem(f"not a time-stamp response ({exc})") from exc
-    if status not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
+    if status == PKIStatus.GRANTED_WITH_MODS:  # RFC 3161: the token differs from the request
+        raise TokenProblem("the authority granted the request with modifications (status 1)")
+    if status != PKIStatus.GRANTED:
         try:
             text = "; ".join(response.status_string)
         except Exception:
@@ -600,7 +602,7 @@ def build_chain(
                 current.verify_directly_issued_by(candidate)
             except (ValueError, TypeError, InvalidSignature):
                 continue
-            if not _is_ca(candidate):
+            if not _may_issue(candidate, len(chain) - 1):
                 continue
             issuer = candidate
             break
@@ -615,11 +617,23 @@ def build_chain(
     )
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
+def _may_issue(cert: x509.Certificate, below: int) -> bool:
+    """Whether ``cert`` may issue a certificate with ``below`` CA certificates under it
+    in the chain: a CA (basic constraints), allowed to sign certificates (key usage,
+    when present), within its path length."""
     try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
         return False
+    if not constraints.ca:
+        return False
+    if constraints.path_length is not None and below > constraints.path_length:
+        return False
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return bool(usage.key_cert_sign)
 
 
 def _valid_at(cert: x509.Certificate, at: datetime) -> None:

@@ -20,6 +20,7 @@ itself is in :mod:`archiver.sign`.
 
 from __future__ import annotations
 
+import http.client
 import re
 import ssl
 import urllib.error
@@ -34,7 +35,13 @@ from cryptography import x509
 
 from archiver import __version__, sign
 from archiver.atomic import atomic_path
-from archiver.manifest import MANIFEST_SUFFIX, SIGNATURE_SUFFIX, capture_id_of, signature_path
+from archiver.manifest import (
+    MANIFEST_SUFFIX,
+    SIGNATURE_SUFFIX,
+    archive_of,
+    capture_id_of,
+    signature_path,
+)
 from archiver.model import Stamp, isoformat, utcnow
 from archiver.urls import check_url
 
@@ -160,21 +167,21 @@ class Timestamper:
 
     def __init__(
         self,
-        archive: Path,
         authorities: list[Authority],
         roots: list[x509.Certificate],
         *,
         timeout: float = DEFAULT_TSA_TIMEOUT,
     ) -> None:
-        self.archive = archive
         self.authorities = authorities
         self.roots = roots
         self.timeout = timeout
 
     def stamp(self, manifest: Path, *, again: bool = False) -> list[Stamp]:
         """A token from every authority for ``manifest``'s signature (already stamped
-        ones are skipped unless ``again``); never raises for an authority's trouble."""
+        ones are skipped unless ``again``); never raises for an authority's trouble.
+        The chains are saved in the manifest's own archive."""
         capture_id = capture_id_of(manifest)
+        archive = archive_of(manifest)
         stamps = []
         try:
             signature = signature_path(manifest).read_bytes()
@@ -188,7 +195,7 @@ class Timestamper:
             stamp = Stamp(capture_id, authority.name, authority.url)
             if target.exists() and not again:
                 stamp.already = True
-                stamp.token = self._shown(target)
+                stamp.token = _shown(target, archive)
                 try:
                     stamp.time = sign.read_token(target.read_bytes()).time
                 except (OSError, sign.TokenProblem) as exc:
@@ -196,7 +203,7 @@ class Timestamper:
                 stamps.append(stamp)
                 continue
             try:
-                self._stamp(stamp, authority, signature, target)
+                self._stamp(stamp, authority, signature, target, archive)
             except sign.TokenProblem as exc:
                 stamp.error = f"{authority.url}: {exc}"
             except OSError as exc:
@@ -204,22 +211,24 @@ class Timestamper:
             stamps.append(stamp)
         return stamps
 
-    def _stamp(self, stamp: Stamp, authority: Authority, signature: bytes, target: Path) -> None:
+    def _stamp(
+        self, stamp: Stamp, authority: Authority, signature: bytes, target: Path, archive: Path
+    ) -> None:
         request, nonce = sign.timestamp_request(signature)
         answer = self._ask(authority, request)
         info, chain = sign.check_token(answer, signature, self.roots, nonce=nonce)
-        self._save_chain(authority.name, chain)
+        _save_chain(archive, authority.name, chain)
         if target.exists():  # again: the earlier token is kept beside, never replaced
             target = target.with_name(
                 f"{target.name.removesuffix(TOKEN_SUFFIX)}.{info.serial}{TOKEN_SUFFIX}"
             )
         with atomic_path(target) as temp:
             temp.write_bytes(answer)
-        stamp.token = self._shown(target)
+        stamp.token = _shown(target, archive)
         stamp.time = info.time
 
     def _ask(self, authority: Authority, request: bytes) -> bytes:
-        http = urllib.request.Request(
+        query = urllib.request.Request(
             authority.url,
             data=request,
             method="POST",
@@ -231,10 +240,12 @@ class Timestamper:
         )
         opener = urllib.request.build_opener(_NoRedirect)
         try:
-            with opener.open(http, timeout=self.timeout) as response:
+            with opener.open(query, timeout=self.timeout) as response:
                 answer: bytes = response.read(RESPONSE_LIMIT + 1)
         except urllib.error.HTTPError as exc:
             raise sign.TokenProblem(f"the authority answered HTTP {exc.code} {exc.reason}") from exc
+        except http.client.HTTPException as exc:  # not HTTP at all, or cut short
+            raise sign.TokenProblem(f"the authority's answer is not HTTP ({exc!r})") from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise sign.TokenProblem(f"cannot reach the authority: {reason}") from exc
@@ -242,21 +253,24 @@ class Timestamper:
             raise sign.TokenProblem("the authority's answer is too large for a time-stamp")
         return answer
 
-    def _save_chain(self, authority: str, chain: list[x509.Certificate]) -> None:
-        target = self.archive / TSA_DIR / authority / f"{sign.certificate_sha256(chain[0])}.pem"
-        if target.exists():
-            return
-        try:
-            with atomic_path(target) as temp:
-                temp.write_bytes(b"".join(sign.certificate_pem(c) for c in chain))
-        except FileExistsError:  # another process saved it first
-            pass
 
-    def _shown(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(self.archive))
-        except ValueError:
-            return str(path)
+def _save_chain(archive: Path, authority: str, chain: list[x509.Certificate]) -> None:
+    target = archive / TSA_DIR / authority / f"{sign.certificate_sha256(chain[0])}.pem"
+    if target.exists():
+        return
+    try:
+        with atomic_path(target) as temp:
+            temp.write_bytes(b"".join(sign.certificate_pem(c) for c in chain))
+    except FileExistsError:  # another process saved it first
+        pass
+
+
+def _shown(path: Path, archive: Path) -> str:
+    """``path`` relative to the archive (both resolved), else as it is."""
+    try:
+        return str(path.resolve().relative_to(archive.resolve()))
+    except (ValueError, OSError):
+        return str(path)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -275,8 +289,11 @@ class TokenCheck:
     file: str
     ok: bool
     time: datetime | None = None
+    accuracy: float | None = None  # seconds, as the authority states it
     detail: str = ""
     problem: str | None = None
+    anchored: bool = False  # the chain ends at a root the verifier gave (--tsa-ca)
+    root: str | None = None  # that root: subject and SHA-256
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -284,6 +301,9 @@ class TokenCheck:
             "file": self.file,
             "ok": self.ok,
             "time": isoformat(self.time) if self.time else None,
+            "accuracy_seconds": self.accuracy,
+            "root": self.root,
+            "root_given": self.anchored,
             "detail": self.detail,
             "problem": self.problem,
         }
@@ -326,8 +346,7 @@ def check_tokens(
     now = now or utcnow()
     checks = []
     for authority, path in tokens_of(manifest):
-        shown = str(path.relative_to(archive)) if path.is_relative_to(archive) else str(path)
-        check = TokenCheck(authority, shown, False)
+        check = TokenCheck(authority, _shown(path, archive), False)
         checks.append(check)
         try:
             with path.open("rb") as handle:
@@ -340,6 +359,7 @@ def check_tokens(
             check.problem = str(exc)
             continue
         check.time = info.time
+        check.accuracy = info.accuracy
         slack = CLOCK_TOLERANCE + timedelta(seconds=info.accuracy or 0)
         if info.time < signed_at - slack:
             check.problem = (
@@ -352,15 +372,24 @@ def check_tokens(
             check.problem = f"the token's time {isoformat(info.time)} is in the future"
             continue
         check.ok = True
+        check.anchored = bool(given_roots)
+        check.root = (
+            f"{chain[-1].subject.rfc4514_string()} (sha256 {sign.certificate_sha256(chain[-1])})"
+        )
         who = chain[0].subject.rfc4514_string()
         check.detail = (
-            f"RFC 3161 token by {who}, serial {info.serial}, chain to "
-            f"{chain[-1].subject.rfc4514_string()} ({source})"
+            f"RFC 3161 token by {who}, serial {info.serial}, chain to {check.root} ({source})"
         )
     return checks
 
 
 def trusted_time(checks: list[TokenCheck]) -> datetime | None:
-    """The earliest time an authority vouches for (the capture existed by then)."""
-    times = [c.time for c in checks if c.ok and c.time is not None]
+    """The earliest time an authority whose root the verifier gave vouches the capture
+    existed by: the token's time plus its stated accuracy.  None without such a token:
+    a root saved in the archive is only as trustworthy as the archive."""
+    times = [
+        c.time + timedelta(seconds=c.accuracy or 0)
+        for c in checks
+        if c.ok and c.anchored and c.time is not None
+    ]
     return min(times) if times else None

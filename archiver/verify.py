@@ -212,6 +212,7 @@ class Report:
     index_problems: list[Problem] = field(default_factory=list)  # rows claiming no signed capture
     nothing: bool = False  # nothing was found to verify
     custody: custody.CustodyReport | None = None  # the archive's custody log, checked
+    archive: Path | None = None  # the archive whose custody log that is
 
     @property
     def ok(self) -> bool:
@@ -332,6 +333,9 @@ def plan(archive_dir: Path, paths: Iterable[str]) -> _Plan:
                 _add_file(result, found)
         else:
             raise VerifyUsage(f"{text}: no such file or directory, nor a capture id")
+    homes = {archive_of(found[0]) for found in result.manifests.values()}
+    if not result.whole_archive and len(homes) == 1:  # manifests of another archive: its
+        result.archive = homes.pop()  # index and custody log are theirs
     if not result.whole_archive:  # every file that claims one of these captures by name
         for capture_id in list(result.manifests):
             for found in _capture_files(result.archive, capture_id)[1]:
@@ -415,6 +419,7 @@ def verify(
     report = Report()
     if (todo.archive / custody.CUSTODY_DIR).is_dir() or todo.whole_archive:
         report.custody = custody.check(todo.archive, keys)
+        report.archive = todo.archive
     # tokens as received: a token file changed since then fails even if it still holds
     logged = custody.logged_files(report.custody, "timestamp") if report.custody else {}
     signed: dict[str, Manifest] = {}
@@ -497,8 +502,8 @@ def _verify_capture(
     _check_signature(result, path, data, manifest, archive, keys)
     if result.signature_holds:
         _check_timestamps(result, path, manifest, archive, tsa_roots, logged or {})
-    elif timestamp.tokens_of(path):
-        result.problem("its time-stamp tokens are not checked: the signature does not hold")
+    elif timestamp.tokens_of(path):  # the signature's failure is the problem already
+        result.check("time-stamp", result.manifest or "", False, "not checked: unsigned")
     _check_files(result, manifest, archive, reading, named)
     return result, manifest, data
 
@@ -516,6 +521,14 @@ def _check_timestamps(
     except OSError:  # pragma: no cover - read a moment ago by _check_signature
         return
     result.timestamps = timestamp.check_tokens(path, signature, manifest.signed_at, archive, roots)
+    present = {check.file for check in result.timestamps}
+    prefix = f"{_shown(path, archive)}.sig."
+    for gone in sorted(p for p in logged if p.startswith(prefix) and p not in present):
+        if gone.endswith(timestamp.TOKEN_SUFFIX):
+            result.check("time-stamp", gone, False, "missing")
+            result.problem(
+                "a time-stamp token the custody log recorded on receipt is missing", file=gone
+            )
     for check in result.timestamps:
         expected = logged.get(check.file)
         if check.ok and expected is not None:

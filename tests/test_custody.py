@@ -205,11 +205,15 @@ def test_an_inserted_event_is_named(logged: Path, tmp_path: Path) -> None:
     assert problems and "line 5 (event 4" in problems[0] and "its number follows 4" in problems[0]
 
 
-def test_a_line_cut_by_a_crash_is_noted_and_the_chain_goes_on(logged: Path) -> None:
+@pytest.mark.parametrize("cut", [40, 5, 0])
+def test_a_line_cut_by_a_crash_is_noted_and_the_chain_goes_on(logged: Path, cut: int) -> None:
+    """Cut after 40 or 5 bytes, or zeros where a power loss left the file longer than
+    what reached the disk."""
     lines = lines_of(logged)
-    write_lines(logged, [*lines, lines[0][:40]])  # a write cut short, no newline
+    tail = lines[0][:cut] if cut else b"\0" * 300
+    write_lines(logged, [*lines, tail])  # a write cut short, no newline
     report = custody.check(logged)
-    assert report.ok and "line 7: an event whose writing was interrupted" in report.notes[0]
+    assert report.ok and "line 7: an interrupted write" in report.notes[0]
     log = custody.CustodyLog(logged, fixed_signer(), operator="tester", hostname="host")
     event = log.append("verify")
     assert event.seq == 7
@@ -285,3 +289,60 @@ def test_custody_of_a_capture_with_no_log_and_bad_input(
     broken = run("custody", "--archive-dir", str(archive))
     assert broken.returncode == 1 and "line 1: not a custody event" in broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_a_log_signed_again_by_another_key_fails_against_the_trusted_key(
+    tmp_path: Path, site: FixtureSite
+) -> None:
+    """Someone who can write the archive rewrites the log and signs it with a key of their
+    own: the chain holds, so only the key tells, when the verifier names the trusted one."""
+    archive = tmp_path / "archives"
+    a = ("--archive-dir", str(archive))
+    assert run("capture", site.url(site.PLAIN), *a).returncode == 0
+    assert run("verify", *a).returncode == 0
+    real = next((archive / "keys").glob("*.pub.pem"))
+    forger = fixed_signer(7)
+    log = custody.log_path(archive)
+    events = [json.loads(line) for line in log.read_bytes().splitlines()]
+    log.unlink()
+    rewritten = custody.CustodyLog(archive, forger, hostname="forger")
+    for event in events:
+        rewritten.append(event["action"], captures=event["captures"], result=event["result"])
+    assert custody.check(archive).ok  # without a trusted key, the chain alone holds
+    out = run("verify", *a, "--trusted-key", str(real))
+    assert out.returncode == 1
+    assert f"signed by {forger.fingerprint}, which is not a trusted key" in out.stdout
+    assert "(event 1, key generation" in out.stdout and "(event 2, capture" in out.stdout
+    # the verify just run signed its event with the real key: to a verifier trusting only
+    # the forger's key, someone else's verify is a note, not a failure
+    report = custody.check(archive, {forger.fingerprint: None})
+    assert report.ok
+    real_fp = real.name.removesuffix(".pub.pem")
+    assert f"1 verify or extract event(s) signed by {real_fp}, not a trusted key" in str(
+        report.notes
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"action":"verify","captures":[],"detail":null,"files":[],"format":"archiver/custody-'
+        b'event/1","host":"h","key_fingerprint":null,"operator":null,"prev":"00","result":"ok",'
+        b'"seq":2,"signature":5,"time":"2020-01-01T00:00:00Z","tool":"t"}',
+        b"[" * 100_000,
+        b'{"action":"verify","files":[{"path":1}]}',
+    ],
+)
+def test_a_hostile_line_in_the_log_is_named_and_stops_no_action(
+    logged: Path, line: bytes, tmp_path: Path
+) -> None:
+    lines = lines_of(logged)
+    write_lines(logged, [*lines[:3], line + b"\n", *lines[3:]])
+    out = run("custody", "--archive-dir", str(logged))
+    assert out.returncode == 1 and "line 4: not a custody event" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    # at the end of the log it stops nothing either: the next action appends after it
+    write_lines(logged, [*lines, line])
+    compact = run("index", "compact", "--archive-dir", str(logged))
+    assert compact.returncode == 0 and "Traceback" not in compact.stderr, compact.stderr
+    assert custody.check(logged).events[-1].action == "index compact"

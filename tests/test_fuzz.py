@@ -62,7 +62,7 @@ def stamp_and_log(archive: Path, manifest: Path, pki_dir: Path) -> None:
     """A time-stamp token (a real local TSA) and a custody log of three events."""
     pki = make_pki(pki_dir)
     with LocalTSA(pki) as tsa:
-        stamper = Timestamper(archive, [Authority.of(tsa.url)], [pki.root])
+        stamper = Timestamper([Authority.of(tsa.url)], [pki.root])
         assert all(s.ok for s in stamper.stamp(manifest))
     log = custody.CustodyLog(archive, fixed_signer(), hostname="fuzz", clock=FixedClock())
     (token,) = archive.rglob("*.tsr")

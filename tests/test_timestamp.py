@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,9 +27,17 @@ from archiver.capture import Capturer
 from archiver.manifest import signature_path
 from archiver.verify import verify
 from tests.conftest import FixedClock
+from tests.rawserver import raw_server
 from tests.site import FixtureSite
 from tests.test_cli import closed_port, run
-from tests.tsa import LocalTSA, Pki, der_sort_certificates, make_pki, sign_query
+from tests.tsa import (
+    LocalTSA,
+    Pki,
+    der_sort_certificates,
+    make_pki,
+    sign_query,
+    status_only_response,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +58,12 @@ def pkis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pki]:
 def tsa_a(pkis: dict[str, Pki]) -> Iterator[LocalTSA]:
     with LocalTSA(pkis["a"]) as tsa:
         yield tsa
+
+
+def events_in(archive: Path) -> list[dict[str, object]]:
+    out = run("custody", "--archive-dir", str(archive), "--format", "json")
+    events: list[dict[str, object]] = json.loads(out.stdout)["events"]
+    return events
 
 
 def openssl_verify(token: Path, data: Path, root: Path) -> subprocess.CompletedProcess[str]:
@@ -99,15 +115,31 @@ def test_a_capture_is_stamped_by_two_authorities_and_every_token_checks_out(
         assert saved[0] == pki.tsa and saved[-1] == pki.root
         assert len(saved) == (3 if pki.intermediate is not None else 2)
     # verify checks them offline, against the roots given and against those saved
-    for extra in (["--tsa-ca", str(pkis["a"].root_cert), "--tsa-ca", str(pkis["b"].root_cert)], []):
-        checked = run("verify", "--archive-dir", str(archive), *extra)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert "trusted time: " in checked.stdout
-        assert checked.stdout.count("time-stamped by 127.0.0.1-") == 2
+    given = ["--tsa-ca", str(pkis["a"].root_cert), "--tsa-ca", str(pkis["b"].root_cert)]
+    checked = run("verify", "--archive-dir", str(archive), *given)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "trusted time: " in checked.stdout and "saved in the archive" not in checked.stdout
+    assert checked.stdout.count("time-stamped by 127.0.0.1-") == 2
+    # without roots of one's own: the tokens hold, but no time is called trusted
+    checked = run("verify", "--archive-dir", str(archive))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "trusted time: " not in checked.stdout
+    assert checked.stdout.count("its chain ends at a root saved in the archive") == 2
+    assert sign.certificate_sha256(pkis["a"].root) in checked.stdout
     report = json.loads(run("verify", "--archive-dir", str(archive), "--format", "json").stdout)
     capture = report["captures"][0]
-    assert capture["trusted_time"] == min(t["time"] for t in capture["timestamps"])
+    assert capture["trusted_time"] is None
     assert all("a root saved in the archive" in t["detail"] for t in capture["timestamps"])
+    assert not any(t["root_given"] for t in capture["timestamps"])
+    report = json.loads(
+        run("verify", "--archive-dir", str(archive), "--format", "json", *given).stdout
+    )
+    capture = report["captures"][0]
+    stated = [
+        datetime.fromisoformat(t["time"]) + timedelta(seconds=t["accuracy_seconds"] or 0)
+        for t in capture["timestamps"]
+    ]
+    assert datetime.fromisoformat(capture["trusted_time"]) == min(stated)
     # and the custody log has the capture and both timestamps
     log = json.loads(run("custody", "--archive-dir", str(archive), "--format", "json").stdout)
     actions = [(e["action"], e["result"]) for e in log["events"]]
@@ -198,9 +230,7 @@ def test_a_token_from_an_unfit_certificate_is_refused_at_receipt(
     """Asked of a TSA whose certificate may not stamp, the token is not kept."""
     trusted = [pkis["a"].root, pkis[kind].root] if kind != "other" else [pkis["a"].root]
     with LocalTSA(pkis[kind]) as tsa:
-        stamper = timestamp.Timestamper(
-            tmp_path / "archives", [timestamp.Authority.of(tsa.url)], trusted, timeout=10
-        )
+        stamper = timestamp.Timestamper([timestamp.Authority.of(tsa.url)], trusted, timeout=10)
         capture = make_capturer().capture(site.url(site.PLAIN))
         assert capture.manifest is not None
         (stamp,) = stamper.stamp(capture.manifest)
@@ -219,9 +249,7 @@ def stamped(
     tmp_path: Path,
 ) -> tuple[Path, Path, Path]:
     """A signed capture stamped by authority a: (archive, manifest, token)."""
-    stamper = timestamp.Timestamper(
-        tmp_path / "archives", [timestamp.Authority.of(tsa_a.url)], [pkis["a"].root]
-    )
+    stamper = timestamp.Timestamper([timestamp.Authority.of(tsa_a.url)], [pkis["a"].root])
     capture = make_capturer().capture(site.url(site.PLAIN))
     assert capture.manifest is not None
     (stamp,) = stamper.stamp(capture.manifest)
@@ -318,9 +346,7 @@ def test_a_token_older_than_the_capture_is_inconsistent(
     capturer.clock = FixedClock(datetime(2031, 1, 1, tzinfo=UTC))
     capture = capturer.capture(site.url(site.PLAIN))
     assert capture.manifest is not None
-    stamper = timestamp.Timestamper(
-        tmp_path / "archives", [timestamp.Authority.of(tsa_a.url)], [pkis["a"].root]
-    )
+    stamper = timestamp.Timestamper([timestamp.Authority.of(tsa_a.url)], [pkis["a"].root])
     (stamp,) = stamper.stamp(capture.manifest)
     assert stamp.ok
     (problem,) = problems_of(tmp_path / "archives")
@@ -424,9 +450,7 @@ def test_a_token_outlives_its_authority_s_certificate(
     capture = make_capturer().capture(site.url(site.PLAIN))
     assert capture.manifest is not None
     with LocalTSA(pki) as tsa:
-        stamper = timestamp.Timestamper(
-            tmp_path / "archives", [timestamp.Authority.of(tsa.url)], [pki.root]
-        )
+        stamper = timestamp.Timestamper([timestamp.Authority.of(tsa.url)], [pki.root])
         (stamp,) = stamper.stamp(capture.manifest)
     assert stamp.ok and stamp.time is not None
     time.sleep(max(0.0, (pki.tsa.not_valid_after_utc - datetime.now(UTC)).total_seconds()) + 1.1)
@@ -507,3 +531,129 @@ def test_a_signature_that_does_not_hold_is_not_time_stamped(
     out = run("timestamp", "--archive-dir", str(archive), "--tsa", tsa_a.url)
     assert out.returncode == 1 and "its signature does not hold" in out.stderr
     assert not tsa_a.requests and not list(archive.rglob("*.tsr"))
+
+
+def test_a_planted_root_and_token_are_not_called_a_trusted_time(
+    tmp_path: Path, site: FixtureSite, pkis: dict[str, Pki]
+) -> None:
+    """A signer who wants an earlier date makes a TSA of their own, stamps the signature
+    and saves their root in the archive: the token holds against that root, so without
+    --tsa-ca verify shows the root to compare and calls no time trusted; with the real
+    authority's root it fails."""
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+
+    archive = tmp_path / "archives"
+    assert run("capture", site.url(site.PLAIN), "--archive-dir", str(archive)).returncode == 0
+    manifest = next(archive.rglob("*.manifest.json"))
+    forger = pkis["other"]
+    query = (
+        TimestampRequestBuilder()
+        .data(signature_path(manifest).read_bytes())
+        .hash_algorithm(HashAlgorithm.SHA256)
+        .build()
+    )
+    timestamp.token_path(manifest, "tsa.example.org").write_bytes(
+        sign_query(forger, query.as_bytes(), der_sort=False)
+    )
+    saved = archive / "tsa" / "tsa.example.org" / "chain.pem"
+    saved.parent.mkdir(parents=True)
+    saved.write_bytes(forger.root_cert.read_bytes())
+    out = run("verify", "--archive-dir", str(archive))
+    assert out.returncode == 0, out.stdout
+    assert "trusted time" not in out.stdout
+    assert "its chain ends at a root saved in the archive" in out.stdout
+    assert sign.certificate_sha256(forger.root) in out.stdout
+    given = run("verify", "--archive-dir", str(archive), "--tsa-ca", str(pkis["a"].root_cert))
+    assert given.returncode == 1 and "does not reach a trusted root" in given.stdout
+
+
+def test_a_token_deleted_or_changed_after_it_was_logged_is_found_from_a_relative_path(
+    tmp_path: Path, site: FixtureSite, tsa_a: LocalTSA, pkis: dict[str, Pki]
+) -> None:
+    a = ("--archive-dir", "archives", "--tsa", tsa_a.url, "--tsa-ca", str(pkis["a"].root_cert))
+
+    def relative(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "archiver", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    assert relative("capture", site.url(site.PLAIN), *a).returncode == 0
+    (token,) = (tmp_path / "archives").rglob("*.tsr")
+    data = token.read_bytes()
+    intermediate = pkis["a"].intermediate
+    assert intermediate is not None
+    key = intermediate.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    at = data.index(key) + 10
+    token.write_bytes(data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :])
+    out = relative("verify", "--archive-dir", "archives")
+    assert out.returncode == 1 and "the token file is not the one received" in out.stdout
+    token.unlink()
+    out = relative("verify", "--archive-dir", "archives")
+    assert out.returncode == 1, out.stdout
+    assert "a time-stamp token the custody log recorded on receipt is missing" in out.stdout
+    assert token.name in out.stdout
+
+
+def test_an_authority_that_does_not_speak_http(tmp_path: Path, site: FixtureSite) -> None:
+    def hello(conn: socket.socket, head: bytes) -> None:
+        conn.sendall(b"HELLO THERE\r\n\r\n")
+
+    archive = tmp_path / "archives"
+    with raw_server(hello) as url:
+        out = run("capture", site.url(site.PLAIN), "--archive-dir", str(archive), "--tsa", url)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("complete ") and "the authority's answer is not HTTP" in out.stderr
+    assert run("verify", "--archive-dir", str(archive)).returncode == 0
+
+
+def test_a_response_granted_with_modifications_is_refused() -> None:
+    with pytest.raises(sign.TokenProblem, match="granted the request with modifications"):
+        sign.read_token(status_only_response(1))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[timestamp]\ntsa_timeout = [1]\n", "[timestamp] tsa_timeout must be a number"),
+        ("[timestamp]\ntsa = [1, 2]\n", "[timestamp] tsa must be text or a list of text"),
+        ("[capture]\noperator = {a = 1}\n", "[capture] operator must be a single value"),
+        ("timestamp = 3\n", "timestamp is not a table"),
+    ],
+)
+def test_a_config_file_of_the_wrong_shape_is_named(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text, "utf-8")
+    out = run("verify", "--archive-dir", str(tmp_path), env={"ARCHIVER_CONFIG": str(config)})
+    assert out.returncode == 2 and message in out.stderr and str(config) in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_one_authority_as_text_in_the_config_file(
+    tmp_path: Path, site: FixtureSite, tsa_a: LocalTSA, pkis: dict[str, Pki]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[timestamp]\ntsa = "{tsa_a.url}"\ntsa_ca = "{pkis["a"].root_cert}"\n')
+    out = run("capture", site.url(site.PLAIN), "--archive-dir", str(tmp_path / "archives"),
+              env={"ARCHIVER_CONFIG": str(config)})  # fmt: skip
+    assert out.returncode == 0 and "time-stamped by 127.0.0.1-" in out.stdout, out.stderr
+
+
+def test_verify_and_timestamp_act_on_the_archive_a_manifest_belongs_to(
+    tmp_path: Path, site: FixtureSite, tsa_a: LocalTSA, pkis: dict[str, Pki]
+) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    for archive in (here, there):
+        assert run("capture", site.url(site.PLAIN), "--archive-dir", str(archive)).returncode == 0
+    manifest = next(there.rglob("*.manifest.json"))
+    stamped = run("timestamp", str(manifest), "--archive-dir", str(here), "--tsa", tsa_a.url,
+                  "--tsa-ca", str(pkis["a"].root_cert))  # fmt: skip
+    assert stamped.returncode == 0, stamped.stderr
+    assert list((there / "tsa").iterdir()) and not (here / "tsa").exists()
+    checked = run("verify", str(manifest), "--archive-dir", str(here))
+    assert checked.returncode == 0, checked.stdout
+    logged = {archive.name: [e["action"] for e in events_in(archive)] for archive in (here, there)}
+    assert logged == {
+        "here": ["key generation", "capture"],
+        "there": ["capture", "timestamp", "verify"],
+    }
