@@ -188,7 +188,7 @@ class Event:
             raise ValueError("a field is neither text nor null")
         if not isinstance(doc["captures"], list) or not isinstance(doc["files"], list):
             raise ValueError("captures or files is not a list")
-        return cls(
+        event = cls(
             seq=seq,
             time=parse_timestamp(str(doc["time"])),
             action=doc["action"],
@@ -203,6 +203,12 @@ class Event:
             key_fingerprint=doc["key_fingerprint"],
             signature=doc["signature"],
         )
+        # what is signed is the event as archiver writes it: a line that reads as the same
+        # event but is written otherwise (another time format, a number for a text) would
+        # carry a signature over bytes it does not hold
+        if event.line() != line:
+            raise ValueError("it is not written as archiver writes events (edited?)")
+        return event
 
 
 def canonical(doc: dict[str, Any]) -> bytes:

@@ -346,3 +346,13 @@ def test_a_hostile_line_in_the_log_is_named_and_stops_no_action(
     compact = run("index", "compact", "--archive-dir", str(logged))
     assert compact.returncode == 0 and "Traceback" not in compact.stderr, compact.stderr
     assert custody.check(logged).events[-1].action == "index compact"
+
+
+def test_an_event_written_otherwise_but_read_the_same_is_caught(logged: Path) -> None:
+    """Found by atheris: "2020-08-12:10:00" reads as the same time as "2020-08-12T10:00",
+    so the signature over the event as archiver writes it still held."""
+    lines = lines_of(logged)
+    lines[0] = lines[0].replace(b'"time":"2020-08-12T', b'"time":"2020-08-12:', 1)
+    write_lines(logged, lines)
+    problems = custody.check(logged).problems
+    assert problems and "line 1: not a custody event: it is not written as archiver" in problems[0]
