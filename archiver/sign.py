@@ -436,7 +436,10 @@ def _response(der: bytes) -> Any:
 def read_token(der: bytes) -> TokenInfo:
     """What the token in a DER time-stamp response says; a :class:`TokenProblem` if it
     is not one, or the authority refused."""
-    response = _response(der)
+    return _token_info(_response(der))
+
+
+def _token_info(response: Any) -> TokenInfo:
     try:
         tst = response.tst_info
         algorithm_oid = tst.message_imprint.hash_algorithm.dotted_string
@@ -508,7 +511,8 @@ def _check_token(
     pool: list[x509.Certificate],
     nonce: int | None,
 ) -> tuple[TokenInfo, list[x509.Certificate]]:
-    info = read_token(der)
+    response = _response(der)
+    info = _token_info(response)
     known = _IMPRINT_HASHES.get(_oid_of(info.imprint_algorithm))
     if known is None:
         raise TokenProblem(f"the token uses an unsupported hash ({info.imprint_algorithm})")
@@ -544,7 +548,7 @@ def _check_token(
         intermediates=[c for c in chain[1:-1]],
     )
     try:
-        builder.build().verify(_response(der), expected)
+        builder.build().verify(response, expected)
     except VerificationError as exc:
         raise TokenProblem(f"the token's signature does not hold: {exc}") from exc
     except Exception as exc:

@@ -20,6 +20,7 @@ itself is in :mod:`archiver.sign`.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import re
 import ssl
@@ -292,6 +293,7 @@ class TokenCheck:
     accuracy: float | None = None  # seconds, as the authority states it
     detail: str = ""
     problem: str | None = None
+    sha256: str | None = None  # of the token file as read
     anchored: bool = False  # the chain ends at a root the verifier gave (--tsa-ca)
     root: str | None = None  # that root: subject and SHA-256
 
@@ -332,6 +334,7 @@ def check_tokens(
     given_roots: list[x509.Certificate] | None,
     *,
     now: datetime | None = None,
+    saved: list[x509.Certificate] | None = None,
 ) -> list[TokenCheck]:
     """Check every token stored for ``manifest``'s signature, offline.
 
@@ -339,8 +342,10 @@ def check_tokens(
     in the archive (which the report says: whoever could change the archive could
     also change those).  The token's time must not be before the capture was signed
     (allowing :data:`CLOCK_TOLERANCE` for the capturing machine's clock), nor after now.
+    ``saved``: the archive's saved certificates, when the caller has read them already.
     """
-    saved = saved_certificates(archive)
+    if saved is None:
+        saved = saved_certificates(archive)
     roots = given_roots if given_roots else [c for c in saved if sign.is_self_issued(c)]
     source = "a root given with --tsa-ca" if given_roots else "a root saved in the archive"
     now = now or utcnow()
@@ -351,6 +356,7 @@ def check_tokens(
         try:
             with path.open("rb") as handle:
                 der = handle.read(RESPONSE_LIMIT + 1)
+            check.sha256 = hashlib.sha256(der).hexdigest()
             info, chain = sign.check_token(der, signature, roots, saved)
         except OSError as exc:
             check.problem = f"the token cannot be read: {exc.strerror or exc}"

@@ -263,6 +263,13 @@ class _Reading:
     pool: ThreadPoolExecutor
     progress: ScanProgress
     deep: bool
+    # each archive's saved TSA certificates, read once for all its captures
+    certificates: dict[Path, list[x509.Certificate]] = field(default_factory=dict)
+
+    def saved_certificates(self, archive: Path) -> list[x509.Certificate]:
+        if archive not in self.certificates:
+            self.certificates[archive] = timestamp.saved_certificates(archive)
+        return self.certificates[archive]
 
 
 # what to verify ------------------------------------------------------------------
@@ -499,9 +506,12 @@ def _verify_capture(
         result.problem(f"the manifest describes capture {manifest.capture_id}, not {capture_id}")
     result.status = manifest.capture.status
     result.key_fingerprint = manifest.key_fingerprint
-    _check_signature(result, path, data, manifest, archive, keys)
-    if result.signature_holds:
-        _check_timestamps(result, path, manifest, archive, tsa_roots, logged or {})
+    signature = _check_signature(result, path, data, manifest, archive, keys)
+    if signature is not None and result.signature_holds:
+        saved = reading.saved_certificates(archive)
+        _check_timestamps(
+            result, path, signature, manifest, archive, tsa_roots, logged or {}, saved
+        )
     elif timestamp.tokens_of(path):  # the signature's failure is the problem already
         result.check("time-stamp", result.manifest or "", False, "not checked: unsigned")
     _check_files(result, manifest, archive, reading, named)
@@ -511,16 +521,16 @@ def _verify_capture(
 def _check_timestamps(
     result: CaptureResult,
     path: Path,
+    signature: bytes,
     manifest: Manifest,
     archive: Path,
     roots: list[x509.Certificate] | None,
     logged: dict[str, str],
+    saved: list[x509.Certificate],
 ) -> None:
-    try:
-        signature = read_regular(signature_path(path), SIGNATURE_LENGTH)
-    except OSError:  # pragma: no cover - read a moment ago by _check_signature
-        return
-    result.timestamps = timestamp.check_tokens(path, signature, manifest.signed_at, archive, roots)
+    result.timestamps = timestamp.check_tokens(
+        path, signature, manifest.signed_at, archive, roots, saved=saved
+    )
     present = {check.file for check in result.timestamps}
     prefix = f"{_shown(path, archive)}.sig."
     for gone in sorted(p for p in logged if p.startswith(prefix) and p not in present):
@@ -531,17 +541,12 @@ def _check_timestamps(
             )
     for check in result.timestamps:
         expected = logged.get(check.file)
-        if check.ok and expected is not None:
-            try:
-                found = hashlib.sha256((archive / check.file).read_bytes()).hexdigest()
-            except OSError:
-                found = None
-            if found != expected:
-                check.ok = False
-                check.problem = (
-                    f"the token file is not the one received (SHA-256 {found}, the custody "
-                    f"log recorded {expected}): changed in the archive"
-                )
+        if check.ok and expected is not None and check.sha256 != expected:
+            check.ok = False
+            check.problem = (
+                f"the token file is not the one received (SHA-256 {check.sha256}, the custody "
+                f"log recorded {expected}): changed in the archive"
+            )
         detail = check.detail if check.ok else (check.problem or "")
         result.check("time-stamp", check.file, check.ok, detail)
         if not check.ok:
@@ -555,7 +560,8 @@ def _check_signature(
     manifest: Manifest,
     archive: Path,
     keys: dict[str, sign.PublicKey | None],
-) -> None:
+) -> bytes | None:
+    """Check the manifest's signature; the signature's bytes, when they could be read."""
     fp = manifest.key_fingerprint
     sig_path = signature_path(path)
     sig_name = _shown(sig_path, archive)
@@ -582,19 +588,19 @@ def _check_signature(
     except FileNotFoundError:
         result.check("signature", sig_name, False, "missing")
         result.problem("unsigned: the manifest has no signature", file=sig_name)
-        return
+        return None
     except OSError as exc:
         result.check("signature", sig_name, False, "unreadable")
         result.problem(f"unsigned: the signature cannot be read ({exc})", file=sig_name)
-        return
+        return None
     if len(signature) != SIGNATURE_LENGTH:
         result.check("signature", sig_name, False, f"{len(signature)} bytes")
         result.problem(f"not an Ed25519 signature ({len(signature)} bytes, not 64)", file=sig_name)
-        return
+        return None
     checker = keys.get(fp) or public  # a trusted key file stands in for the archive's copy
     if checker is None:
         result.check("signature", sig_name, False, "no usable public key for the signer")
-        return
+        return signature
     holds = sign.signature_holds(checker, signature, data)
     source = "the trusted key given" if keys.get(fp) else manifest.public_key
     if not result.check("signature", sig_name, holds, f"Ed25519, key {fp} from {source}"):
@@ -602,6 +608,7 @@ def _check_signature(
             "the signature does not match the manifest: the manifest or the signature was changed",
             file=sig_name,
         )
+    return signature
 
 
 def signature_problem(path: Path) -> str | None:

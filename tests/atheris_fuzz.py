@@ -36,33 +36,16 @@ import atheris
 
 with atheris.instrument_imports(include=["archiver"]):
     from archiver import custody, ingest
-    from archiver.capture import Capturer
     from archiver.discover import parse_css, parse_dash, parse_hls, parse_html
-    from archiver.model import CaptureOptions
     from archiver.verify import verify
 
-from tests.conftest import FixedClock, fixed_signer, sequential_ids
-from tests.site import FixtureSite
-from tests.test_fuzz import accepted_events_are_original, stamp_and_log
+from tests.test_fuzz import accepted_events_are_original, signed_stamped_archive
 
 BASE = "http://127.0.0.1:8000/dir/page.html"
 
 
 def signed_archive(where: Path) -> Path:
-    archive = where / "archives"
-    with FixtureSite(slow_seconds=0.0) as site:
-        capture = Capturer(
-            CaptureOptions(archive_dir=archive, timeout=1.5, platform_videos=False),
-            clock=FixedClock(),
-            new_id=lambda moment: "20200812100000-0123456789",
-            new_record_id=sequential_ids(),
-            hostname="fuzz",
-            signer=fixed_signer(),
-        ).capture(site.url("/plain"))
-    assert capture.manifest is not None
-    stamp_and_log(archive, capture.manifest, where / "pki")
-    assert verify(archive).ok
-    return archive
+    return signed_stamped_archive(where / "archives", "/plain", where / "pki")
 
 
 def replacing(archive: Path, victim: Path) -> Callable[[bytes], None]:

@@ -42,20 +42,25 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     archive = tmp_path_factory.mktemp("fuzz") / "archives"
+    yield signed_stamped_archive(archive, "/embed/player", tmp_path_factory.mktemp("pki"))
+
+
+def signed_stamped_archive(archive: Path, page: str, pki_dir: Path) -> Path:
+    """A signed capture of the fixture site's ``page`` (fixed clock, ids and key), with a
+    time-stamp token and a custody log; it verifies."""
     with FixtureSite(slow_seconds=0.1) as site:
-        capturer = Capturer(
+        capture = Capturer(
             CaptureOptions(archive_dir=archive, timeout=1.5, platform_videos=False),
             clock=FixedClock(),
             new_id=lambda moment: "20200812100000-0123456789",
             new_record_id=sequential_ids(),
             hostname="fuzz",
             signer=fixed_signer(),
-        )
-        capture = capturer.capture(site.url("/embed/player"))
-        assert capture.manifest is not None
-    stamp_and_log(archive, capture.manifest, tmp_path_factory.mktemp("pki"))
+        ).capture(site.url(page))
+    assert capture.manifest is not None
+    stamp_and_log(archive, capture.manifest, pki_dir)
     assert verify(archive).ok
-    yield archive
+    return archive
 
 
 def stamp_and_log(archive: Path, manifest: Path, pki_dir: Path) -> None:
