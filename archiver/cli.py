@@ -666,6 +666,10 @@ def capture(
         ctx.exit(EXIT_FAILED)
 
 
+def event_count(n: int) -> str:
+    return f"{n} event" if n == 1 else f"{n} events"
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1000 or unit == "GB":
@@ -1071,7 +1075,9 @@ def show_verification(result: verification.Report) -> None:
     if result.custody is not None and result.custody.exists:
         log = result.custody
         verdict = "OK" if log.ok else "FAILED"
-        click.echo(f"{verdict} custody log {log.path}: {len(log.events)} events, last {log.head}")
+        click.echo(
+            f"{verdict} custody log {log.path}: {event_count(len(log.events))}, last {log.head}"
+        )
         for message in log.problems:
             click.echo(f"  - {message}")
         for message in log.notes:
@@ -1285,7 +1291,8 @@ def custody_command(capture: str | None, archive_dir: Path, output_format: str) 
             click.echo(f"no event concerns capture {capture}")
         verdict = "intact" if log.ok else "BROKEN"
         click.echo(
-            f"chain {verdict}: {len(log.events)} events in {log.path}; last event sha256 {log.head}"
+            f"chain {verdict}: {event_count(len(log.events))} in {log.path}; "
+            f"last event sha256 {log.head}"
         )
         for message in log.problems:
             click.echo(f"  - {message}", err=True)
