@@ -90,11 +90,16 @@ def completed(archive_dir: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for path in files:
         try:
-            table = pq.read_table(path, columns=["seed_url", "capture_id", "status", "imported"])
+            table = pq.read_table(
+                path, columns=["seed_url", "capture_id", "status", "imported", "manifest_sha256"]
+            )
         except Exception:  # a damaged index file: those URLs are captured again
             continue
-        done = table.filter(
-            pc.and_(pc.equal(table["status"], "complete"), pc.invert(table["imported"]))
+        done = table.filter(  # complete and signed: an unsigned capture is taken again
+            pc.and_(
+                pc.and_(pc.equal(table["status"], "complete"), pc.invert(table["imported"])),
+                pc.is_valid(table["manifest_sha256"]),
+            )
         )
         for row in done.to_pylist():
             if row["seed_url"]:

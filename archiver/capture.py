@@ -85,7 +85,7 @@ from archiver.model import (
 from archiver.platforms import platform_of
 from archiver.sign import KeyProblem, Signer
 from archiver.timestamp import Timestamper
-from archiver.urls import URL_SAFE, InvalidURL, check_url, referer
+from archiver.urls import URL_SAFE, InvalidURL, check_url, own_record_uri, referer
 from archiver.warc import (
     HTTP_REQUEST_TYPE,
     HTTP_RESPONSE_TYPE,
@@ -129,12 +129,16 @@ class Progress(Protocol):
     """What a capture reports while it runs (the CLI draws it; tests may record it)."""
 
     def started(self, url: str, role: str) -> None: ...
+    def sized(self, url: str, total: int) -> None: ...
     def advanced(self, url: str, nbytes: int) -> None: ...
     def finished(self, url: str) -> None: ...
 
 
 class NoProgress:
     def started(self, url: str, role: str) -> None:
+        pass
+
+    def sized(self, url: str, total: int) -> None:
         pass
 
     def advanced(self, url: str, nbytes: int) -> None:
@@ -424,7 +428,7 @@ class _CaptureRun:
             finally:
                 self.series.lock.release()
         try:
-            if any(r.warc_type == "response" for r in self.capture.records):
+            if _arrived(self.capture.records):
                 return self.series.abandon()
             self.series.discard()
         except OSError:
@@ -465,9 +469,11 @@ class _CaptureRun:
             capture.status = CaptureStatus.PARTIAL
         else:
             capture.status = CaptureStatus.COMPLETE
-        wrote_response = any(r.warc_type == "response" for r in capture.records)
-        if not wrote_response:
+        if not _arrived(capture.records):  # nothing answered: no evidence to keep
             self.series.discard()
+            if capture.status is not CaptureStatus.FAILED:  # never "complete" with no files
+                capture.status = CaptureStatus.FAILED
+                capture.failure = "nothing was captured"
             return
         capture.videos = list(self.videos.values())
         index = Index(self.options.archive_dir)
@@ -490,6 +496,9 @@ class _CaptureRun:
                 self._index(index, row, records)
             if capture.manifest is not None and self.c.timestamper is not None:
                 self._timestamp(self.c.timestamper, capture.manifest)
+        if capture.sign_error is not None:  # stored but not signed: never reported as done
+            capture.status = CaptureStatus.FAILED
+            capture.failure = capture.failure or capture.sign_error
 
     def _sign(self, signer: Signer, row: CaptureRow, records: list[RecordRow]) -> CaptureRow:
         """Write the capture's signed manifest; the index row that goes with it."""
@@ -530,6 +539,16 @@ class _CaptureRun:
                     a.url,
                     error="interrupted before the authority answered; "
                     "`archiver timestamp` asks again",
+                )
+                for a in timestamper.authorities
+            ]
+        except Exception as exc:  # stored and signed: a stamp's trouble never fails it
+            self.capture.timestamps = [
+                Stamp(
+                    self.capture.capture_id,
+                    a.name,
+                    a.url,
+                    error=f"the time-stamp failed ({exc!r}); `archiver timestamp` asks again",
                 )
                 for a in timestamper.authorities
             ]
@@ -838,11 +857,12 @@ class _CaptureRun:
         size = result.merged.stat().st_size
         wfile = self.series.current(size)
         now = self.c.clock()
+        target = own_record_uri("conversion", result.url)  # a file of ours, not the page
         fields: Fields = [
             ("WARC-Type", "conversion"),
             ("WARC-Record-ID", self.c.new_record_id()),
             ("WARC-Date", warc_date(now)),
-            ("WARC-Target-URI", result.url),
+            ("WARC-Target-URI", target),
             ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
         ]
         if refers:
@@ -857,7 +877,7 @@ class _CaptureRun:
             placed(
                 rec,
                 warc_type="conversion",
-                url=result.url,
+                url=target,
                 fetched_at=now,
                 role="conversion",
                 content_type=media_type,
@@ -889,8 +909,20 @@ class _CaptureRun:
             "info": result.info,
         }
         block = json.dumps(body, indent=1, ensure_ascii=False, default=str).encode("utf-8")
+        # the response (or revisit) of the platform URL itself, when yt-dlp fetched it
+        page = [
+            r.record_id
+            for r in self.capture.records
+            if r.url == result.url and r.warc_type in ("response", "revisit")
+        ]
         self._write_json_record(
-            result.url, block, "media-info", self.c.clock(), len(block), via="yt-dlp"
+            result.url,
+            block,
+            "media-info",
+            self.c.clock(),
+            len(block),
+            refers_to=page[-1] if page else None,
+            via="yt-dlp",
         )
 
     def _write_json_record(
@@ -906,13 +938,16 @@ class _CaptureRun:
     ) -> str:
         """A metadata record holding JSON about ``url``; the caller holds the writer.
 
+        Its target URI is ``urn:archiver-<role>:<url>``, not ``url``: replay tools
+        would serve it in place of the page (see :func:`archiver.urls.own_record_uri`).
         Returns its record id."""
         wfile = self.series.current(upcoming)
+        target = own_record_uri(role, url)
         fields: Fields = [
             ("WARC-Type", "metadata"),
             ("WARC-Record-ID", self.c.new_record_id()),
             ("WARC-Date", warc_date(now)),
-            ("WARC-Target-URI", url),
+            ("WARC-Target-URI", target),
             ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
         ]
         if refers_to:
@@ -923,7 +958,7 @@ class _CaptureRun:
             placed(
                 rec,
                 warc_type="metadata",
-                url=url,
+                url=target,
                 fetched_at=now,
                 role=role,
                 content_type="application/json",
@@ -1091,6 +1126,8 @@ class _CaptureRun:
         if tap is not None:
             body_iter = _tapped(body_iter, tap)
         progress = self.c.progress
+        if declared is not None:  # the size is known: the display shows a percentage
+            progress.sized(url, declared)
         first = bytearray()
         complete = True
         for chunk in body_iter:
@@ -1249,6 +1286,7 @@ class _CaptureRun:
             return
         body = {
             "schema": TLS_SCHEMA,
+            "url": url,  # the first URL fetched from this server, whose response it refers to
             "host": host,
             "verified": False,
             "problem": response.tls_error,
@@ -1528,6 +1566,12 @@ def _copy(spool: IO[bytes], stream: StreamingRecord, stop: threading.Event) -> N
         if not n:
             return
         stream.write(view[:n])
+
+
+def _arrived(records: Iterable[RecordEntry]) -> bool:
+    """Whether any response arrived: as a ``response`` record, or as a ``revisit`` of a
+    payload the archive holds already (a recapture is evidence in its own right)."""
+    return any(r.warc_type in ("response", "revisit") for r in records)
 
 
 def _is_media(url: str, media_type: str | None) -> bool:

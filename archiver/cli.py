@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -47,6 +48,7 @@ from archiver.model import (
     Stamp,
     isoformat,
 )
+from archiver.text import counted
 from archiver.urls import InvalidURL, check_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -268,6 +270,9 @@ def record_stamps(
         files = []
         if stamp.token is not None:
             files.append(custody.FileRef.of(archive_dir / stamp.token, archive_dir))
+        detail = f"token time {isoformat(stamp.time)}" if stamp.time else str(stamp.error)
+        if stamp.ok and stamp.root_checked is False:  # verify reads this mark (signed)
+            detail += f"; {timestamp.UNCHECKED}: it ends at {stamp.chain_end}"
         record_custody(
             archive_dir,
             "timestamp",
@@ -276,8 +281,7 @@ def record_stamps(
             captures=[stamp.capture_id],
             files=files,
             result="ok" if stamp.ok else "failed",
-            detail=f"{stamp.authority} ({stamp.url}): "
-            + (f"token time {isoformat(stamp.time)}" if stamp.time else str(stamp.error)),
+            detail=f"{stamp.authority} ({stamp.url}): {detail}",
         )
 
 
@@ -295,7 +299,8 @@ def tsa_options(func: Any) -> Any:
         multiple=True,
         type=click.Path(dir_okay=False, path_type=Path),
         help="Root certificate(s) of the authorities, PEM (repeatable); without it, the "
-        "machine's trusted roots.",
+        "machine's trusted roots, and a token whose chain reaches none of them is kept "
+        "marked as not checked against a trusted root (verify --tsa-ca judges it).",
     )(func)
     return click.option(
         "--tsa",
@@ -307,8 +312,16 @@ def tsa_options(func: Any) -> Any:
 
 
 def make_timestamper(
-    archive_dir: Path, tsa: tuple[str, ...], tsa_ca: tuple[Path, ...], tsa_timeout: float
+    archive_dir: Path,
+    tsa: tuple[str, ...],
+    tsa_ca: tuple[Path, ...],
+    tsa_timeout: float,
+    *,
+    mark_signed: bool = True,
 ) -> timestamp.Timestamper | None:
+    """``mark_signed``: the custody events of the stamps will be signed.  A token whose
+    chain reaches no trusted root is kept unchecked only then: verify believes the mark
+    of a signed event only, and would fail such a token."""
     if not tsa:
         return None
     try:
@@ -316,9 +329,24 @@ def make_timestamper(
         roots = [c for path in tsa_ca for c in timestamp.read_certificates(Path(path))]
     except timestamp.TimestampUsage as exc:
         raise click.BadParameter(str(exc), param_hint="--tsa/--tsa-ca") from exc
-    # the roots named, or else the machine's (public authorities chain to those)
+    # the roots named, or else the machine's (public authorities chain to those); with
+    # none named, a token whose chain reaches none of the machine's is kept, unchecked
+    given = bool(roots)
     roots = roots or timestamp.system_roots()
-    return timestamp.Timestamper(authorities, roots, timeout=tsa_timeout)
+    refused = None
+    if not given and not mark_signed:
+        refused = (
+            f'not kept marked "{timestamp.UNCHECKED}": the custody event that would carry '
+            "the mark cannot be signed (no usable key in the key store: an encrypted key "
+            "needs ARCHIVER_KEY_PASSPHRASE), and verify believes a signed mark only"
+        )
+    return timestamp.Timestamper(
+        authorities,
+        roots,
+        timeout=tsa_timeout,
+        keep_unchecked=not given and mark_signed,
+        unchecked_refused=refused,
+    )
 
 
 def tsa_roots(tsa_ca: tuple[Path, ...]) -> list[x509.Certificate] | None:
@@ -334,6 +362,12 @@ def show_stamp(stamp: Stamp) -> None:
         click.echo(f"  already time-stamped by {stamp.authority} ({when}): {stamp.token}")
     elif stamp.ok and stamp.time is not None:
         click.echo(f"  time-stamped by {stamp.authority} at {isoformat(stamp.time)}: {stamp.token}")
+        if stamp.root_checked is False:
+            click.echo(
+                f"    {timestamp.UNCHECKED} (no --tsa-ca given, and it reaches none of this "
+                f"machine's roots): it ends at {stamp.chain_end}; kept as received, "
+                "`archiver verify --tsa-ca ROOT` judges it"
+            )
     else:
         click.echo(
             f"  NOT time-stamped by {stamp.authority}: {stamp.error}; the capture is signed "
@@ -667,7 +701,7 @@ def capture(
 
 
 def event_count(n: int) -> str:
-    return f"{n} event" if n == 1 else f"{n} events"
+    return counted(n, "event")
 
 
 def human_bytes(n: float) -> str:
@@ -686,7 +720,7 @@ def report(result: Capture) -> None:
     else:
         click.echo(
             f"{result.status.value} {result.seed_url} -> {result.capture_id}: "
-            f"{s['record_count']} records, {len(result.videos)} videos, "
+            f"{counted(s['record_count'], 'record')}, {counted(len(result.videos), 'video')}, "
             f"{human_bytes(s['total_bytes'])}"
         )
     for err in result.errors:
@@ -705,7 +739,7 @@ def report(result: Capture) -> None:
         click.echo(f"  signed by {result.key_fingerprint}: {result.manifest}")
     for stamp in result.timestamps:
         show_stamp(stamp)
-    if result.sign_error:
+    if result.sign_error and result.sign_error != result.failure:
         click.echo(f"  {result.sign_error}", err=True)
     if result.index_error:
         click.echo(f"  {result.index_error}", err=True)
@@ -746,6 +780,27 @@ def emit(result: query.Result, output_format: str, output: Path | None) -> None:
         raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
 
+def require_archive(archive_dir: Path) -> None:
+    """Exit 1 with a message when ``archive_dir`` holds no archive to read, rather than
+    answer with an empty table (as ``verify`` does: nothing to verify)."""
+    index = Index(archive_dir)
+    if index.files("captures") or index.needs_repair():
+        return
+    if ingest.warc_files(archive_dir):
+        click.echo(
+            f"error: the index of {archive_dir} is empty, but it holds WARC files: "
+            "run `archiver index rebuild`",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"error: no archive in {archive_dir} (no index and no WARC files); "
+            "capture something first, or name the archive with --archive-dir",
+            err=True,
+        )
+    sys.exit(EXIT_FAILED)
+
+
 def run_query(archive_dir: Path, sql: str, params: list[Any] | None = None) -> query.Result:
     try:
         return query.run(archive_dir, sql, params)
@@ -780,6 +835,7 @@ def query_command(
     """
     if output is not None and (problem := output_problem(archive_dir, output, force)):
         raise click.UsageError(problem)
+    require_archive(archive_dir)
     emit(run_query(archive_dir, sql), output_format, output)
 
 
@@ -795,9 +851,14 @@ def list_command(limit: int, collection: str | None, output_format: str, archive
     Example:
       archiver list -n 20 --collection belarus-2020
     """
+    require_archive(archive_dir)
     where = "where collection = ?" if collection else ""
     sql = (
-        "select capture_id, started_at, status, seed_url, video_count as videos, "
+        # a capture of ours with no signed manifest (its signing failed, or it was made
+        # without a key) is never shown as plainly complete: verify fails it
+        "select capture_id, started_at, case when manifest_sha256 is null and not imported "
+        "then status || ', unsigned' else status end as status, seed_url, "
+        "video_count as videos, "
         f"record_count as records, total_bytes from captures {where} "
         "order by started_at desc nulls last, capture_id desc limit ?"
     )
@@ -816,6 +877,7 @@ def show_command(capture_id: str, output_format: str, archive_dir: Path) -> None
     Example:
       archiver show 20200812100000-0123456789
     """
+    require_archive(archive_dir)
     captures = run_query(archive_dir, "select * from captures where capture_id = ?", [capture_id])
     if not captures.rows:
         raise click.UsageError(f"no capture {capture_id!r} in the index of {archive_dir}")
@@ -905,7 +967,9 @@ def extract(
       archiver extract 20200812100000-0123456789 --url https://example.org/v.mp4 -o v.mp4
       archiver extract "<urn:uuid:0b3f7a4e-5c1d-4e2a-9f3b-8d6c2a1e4f57>" -o v.mp4
       archiver extract 20200812100000-0123456789 --segments \\
-          --url https://example.org/hls/master.m3u8 -o video.mp4
+          --url https://example.org/hls/master.m3u8 -o video.ts
+      archiver extract 20200812100000-0123456789 --segments \\
+          --url https://example.org/dash/manifest.mpd -o video.mp4
     """
     try:
         result = extraction.extract(
@@ -934,7 +998,9 @@ def extract(
     if output_format == "json":
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
     else:
-        click.echo(f"wrote {result.path}: {result.bytes_written} bytes, sha256 {result.sha256}")
+        click.echo(
+            f"wrote {result.path}: {counted(result.bytes_written, 'byte')}, sha256 {result.sha256}"
+        )
         status = f"HTTP {result.http_status}, " if result.http_status is not None else ""
         what = f"{result.track} of " if result.track is not None else ""
         click.echo(
@@ -942,7 +1008,7 @@ def extract(
             f"record {result.record_id}, capture {result.capture_id}"
         )
         for part in result.parts if result.track is not None else ():
-            click.echo(f"    {part.record_id} {part.url} ({part.bytes_written} bytes)")
+            click.echo(f"    {part.record_id} {part.url} ({counted(part.bytes_written, 'byte')})")
         if any(p.dechunked for p in result.parts):
             click.echo("  chunked transfer coding removed (--raw keeps it)")
     for note in result.notes:
@@ -988,10 +1054,11 @@ def verify_command(
     Checks every manifest's signature, every WARC file's size and SHA-256, every
     record's head and block digest (one pass per file; --deep recomputes payload
     digests too), and every index row against the signed manifests.  PATHS may be
-    capture ids, manifests, WARC files or directories; none means the whole
-    archive.  WARC files from other tools have no signature: their digests are
-    checked, and the report says that only internal consistency was.  Exit status:
-    0 when everything holds, 1 otherwise.
+    capture ids (an imported file's import-... id too), manifests, WARC files or
+    directories; none means the whole archive.  WARC files from other tools have no
+    signature: their digests are checked, and the report says that only internal
+    consistency was; their quirks that touch no digest are notes, not failures.
+    Exit status: 0 when everything holds, 1 otherwise.
 
     \b
     Examples:
@@ -1020,10 +1087,24 @@ def verify_command(
         captures=[c.capture_id for c in result.captures],
         files=[custody.FileRef(f.path, None) for f in result.unsigned],
         result="ok" if result.ok else "failed",
-        detail=f"{len(result.captures)} captures, {len(result.unsigned)} unsigned files"
-        + (f", {problems} problems" if problems else ", everything holds"),
+        detail=f"{counted(len(result.captures), 'capture')}, "
+        f"{counted(len(result.unsigned), 'unsigned file')}"
+        + (f", {counted(problems, 'problem')}" if problems else ", everything holds"),
     )
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+NOTES_SHOWN = 10
+"""Notes shown per file in text output (``--format json`` lists them all)."""
+
+
+def show_notes(notes: list[str], err: bool = False) -> None:
+    """Quirks of another tool's file that touch no digest: said, not failed."""
+    for text in notes[:NOTES_SHOWN]:
+        click.echo(f"  note: {text}", err=err)
+    if len(notes) > NOTES_SHOWN:
+        more = counted(len(notes) - NOTES_SHOWN, "more note")
+        click.echo(f"  note: ... and {more} on this file (--format json lists them all)", err=err)
 
 
 def show_verification(result: verification.Report) -> None:
@@ -1031,7 +1112,8 @@ def show_verification(result: verification.Report) -> None:
         verdict = "OK" if c.ok else "FAILED"
         status = f" ({c.status})" if c.status else ""
         click.echo(
-            f"{verdict} capture {c.capture_id}{status}: {c.files} files, {c.records} records, "
+            f"{verdict} capture {c.capture_id}{status}: {counted(c.files, 'file')}, "
+            f"{counted(c.records, 'record')}, "
             f"{human_bytes(c.bytes)}"
         )
         if c.key_fingerprint:
@@ -1047,7 +1129,18 @@ def show_verification(result: verification.Report) -> None:
             if not token.ok or token.time is None:
                 continue
             click.echo(f"  time-stamped by {token.authority} at {isoformat(token.time)}")
-            if not token.anchored:
+            if token.unchecked_at_capture and token.root is None:
+                click.echo(
+                    f"    {timestamp.UNCHECKED}, nor now (no --tsa-ca given): it ends at "
+                    f"{token.chain_end}, not at a root saved in the archive: compare it with "
+                    "the authority's, or give the authority's root with --tsa-ca"
+                )
+            elif token.unchecked_at_capture and not token.anchored:
+                click.echo(
+                    f"    {timestamp.UNCHECKED}; it ends at a root saved in the archive, "
+                    f"{token.root}: compare it with the authority's, or give that with --tsa-ca"
+                )
+            elif not token.anchored:
                 click.echo(
                     f"    its chain ends at a root saved in the archive, {token.root}: "
                     "compare it with the authority's, or give that with --tsa-ca"
@@ -1062,16 +1155,22 @@ def show_verification(result: verification.Report) -> None:
     for f in result.unsigned:
         verdict = "OK" if f.ok else "FAILED"
         click.echo(
-            f"{verdict} {f.path}: {f.records} records; unsigned, so only internal consistency "
-            "(the digests the records declare) was checked"
-            + (f"; {f.without_digest} records declare no digest" if f.without_digest else "")
+            f"{verdict} {f.path}: {counted(f.records, 'record')}; unsigned, so only internal "
+            "consistency (the digests the records declare) was checked"
+            + (
+                f"; {counted(f.without_digest, 'record declares', 'records declare')} no digest"
+                if f.without_digest
+                else ""
+            )
         )
         for problem in f.problems:
             click.echo(f"  - {problem.text()}")
+        show_notes([note.text() for note in f.notes])
     for check in result.index_checks:
         click.echo(f"{'OK' if check.ok else 'FAILED'} {check.check} {check.target}: {check.detail}")
     for problem in result.index_problems:
-        click.echo(f"  - capture {problem.capture_id}: {problem.text()}")
+        where = f"capture {problem.capture_id}: " if problem.capture_id else ""
+        click.echo(f"  - {where}{problem.text()}")
     if result.custody is not None and result.custody.exists:
         log = result.custody
         verdict = "OK" if log.ok else "FAILED"
@@ -1087,8 +1186,9 @@ def show_verification(result: verification.Report) -> None:
         click.echo("FAILED: nothing to verify (no manifest and no WARC file found)", err=True)
     elif result.ok and result.unsigned:
         click.echo(
-            f"verified: no problem found; {len(result.unsigned)} unsigned file(s) were checked "
-            "for internal consistency only"
+            f"verified: no problem found; "
+            f"{counted(len(result.unsigned), 'unsigned file was', 'unsigned files were')} "
+            "checked for internal consistency only"
         )
     elif result.ok:
         click.echo("verified: everything holds")
@@ -1141,7 +1241,7 @@ def cleanup_command(apply_: bool, archive_dir: Path, output_format: str) -> None
     for item in report.leftovers:
         shown = item.to_json(archive_dir)
         click.echo(f"{item.action}: {shown['path']} ({item.what})")
-    click.echo(f"{len(report.leftovers)} leftovers, {done}")
+    click.echo(f"{counted(len(report.leftovers), 'leftover')}, {done}")
     if report.rebuilt_index:
         click.echo("the index was rebuilt (merged index files held rows of what was moved)")
 
@@ -1183,10 +1283,12 @@ def timestamp_command(
             "no time-stamping authority: give --tsa URL (or tsa in the config file's "
             "[timestamp] table)"
         )
-    stamper = make_timestamper(archive_dir, tsa, tsa_ca, tsa_timeout)
+    signer = custody_signer()
+    stamper = make_timestamper(
+        archive_dir, tsa, tsa_ca, tsa_timeout, mark_signed=signer is not None
+    )
     assert stamper is not None
     manifests = signed_manifests(archive_dir, captures)
-    signer = custody_signer()
     failed = False
     for manifest in manifests:
         problem = verification.signature_problem(manifest)
@@ -1333,7 +1435,8 @@ def index_rebuild(archive_dir: Path, output_format: str) -> None:
         "index rebuild",
         custody_signer(),
         result="ok" if not problems else "failed",
-        detail=f"{count} captures from {len(reports)} WARC files, {len(problems)} problems",
+        detail=f"{counted(count, 'capture')} from {counted(len(reports), 'WARC file')}, "
+        f"{counted(len(problems), 'problem')}",
     )
     if output_format == "json":
         doc = {
@@ -1343,7 +1446,7 @@ def index_rebuild(archive_dir: Path, output_format: str) -> None:
         }
         click.echo(json.dumps(doc, ensure_ascii=False))
     else:
-        click.echo(f"indexed {count} captures from {len(reports)} WARC files")
+        click.echo(f"indexed {counted(count, 'capture')} from {counted(len(reports), 'WARC file')}")
         for path, offset, message in problems:
             click.echo(f"  {path} @{offset}: {message}", err=True)
     if problems:
@@ -1353,7 +1456,10 @@ def index_rebuild(archive_dir: Path, output_format: str) -> None:
 @index_group.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--collection", default="imported", show_default=True, help="Collection to import into."
+    "--collection",
+    default="default",
+    show_default=True,
+    help="Collection to import into: the files land in warc/<collection>/imported/.",
 )
 @archive_dir_option
 @format_option("text", "json", default="text")
@@ -1420,13 +1526,17 @@ def index_import(
                 "records": rep.records,
                 "ok": rep.ok,
                 "problems": [{"offset": o, "problem": m} for o, m in rep.problems],
+                "notes": [{"offset": o, "note": m} for o, m in rep.notes],
             }
             click.echo(json.dumps(doc, ensure_ascii=False))
             continue
-        verdict = "ok" if rep.ok else f"{len(rep.problems)} problem(s)"
-        click.echo(f"{item.source}: {rep.records} records, {verdict} -> {item.capture_id}")
+        verdict = "ok" if rep.ok else counted(len(rep.problems), "problem")
+        click.echo(
+            f"{item.source}: {counted(rep.records, 'record')}, {verdict} -> {item.capture_id}"
+        )
         for offset, message in rep.problems:
             click.echo(f"  {item.source} @{offset}: {message}", err=True)
+        show_notes([f"{item.source} @{offset}: {message}" for offset, message in rep.notes], True)
     if bad:
         sys.exit(EXIT_FAILED)
 
@@ -1445,9 +1555,9 @@ def index_compact(archive_dir: Path) -> None:
         archive_dir,
         "index compact",
         custody_signer(),
-        detail=", ".join(f"{table}: {n} files merged" for table, n in merged.items()),
+        detail=", ".join(f"{table}: {counted(n, 'file')} merged" for table, n in merged.items()),
     )
-    click.echo(", ".join(f"{table}: {n} files merged" for table, n in merged.items()))
+    click.echo(", ".join(f"{table}: {counted(n, 'file')} merged" for table, n in merged.items()))
 
 
 @cli.group("keys")
@@ -1602,6 +1712,7 @@ class TerminalProgress:
         self.pages_done = 0
         self._lock = threading.Lock()
         self._active: dict[str, int] = {}
+        self._totals: dict[str, int] = {}  # declared sizes, where a response gave one
         self._bytes = 0
         self._done = 0
         self._start = time.monotonic()
@@ -1612,6 +1723,10 @@ class TerminalProgress:
             self._active[url] = 0
         self._draw()
 
+    def sized(self, url: str, total: int) -> None:
+        with self._lock:
+            self._totals[url] = total
+
     def advanced(self, url: str, nbytes: int) -> None:
         with self._lock:
             self._bytes += nbytes
@@ -1621,6 +1736,7 @@ class TerminalProgress:
     def finished(self, url: str) -> None:
         with self._lock:
             self._active.pop(url, None)
+            self._totals.pop(url, None)
             self._done += 1
         self._draw()
 
@@ -1631,11 +1747,18 @@ class TerminalProgress:
         self._last = now
         with self._lock:
             elapsed = max(now - self._start, 1e-6)
-            current = next(iter(self._active), "")
+            # the largest transfer of known size (a video, usually), else the first
+            current = max(self._active, key=lambda u: self._totals.get(u, -1), default="")
+            total = self._totals.get(current)
+            share = ""
+            if total:
+                done = min(self._active[current], total)
+                share = f" {human_bytes(done)} of {human_bytes(total)} ({100 * done // total}%)"
             batch = f"{self.pages_done}/{self.pages} pages, " if self.pages > 1 else ""
             line = (
                 f"{batch}{self._done} fetched, {len(self._active)} active, "
-                f"{human_bytes(self._bytes)}, {human_bytes(self._bytes / elapsed)}/s  {current}"
+                f"{human_bytes(self._bytes)}, {human_bytes(self._bytes / elapsed)}/s"
+                f"{share}  {current}"
             )
         width = 118
         sys.stderr.write("\r" + line[:width].ljust(width))
@@ -1719,6 +1842,8 @@ def progress_display(interactive: bool, pages: int = 1) -> Iterator[TerminalProg
 def main() -> None:
     """Entry point: run the CLI; exit 130 on Ctrl-C; no traceback unless --debug."""
     debug = "--debug" in sys.argv[1:]
+    if not debug:  # library warnings (cryptography, pyarrow, …) never reach the terminal
+        warnings.simplefilter("ignore")
     try:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:  # click's form of KeyboardInterrupt

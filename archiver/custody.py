@@ -44,6 +44,7 @@ from archiver import __version__, sign
 from archiver.atomic import flocked, fsync_dir
 from archiver.manifest import public_key_name
 from archiver.model import isoformat, parse_timestamp, utcnow
+from archiver.text import counted
 
 CUSTODY_DIR = "custody"
 LOG_NAME = "events.jsonl"
@@ -445,13 +446,13 @@ def check(archive: Path, trusted: dict[str, sign.PublicKey | None] | None = None
     if unsigned:
         shown = ", ".join(str(n) for n in unsigned[:10]) + (" …" if len(unsigned) > 10 else "")
         report.notes.append(
-            f"{len(unsigned)} event(s) not signed (taken without a signing key): {shown}; "
+            f"{counted(len(unsigned), 'event')} not signed (taken without a signing key): {shown}; "
             "what they say rests on the log alone, and the chain covers them up to the last "
             "signed event"
         )
     for fp, seqs in sorted(others.items()):
         report.notes.append(
-            f"{len(seqs)} verify or extract event(s) signed by {fp}, not a trusted key "
+            f"{counted(len(seqs), 'verify or extract event')} signed by {fp}, not a trusted key "
             "(someone else checked or read the archive)"
         )
     return report
@@ -531,6 +532,17 @@ def logged_files(report: CustodyReport, action: str) -> dict[str, str]:
         if event is not None and entry.signed and event.action == action and event.result == "ok":
             found.update({f.path: f.sha256 for f in event.files if f.sha256})
     return found
+
+
+def logged_marked(report: CustodyReport, action: str, mark: str) -> set[str]:
+    """The files whose latest signed ``action`` event (as :func:`logged_files` reads
+    them) says ``mark`` in its detail."""
+    details: dict[str, str] = {}
+    for entry in report.entries:
+        event = entry.event
+        if event is not None and entry.signed and event.action == action and event.result == "ok":
+            details.update({f.path: event.detail or "" for f in event.files if f.sha256})
+    return {path for path, detail in details.items() if mark in detail}
 
 
 def history(report: CustodyReport, capture: str | None) -> list[Event]:

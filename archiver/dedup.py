@@ -66,7 +66,23 @@ def _from_index(archive_dir: Path) -> dict[str, Original]:
 
     known: dict[str, Original] = {}
     columns = ["payload_sha256", "record_id", "url", "fetched_at", "warc_type", "truncated"]
-    wanted = [*columns, "http_status", "payload_length", "capture_id"]
+    located = ["warc_filename", "warc_offset", "warc_length"]
+    wanted = [*columns, "http_status", "payload_length", "capture_id", *located]
+    sizes: dict[str, int | None] = {}
+
+    def still_there(name: str | None, offset: int | None, length: int | None) -> bool:
+        """Whether the record's file is in the archive and long enough to hold it: a
+        revisit of bytes that were moved out or deleted would point at nothing."""
+        if not name or offset is None or length is None:
+            return False
+        if name not in sizes:
+            try:
+                sizes[name] = (archive_dir / name).stat().st_size
+            except OSError:
+                sizes[name] = None
+        size = sizes[name]
+        return size is not None and offset + length <= size
+
     for path in files:
         try:
             table = pq.read_table(path, columns=wanted)
@@ -82,7 +98,11 @@ def _from_index(archive_dir: Path) -> dict[str, Original]:
         # only records of signed captures: an imported file or an unsigned capture
         # vouches for nothing (and cleanup may put the latter aside)
         keep = pc.and_(keep, pc.is_in(table["capture_id"], signed))
-        for row in table.filter(keep).select(columns[:4]).to_pylist():
+        for row in table.filter(keep).select([*columns[:4], *located]).to_pylist():
+            if row["payload_sha256"] in known:
+                continue
+            if not still_there(row["warc_filename"], row["warc_offset"], row["warc_length"]):
+                continue
             if row["payload_sha256"] and row["url"] and row["fetched_at"]:
                 known.setdefault(
                     row["payload_sha256"], Original(row["record_id"], row["url"], row["fetched_at"])

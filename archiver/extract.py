@@ -54,7 +54,7 @@ import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urljoin
@@ -69,6 +69,7 @@ from archiver.index import RecordRow
 from archiver.query import QueryError, run
 from archiver.scan import CHUNK, StoredRecord, Unreadable, header_value, read_stored
 from archiver.urls import URL_SAFE, InvalidURL, check_url
+from archiver.warcrules import bare_target_uri
 
 __all__ = [
     "CHUNK_SIZE",
@@ -234,7 +235,12 @@ def _rows(archive_dir: Path, where: str, params: list[Any]) -> list[RecordRow]:
     out = []
     for row in result.rows:
         values: list[Any] = [row.get(name) for name in _RECORD_COLUMNS]
-        out.append(RecordRow(*values))
+        found = RecordRow(*values)
+        # an index written before the angle brackets wget puts around a WARC-Target-URI
+        # were dropped holds them: the URL is looked up and followed without them
+        if found.url is not None and found.url.startswith("<"):
+            found = replace(found, url=bare_target_uri(found.url))
+        out.append(found)
     return out
 
 
@@ -357,6 +363,8 @@ def find_record(archive_dir: Path, ident: str, url: str | None = None) -> Record
     ident = ident.strip()
     if not ident:
         raise SelectionError("no capture or record id given")
+    if url is not None:  # as the index holds it: without the angle brackets wget writes
+        url = bare_target_uri(url)
     if _capture_exists(archive_dir, ident):
         return _record_in_capture(archive_dir, ident, url)
     forms = _record_id_forms(ident)
@@ -399,7 +407,7 @@ def _record_in_capture(archive_dir: Path, capture_id: str, url: str | None) -> R
             ).rows
         except QueryError:
             final = []
-        final_url = final[0]["final_url"] if final else None
+        final_url = bare_target_uri(final[0]["final_url"]) if final else None
         row = responses.get(final_url) if final_url else None
         if row is None:
             raise SelectionError(

@@ -48,8 +48,28 @@ REPLACES_SUFFIX = ".replaces"
 
 
 def replaces_listing(target: Path) -> Path:
-    """``.compact-….replaces`` beside a merged file: hidden, so dataset readers skip it."""
-    return target.with_name("." + target.stem + REPLACES_SUFFIX)
+    """``index/.<table>.compact-….replaces`` for a merged file ``index/<table>/compact-…``.
+
+    It lies outside the table's folder, which holds nothing but Parquet files: readers
+    that take a whole folder as a dataset (polars, pandas, Spark) fail on anything else."""
+    return target.parent.parent / f".{target.parent.name}.{target.stem}{REPLACES_SUFFIX}"
+
+
+def _listings(root: Path, table: str) -> list[tuple[Path, Path]]:
+    """(listing, merged file) of every unfinished compaction of ``table``; also those
+    that older versions kept inside the table's folder."""
+    directory = root / table
+    found = []
+    if root.is_dir():
+        prefix = f".{table}."
+        for listing in root.glob(f"{prefix}{COMPACT_PREFIX}*{REPLACES_SUFFIX}"):
+            stem = listing.name[len(prefix) : -len(REPLACES_SUFFIX)]
+            found.append((listing, directory / f"{stem}.parquet"))
+    if directory.is_dir():
+        for listing in directory.glob(f".{COMPACT_PREFIX}*{REPLACES_SUFFIX}"):
+            stem = listing.name[1 : -len(REPLACES_SUFFIX)]
+            found.append((listing, directory / f"{stem}.parquet"))
+    return sorted(found)
 
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
@@ -277,11 +297,7 @@ class Index:
             return True
         if (self.archive_dir / (INDEX_DIR + ".old")).exists():
             return True
-        return any(
-            self.table_dir(t).is_dir()
-            and any(self.table_dir(t).glob(f".{COMPACT_PREFIX}*{REPLACES_SUFFIX}"))
-            for t in schema.TABLES
-        )
+        return any(_listings(self.root, t) for t in schema.TABLES)
 
     def repair(self) -> list[str]:
         """Finish or undo what a crash interrupted (a rebuild or a compaction)."""
@@ -315,10 +331,7 @@ class Index:
                 done.append(f"removed {orphan.name}: its capture row was never written")
         for table in schema.TABLES:
             directory = self.table_dir(table)
-            if not directory.is_dir():
-                continue
-            for listing in sorted(directory.glob(f".{COMPACT_PREFIX}*{REPLACES_SUFFIX}")):
-                target = listing.with_name(listing.name[1:]).with_suffix(".parquet")
+            for listing, target in _listings(self.root, table):
                 if target.exists():
                     for name in listing.read_text("utf-8").split():
                         # only plain index files of this folder, whatever the listing says

@@ -7,7 +7,8 @@ and what each record is to the capture; everything else is read from the
 records themselves (see :mod:`archiver.scan`).  A WARC file written by another
 tool is imported into ``warc/<collection>/imported/`` and indexed as a capture
 of its own (``import-<first 16 hex of the file's SHA-256>``), every digest it
-declares checked on the way.
+declares checked on the way.  The index holds a WARC-Target-URI without the angle
+brackets wget puts around it (the file keeps them), so that a lookup by URL finds it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class FileReport:
     path: Path
     records: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)  # (offset, what)
+    notes: list[tuple[int, str]] = field(default_factory=list)  # quirks that touch no digest
 
     @property
     def ok(self) -> bool:
@@ -103,7 +105,7 @@ def _record_row(
         capture_id=capture_id,
         record_id=record_id,
         warc_type=wtype,
-        url=rec.get("WARC-Target-URI"),
+        url=rec.target_uri,  # without the angle brackets some writers put around it
         fetched_at=rec.date,
         http_status=rec.http_status,
         content_type=content_type,
@@ -157,6 +159,8 @@ def read_file(
         report.records += 1
         for problem in item.problems:
             report.problems.append((item.offset, f"{item.get('WARC-Record-ID')}: {problem}"))
+        for note in item.notes:
+            report.notes.append((item.offset, f"{item.get('WARC-Record-ID')}: {note}"))
     return records, report
 
 
@@ -242,6 +246,9 @@ def _with_signature(row: CaptureRow, path: Path) -> CaptureRow:
         key_fingerprint=signed.key_fingerprint,
         manifest_sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+IMPORT_ID = re.compile(r"^import-[0-9a-f]{16}$")
 
 
 def imported_capture_id(file_sha256: str) -> str:

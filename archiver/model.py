@@ -13,9 +13,10 @@ from typing import Any
 
 from archiver import TOOL_NAME, __version__
 
-DEFAULT_USER_AGENT = (
-    f"Mozilla/5.0 (compatible; {TOOL_NAME}/{__version__}; +https://github.com/archiver/archiver)"
-)
+# No home page in it: the project has none of its own yet, and a placeholder URL would send
+# site owners who look into their logs nowhere.  `--user-agent` or `[capture] user_agent`
+# in the configuration file sets another (for example one naming your organisation).
+DEFAULT_USER_AGENT = f"Mozilla/5.0 (compatible; {TOOL_NAME}/{__version__})"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_WARC_MAX_SIZE = 1_000_000_000
 DEFAULT_CONCURRENCY = 4
@@ -195,6 +196,10 @@ class Stamp:
     time: datetime | None = None  # the authority's time in the token
     error: str | None = None
     already: bool = False  # a token from this authority was there before
+    # whether the chain reached a trusted root on receipt (False: kept unchecked, see
+    # archiver.timestamp.UNCHECKED); None when no token was received now
+    root_checked: bool | None = None
+    chain_end: str | None = None  # that root, or the last certificate the token carried
 
     @property
     def ok(self) -> bool:
@@ -210,6 +215,8 @@ class Stamp:
             "time": isoformat(self.time) if self.time else None,
             "error": self.error,
             "already_stamped": self.already,
+            "root_checked": self.root_checked,
+            "chain_end": self.chain_end,
         }
 
 

@@ -15,6 +15,14 @@ heads are bounded.
 (it copes with the many dialects in the wild), then each record's stored bytes are
 read with :func:`read_stored`.  That is how the index is rebuilt from the WARC
 files, and how WARC files written by other tools are imported.
+
+Other tools' quirks that warcio accepts are read as warcio reads them and said in a
+record's ``notes``, not failed: WARC or HTTP heads whose lines end in CR CR LF (or
+bare LF, or a whole line of white space in Python's sense, where warcio ends them),
+an HTTP head with no empty line after it (a request or a 304 as older crawlers wrote
+them: the whole block is the head), a WARC-Target-URI in angle brackets.  Integrity is
+judged by the digests alone.  archiver's own records
+are never read another way than the one they were written with.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from typing import Any, cast
 from zlib_ng import zlib_ng
 
 from archiver.gzipmember import Inflater
+from archiver.warcrules import bare_target_uri
 
 CHUNK = 1024 * 1024
 """Bytes read, and at most inflated, at a time."""
@@ -78,6 +87,11 @@ class StoredRecord:
     the block for every other record.  ``payload_sha256`` and ``payload_length`` are
     what the index holds: the payload's, except for requests (None; their declared
     WARC-Payload-Digest is still checked) and for HTTP messages whose head has no end.
+
+    ``notes`` are quirks of other tools that warcio accepts and that touch no digest
+    (heads whose lines end in CR CR LF, an HTTP head with no empty line after it, a
+    WARC-Target-URI in angle brackets): the record is read as warcio reads
+    it, and they are said, not failed.  ``faults`` and ``mismatches`` are failures.
     """
 
     path: Path
@@ -95,6 +109,7 @@ class StoredRecord:
     payload_length: int | None = None
     faults: list[str] = field(default_factory=list)  # the record is not whole or well-formed
     mismatches: list[str] = field(default_factory=list)  # declared digests that do not hold
+    notes: list[str] = field(default_factory=list)  # quirks that touch no digest
     block: bytes | None = None  # kept when asked (warcinfo and metadata records)
 
     @property
@@ -113,6 +128,11 @@ class StoredRecord:
     @property
     def warc_type(self) -> str:
         return (self.get("WARC-Type") or "").lower()
+
+    @property
+    def target_uri(self) -> str | None:
+        """The WARC-Target-URI as the index holds it: without angle brackets."""
+        return bare_target_uri(self.get("WARC-Target-URI"))
 
     @property
     def date(self) -> datetime | None:
@@ -138,8 +158,9 @@ def header_value(fields: list[tuple[str, str]], name: str) -> str | None:
 
 
 def header_fields(head: str) -> tuple[str, list[tuple[str, str]]]:
-    """First line and (name, value) fields of a WARC or HTTP head (CRLF or bare LF lines)."""
-    lines = head.replace("\r\n", "\n").split("\n")
+    """First line and (name, value) fields of a WARC or HTTP head (lines ending in CRLF,
+    bare LF, or the CR CR LF of some writers)."""
+    lines = [line.rstrip("\r") for line in head.split("\n")]
     fields: list[tuple[str, str]] = []
     for line in lines[1:]:
         if not line:
@@ -154,16 +175,66 @@ def header_fields(head: str) -> tuple[str, list[tuple[str, str]]]:
     return lines[0].strip(), fields
 
 
-def _head_end(data: bytearray, start: int, *, bare_lf: bool) -> int | None:
-    """Where a head ends: after CRLF CRLF (WARC), or also LF LF (HTTP, as fetch reads it)."""
+def _head_end(data: bytearray, start: int) -> int | None:
+    """Where an HTTP head ends as fetch reads it: after CRLF CRLF, or LF LF."""
     ends = []
     crlf = data.find(b"\r\n\r\n", start)
     if crlf >= 0:
         ends.append(crlf + 4)
-    lf = data.find(b"\n\n", start) if bare_lf else -1
+    lf = data.find(b"\n\n", start)
     if lf >= 0:
         ends.append(lf + 2)
     return min(ends) if ends else None
+
+
+def _warcio_blank(line: bytes) -> bool:
+    """Whether warcio ends a head at ``line`` (its bytes up to the LF): it decodes each
+    line as UTF-8 (else ISO-8859-1) and ends the head at the first that ``str.rstrip()``
+    empties, so a line of form feeds, vertical tabs, \\x1c-\\x1f, NEL, NBSP or other
+    Unicode spaces ends it as an empty line does."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        text = line.decode("latin-1")
+    return not text.rstrip()
+
+
+class _BlankLineEnd:
+    """Where a head ends as warcio reads it: after the first line that holds nothing but
+    white space in Python's sense (see :func:`_warcio_blank`): CR LF, LF, the CR CR LF
+    of some writers, but also a form feed, NBSP...  ``first``: whether the first line
+    can end it (it does so in warcio's reading of an HTTP head, not of a WARC head).
+
+    It is never later than :func:`_head_end`.  The search resumes where the previous one
+    stopped, so a head fed a byte at a time is still read in linear time: each line is
+    looked at once, when its LF comes.
+    """
+
+    def __init__(self, *, first: bool) -> None:
+        self.first = first
+        self.line = 0  # where the line not yet judged starts
+        self.searched = 0  # no LF in data[self.line : self.searched]
+
+    def __call__(self, data: bytes | bytearray) -> int | None:
+        while True:
+            lf = data.find(b"\n", max(self.line, self.searched))
+            if lf < 0:
+                self.searched = len(data)
+                return None
+            start, self.line = self.line, lf + 1
+            if (start or self.first) and _warcio_blank(bytes(data[start:lf])):
+                return lf + 1
+
+
+def _line_quirk(head: bytes, what: str) -> str | None:
+    """What is odd about how the lines of a head end, if anything (a note, not a fault)."""
+    if b"\r\r\n" in head:
+        return f"{what} header lines end in CR CR LF, not CR LF"
+    if head.count(b"\n") != head.count(b"\r\n"):
+        return f"{what} header lines end in LF, not CR LF"
+    if not head.endswith(b"\r\n\r\n"):
+        return f"the {what} head ends at a line of white space, not at an empty line"
+    return None
 
 
 def parse_warc_date(value: str | None) -> datetime | None:
@@ -371,6 +442,11 @@ class _Reader:
         self.to_payload = False
         self.http_head_read = False
         self.http_head_missing = False
+        # the WARC head's lines do not end in CR LF: the writer's HTTP heads are read as
+        # warcio reads them (never so for archiver's own records, whose heads fetch ended)
+        self.odd_lines = False
+        self.warc_end = _BlankLineEnd(first=False)  # the WARC head's end, searched so far
+        self.http_end = _BlankLineEnd(first=True)  # the HTTP head's, read the warcio way
         self.kept: bytearray | None = None
         self.sink: Sink | None = None
 
@@ -483,7 +559,7 @@ class _Reader:
             if self.state == _WARC_HEAD:
                 data = self._warc_head(data)
             elif self.state == _HTTP_HEAD:
-                data = self._http_head(data, blocks)
+                data = self._http_head(data, blocks, payload)
             elif self.state == _BODY:
                 piece = data[: self.left]
                 data = data[len(piece) :]
@@ -499,14 +575,18 @@ class _Reader:
     def _warc_head(self, data: memoryview) -> memoryview:
         before = len(self.head)
         self.head += data[: HEAD_LIMIT - before]
-        end = _head_end(self.head, max(0, before - 3), bare_lf=False)
+        end = self.warc_end(self.head)  # CRLF CRLF, or as warcio ends it
         if end is None:
             if len(self.head) >= HEAD_LIMIT:
                 self.broken = "no end of the WARC head within 1 MiB"
             return data[len(data) :]
-        head = self.head[:end].decode("utf-8", "replace")
+        raw = bytes(self.head[:end])
         self.head.clear()
-        self._start(head)
+        self._start(raw.decode("utf-8", "replace"))
+        quirk = _line_quirk(raw, "WARC")
+        if quirk is not None and self.rec is not None:
+            self.odd_lines = True
+            self.rec.notes.append(quirk)
         return data[end - before :]
 
     def _start(self, head: str) -> None:
@@ -523,6 +603,12 @@ class _Reader:
         if self.left < 0:
             self.broken = f"invalid Content-Length {declared!r}"
             return
+        target = rec.get("WARC-Target-URI")
+        if target is not None and rec.target_uri != target:
+            rec.notes.append(
+                f"WARC-Target-URI {target} is in angle brackets (as wget writes it): "
+                f"indexed as {rec.target_uri}"
+            )
         wtype = rec.warc_type
         if self.block_digest:
             self.block = _Checked(rec.get("WARC-Block-Digest"), "block")
@@ -539,17 +625,44 @@ class _Reader:
         if wtype != "revisit":  # a revisit has no payload
             self._open_payload()
 
-    def _http_head(self, data: memoryview, blocks: list[memoryview]) -> memoryview:
+    def _http_head(
+        self, data: memoryview, blocks: list[memoryview], payload: list[memoryview]
+    ) -> memoryview:
+        """The HTTP head, ended as fetch ends it (CRLF CRLF or LF LF).
+
+        Other tools' heads are ended as warcio ends them (at a line of white space,
+        such as the CR CR LF of some writers) when the record's WARC head already had
+        such lines, or when the fetch way finds no end in the block: archiver's own
+        records always have that end, so they are read exactly as they were written.
+        A block that ends before any such line is all head, as warcio reads it.
+        """
         piece = data[: self.left]
         before = len(self.head)
         self.head += piece
-        end = _head_end(self.head, max(0, before - 3), bare_lf=True)
+        if self.odd_lines:
+            end = self.http_end(self.head)
+        else:
+            end = _head_end(self.head, max(0, before - 3))
         if end is None:
             blocks.append(piece)
             self.left -= len(piece)
-            if len(self.head) > HEAD_LIMIT or not self.left:
+            over = len(self.head) > HEAD_LIMIT
+            if over or not self.left:
+                end = self.http_end(self.head)  # the warcio way (resumed, if searched)
+                if end is not None and end <= HEAD_LIMIT:  # the rest of it is payload
+                    rest = memoryview(bytes(self.head[end:]))
+                    self._http_ended(end)
+                    if len(rest):
+                        payload.append(rest)
+                    return data[len(piece) :]
+                assert self.rec is not None
+                if not self.left and not over:
+                    # older crawlers and recorders wrote a head without its empty line
+                    # (a request, a 304): the whole block is the head (as warcio reads
+                    # it), with no body
+                    self._http_ended(len(self.head), unended=True)
+                    return data[len(piece) :]
                 if self.left:
-                    assert self.rec is not None
                     self.rec.faults.append("no end of the HTTP head within 1 MiB")
                 else:
                     self.http_head_missing = True
@@ -559,11 +672,30 @@ class _Reader:
         used = end - before
         blocks.append(piece[:used])
         self.left -= used
-        self._http_message(self.head[:end].decode("latin-1"))
+        self._http_ended(end)
+        return data[used:]
+
+    def _http_ended(self, end: int, *, unended: bool = False) -> None:
+        """The HTTP head is ``self.head[:end]``: parse it, and the payload starts."""
+        head = bytes(self.head[:end])
         self.head.clear()
+        assert self.rec is not None
+        if unended and not head:
+            self.rec.notes.append(
+                f"the block of this {self.rec.warc_type} is empty: read as an HTTP message "
+                "without head or body"
+            )
+        elif unended:
+            self.rec.notes.append(
+                f"the HTTP head of this {self.rec.warc_type} has no empty line after it (the "
+                "block ends first): read as a head without a body"
+            )
+        elif _head_end(bytearray(head), 0) != end:  # not where fetch would have ended it
+            quirk = _line_quirk(head, "HTTP") or "the HTTP head ends as warcio reads it"
+            self.rec.notes.append(quirk)
+        self._http_message(head.decode("latin-1"))
         self.state = _BODY if self.left else _TAIL
         self._open_payload()
-        return data[used:]
 
     def _http_message(self, head: str) -> None:
         rec = self.rec
@@ -592,6 +724,8 @@ class _Reader:
             rec.faults.append(
                 f"block ends {self.left} bytes short of its Content-Length {declared}"
             )
+        if self.state == _HTTP_HEAD and not self.left and not self.head:
+            self._http_ended(0, unended=True)  # an empty block, and no bytes after it
         if self.state == _HTTP_HEAD or self.http_head_missing:
             rec.faults.append("no end of the HTTP head")
         rec.faults += self.member_faults

@@ -13,7 +13,6 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,11 +68,17 @@ class TableSchema:
 
 
 def schema_dir() -> Path:
-    """``schemas/`` of the source tree, or the copy installed with the package."""
-    source = Path(__file__).resolve().parent.parent / "schemas"
-    if (source / "records.v1.json").is_file():
+    """Where the schemas are: ``archiver/schemas/`` in an installed wheel or sdist, or
+    ``schemas/`` itself in a source tree (an editable install).  setup.py installs the
+    one ``schemas/`` folder as the package ``archiver.schemas``; there is no second copy."""
+    package = Path(__file__).resolve().parent
+    installed = package / "schemas"
+    if installed.is_dir():
+        return installed
+    source = package.parent / "schemas"
+    if (package.parent / "pyproject.toml").is_file() and source.is_dir():
         return source
-    return Path(str(resources.files("archiver") / "schemas"))
+    raise SchemaError(f"no schemas found: neither {installed} nor {source} exists")
 
 
 def arrow_type(spec: str) -> pa.DataType:

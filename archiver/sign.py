@@ -32,8 +32,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from archiver.atomic import flocked, fsync_dir, rename_no_replace
 
@@ -313,6 +314,12 @@ class TokenProblem(Exception):
     """A time-stamp token is refused, unreadable, or does not verify; the message says why."""
 
 
+class UntrustedChain(TokenProblem):
+    """The token's certificate chain does not reach one of the roots given.  Raised only
+    once the imprint, the nonce and the signer's key usage hold (the CMS signature is
+    then not checked yet: :func:`check_token_unrooted` checks it without a root)."""
+
+
 @dataclass(frozen=True)
 class TokenInfo:
     """What a time-stamp token says (read, not yet trusted)."""
@@ -410,6 +417,351 @@ def certificates_in_der_order(response: bytes) -> bytes:
     return response
 
 
+# a token's CMS SignedData (RFC 5652), read here for what rfc3161-client does not check
+# (the ESS signing certificate) and for checking its signature with the signer's key
+# alone: rfc3161-client (OpenSSL's PKCS7_verify) checks it only with a chain to a root.
+# What is read here was parsed by rfc3161-client first (_response), whose parser takes
+# DER only (minimal lengths, SET OF in order): the signed attributes are as OpenSSL
+# re-encodes them to check the signature.
+_OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+_OID_TST_INFO = "1.2.840.113549.1.9.16.1.4"
+_OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+_OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+_OID_SIGNING_CERTIFICATE = "1.2.840.113549.1.9.16.2.12"  # ESS, RFC 2634: SHA-1 hashes
+_OID_SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"  # ESS, RFC 5035
+_OID_SHA256 = "2.16.840.1.101.3.4.2.1"
+_DIGEST_HASHES: dict[str, hashes.HashAlgorithm] = {
+    _OID_SHA256: hashes.SHA256(),
+    "2.16.840.1.101.3.4.2.2": hashes.SHA384(),
+    "2.16.840.1.101.3.4.2.3": hashes.SHA512(),
+}
+# what a signatureAlgorithm says of the hash: OpenSSL verifies with the digestAlgorithm's
+# hash whatever this says (it is not signed), so one naming another hash is refused; an
+# Ed25519 key (or RSA-PSS) OpenSSL's PKCS#7 verification cannot use for a token at all
+_SIGNATURE_HASHES: dict[str, tuple[str, hashes.HashAlgorithm | None]] = {
+    "1.2.840.10045.4.3.2": ("ec", hashes.SHA256()),  # ecdsa-with-SHA256
+    "1.2.840.10045.4.3.3": ("ec", hashes.SHA384()),
+    "1.2.840.10045.4.3.4": ("ec", hashes.SHA512()),
+    "1.2.840.10045.2.1": ("ec", None),  # id-ecPublicKey: the digest algorithm's hash
+    "1.2.840.113549.1.1.11": ("rsa", hashes.SHA256()),  # sha256WithRSAEncryption
+    "1.2.840.113549.1.1.12": ("rsa", hashes.SHA384()),
+    "1.2.840.113549.1.1.13": ("rsa", hashes.SHA512()),
+    "1.2.840.113549.1.1.1": ("rsa", None),  # rsaEncryption: likewise
+}
+# the hashes an ESSCertIDv2 may name for a certificate (an ESSCertID's is SHA-1)
+_ESS_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "1.3.14.3.2.26": hashes.SHA1(),
+    **_DIGEST_HASHES,
+}
+
+
+@dataclass(frozen=True)
+class _CertId:
+    """An ESSCertID(v2): the hash of a certificate, and (optionally) its issuer and
+    serial number; ``issuer`` None when the issuerSerial names no one directory name."""
+
+    hash_oid: str
+    digest: bytes
+    issuer_serial: bool = False
+    issuer: bytes | None = None  # the DER Name
+    serial: int | None = None
+
+
+@dataclass(frozen=True)
+class _SignerInfo:
+    """What the check reads of a token's SignedData and its one SignerInfo."""
+
+    listed_digests: tuple[str, ...]  # SignedData.digestAlgorithms (not signed)
+    digest_oid: str  # the SignerInfo's digestAlgorithm
+    signature_oid: str  # its signatureAlgorithm (not signed)
+    content: bytes  # the TSTInfo signed
+    message_digest: bytes  # the messageDigest attribute
+    attributes: bytes  # the signed attributes as signed (a DER SET OF)
+    signature: bytes
+    signing_certificate: tuple[_CertId, ...] | None  # ESS signingCertificate, if there
+    signing_certificate_v2: tuple[_CertId, ...] | None  # ESS signingCertificateV2
+
+
+def _oid_text(value: bytes) -> str:
+    """The dotted form of a DER OBJECT IDENTIFIER's contents."""
+    arcs: list[int] = []
+    acc = 0
+    for byte in value:
+        acc = (acc << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(acc)
+            acc = 0
+    if not arcs or value[-1] & 0x80:
+        raise ValueError("a bad DER object identifier")
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+
+
+def _items(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """The TLVs from ``start`` to ``end``: (tag, TLV start, value start, value end)."""
+    found = []
+    while start < end:
+        tag, value, stop = _read_tlv(data, start)
+        if stop > end:
+            raise ValueError("truncated DER")
+        found.append((tag, start, value, stop))
+        start = stop
+    return found
+
+
+def _algorithm(data: bytes, start: int, end: int) -> str:
+    """The OID of the AlgorithmIdentifier whose contents are ``data[start:end]``."""
+    tag, value, stop = _read_tlv(data, start)
+    if tag != 0x06 or stop > end:
+        raise ValueError("an AlgorithmIdentifier without its OID")
+    return _oid_text(data[value:stop])
+
+
+def _cms_signer(der: bytes) -> _SignerInfo:
+    """:func:`_signer_info`, its ValueError a :class:`TokenProblem`."""
+    try:
+        return _signer_info(der)
+    except ValueError as exc:
+        raise TokenProblem(f"the token's CMS structure cannot be read ({exc})") from exc
+
+
+def _check_cms_signature(cms: _SignerInfo, signer: x509.Certificate) -> None:
+    """Check, as OpenSSL's PKCS#7 verification does (and no more leniently), that the
+    token's one SignerInfo is ``signer``'s signature over signed attributes whose content
+    type is TSTInfo and whose message digest is that of the token's TSTInfo: the
+    SignerInfo's digestAlgorithm, listed in SignedData.digestAlgorithms, hashes both
+    the TSTInfo and the signed attributes.  A :class:`TokenProblem` naming what does
+    not hold."""
+    digest_hash = _DIGEST_HASHES.get(cms.digest_oid)
+    if digest_hash is None:
+        raise TokenProblem(f"the token's signature uses an unsupported digest ({cms.digest_oid})")
+    if cms.digest_oid not in cms.listed_digests:
+        raise TokenProblem(
+            f"the token's signer uses the digest {cms.digest_oid}, which its SignedData "
+            f"does not list (it lists {', '.join(cms.listed_digests) or 'none'})"
+        )
+    computed = hashes.Hash(digest_hash)
+    computed.update(cms.content)
+    if computed.finalize() != cms.message_digest:
+        raise TokenProblem(
+            "the token's signature does not hold: its time-stamp info is not the one signed "
+            "(message digest mismatch)"
+        )
+    kind, named = _SIGNATURE_HASHES.get(cms.signature_oid, (None, None))
+    if kind is None:
+        raise TokenProblem(
+            f"the token's signature uses an unsupported algorithm ({cms.signature_oid})"
+        )
+    if named is not None and named.name != digest_hash.name:
+        raise TokenProblem(
+            f"the token's signature algorithm ({cms.signature_oid}) names another hash than "
+            f"its digest algorithm ({cms.digest_oid})"
+        )
+    key = signer.public_key()
+    try:
+        if kind == "ec" and isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(cms.signature, cms.attributes, ec.ECDSA(digest_hash))
+        elif kind == "rsa" and isinstance(key, rsa.RSAPublicKey):
+            key.verify(cms.signature, cms.attributes, padding.PKCS1v15(), digest_hash)
+        else:
+            raise TokenProblem(
+                f"the token's signature algorithm ({cms.signature_oid}) does not fit the TSA "
+                f"certificate's key ({type(key).__name__})"
+            )
+    except InvalidSignature:
+        raise TokenProblem(
+            "the token's signature does not hold: the CMS signature does not verify with "
+            "the TSA certificate's key"
+        ) from None
+
+
+def _check_signing_certificate(
+    cms: _SignerInfo, chain: list[x509.Certificate], *, complete: bool
+) -> None:
+    """RFC 3161 section 2.4.2 (RFC 2634, RFC 5035): the signed ESS signingCertificate(V2)
+    attribute names the TSA certificate, so that another certificate for the same key
+    cannot be put in its place.  Checked as OpenSSL's ``ts -verify`` does
+    (OSSL_ESS_check_signing_certs): the attribute is required, each list present is not
+    empty, its first certificate id is the signer's (``chain[0]``) and every other one
+    is of another certificate of ``chain``.  ``complete``: the chain ends at a root;
+    when it does not (no root at hand), an id of no certificate of it may be of one
+    above, and is left to the check with a root."""
+    if cms.signing_certificate is None and cms.signing_certificate_v2 is None:
+        raise TokenProblem(
+            "the token does not name its TSA certificate: no ESS signingCertificate "
+            "attribute among the signed attributes (RFC 3161 section 2.4.2)"
+        )
+    who = chain[0].subject.rfc4514_string()
+    for ids in (cms.signing_certificate, cms.signing_certificate_v2):
+        if ids is None:
+            continue
+        if not ids:
+            raise TokenProblem("the token's ESS signingCertificate attribute lists no certificate")
+        for index, cert_id in enumerate(ids):
+            algorithm = _ESS_HASHES.get(cert_id.hash_oid)
+            if algorithm is None:
+                raise TokenProblem(
+                    f"the token's ESS signingCertificate uses an unsupported hash "
+                    f"({cert_id.hash_oid})"
+                )
+            if len(cert_id.digest) != algorithm.digest_size:
+                raise TokenProblem(
+                    "the token's ESS signingCertificate holds a hash of the wrong length"
+                )
+            found = next(
+                (
+                    i
+                    for i, cert in enumerate(chain)
+                    if cert.fingerprint(algorithm) == cert_id.digest
+                    and _issuer_serial_fits(cert_id, cert)
+                ),
+                None,
+            )
+            if found is None and index > 0 and not complete:
+                continue
+            if found is None or (found == 0) != (index == 0):
+                raise TokenProblem(
+                    f"the token's ESS signingCertificate does not name its TSA certificate "
+                    f"({who}) first, or names a certificate not of its chain"
+                )
+
+
+def _issuer_serial_fits(cert_id: _CertId, cert: x509.Certificate) -> bool:
+    """Whether the certificate id's issuerSerial (when it has one) is ``cert``'s: its
+    issuer, encoded as in the certificate, and its serial number."""
+    if not cert_id.issuer_serial:
+        return True
+    return (
+        cert_id.issuer is not None
+        and cert_id.issuer == _issuer_der(cert)
+        and cert_id.serial == cert.serial_number
+    )
+
+
+def _issuer_der(cert: x509.Certificate) -> bytes:
+    """The certificate's issuer Name, as encoded in it."""
+    tbs = cert.tbs_certificate_bytes
+    start, end = _enter(tbs, 0, 0x30)
+    fields = _items(tbs, start, end)
+    at = 1 if fields and fields[0][0] == 0xA0 else 0  # after the version, if given
+    _, begin, _, stop = fields[at + 2]  # serialNumber, signature, issuer
+    return tbs[begin:stop]
+
+
+def _signer_info(der: bytes) -> _SignerInfo:
+    """From a TimeStampResp: its SignedData's digest algorithms and what its one
+    SignerInfo holds.  ValueError when it is not so."""
+    start, end = _enter(der, 0, 0x30)  # TimeStampResp
+    token = _read_tlv(der, start)[2]  # after PKIStatusInfo
+    pos, info_end = _enter(der, token, 0x30)  # ContentInfo
+    tag, value, pos = _read_tlv(der, pos)
+    if tag != 0x06 or _oid_text(der[value:pos]) != _OID_SIGNED_DATA:
+        raise ValueError("the token is not a CMS SignedData")
+    pos = _enter(der, pos, 0xA0)[0]
+    pos, signed_end = _enter(der, pos, 0x30)  # SignedData
+    parts = _items(der, pos, min(signed_end, info_end, end))
+    tags = [p[0] for p in parts]
+    if tags[:3] != [0x02, 0x31, 0x30] or tags[-1] != 0x31 or not set(tags[3:-1]) <= {0xA0, 0xA1}:
+        raise ValueError("a SignedData of an unexpected shape")
+    listed = []
+    for tag, _, at, stop in _items(der, parts[1][2], parts[1][3]):
+        if tag != 0x30:
+            raise ValueError("a digest algorithm that is not an AlgorithmIdentifier")
+        listed.append(_algorithm(der, at, stop))
+    _, _, encap, encap_end = parts[2]  # EncapsulatedContentInfo
+    encap_items = _items(der, encap, encap_end)
+    if len(encap_items) != 2 or encap_items[0][0] != 0x06 or encap_items[1][0] != 0xA0:
+        raise ValueError("an EncapsulatedContentInfo of an unexpected shape")
+    _, _, oid, oid_end = encap_items[0]
+    if _oid_text(der[oid:oid_end]) != _OID_TST_INFO:
+        raise ValueError("the signed content is not a TSTInfo")
+    octets = _items(der, encap_items[1][2], encap_items[1][3])
+    if len(octets) != 1 or octets[0][0] != 0x04:
+        raise ValueError("the TSTInfo is not one OCTET STRING")
+    content = der[octets[0][2] : octets[0][3]]
+    signers = _items(der, parts[-1][2], parts[-1][3])
+    if len(signers) != 1 or signers[0][0] != 0x30:
+        raise ValueError(f"{len(signers)} signers, not one")
+    fields = _items(der, signers[0][2], signers[0][3])
+    shape = [f[0] for f in fields]
+    if shape[:1] + shape[2:6] != [0x02, 0x30, 0xA0, 0x30, 0x04] or shape[6:] not in ([], [0xA1]):
+        raise ValueError("a SignerInfo without signed attributes, or of an unexpected shape")
+    digest_oid = _algorithm(der, fields[2][2], fields[2][3])
+    _, attrs_at, attrs, attrs_end = fields[3]
+    signature_oid = _algorithm(der, fields[4][2], fields[4][3])
+    signature = der[fields[5][2] : fields[5][3]]
+    found: dict[str, list[tuple[int, int, int, int]]] = {}
+    for tag, _, at, stop in _items(der, attrs, attrs_end):
+        attribute = _items(der, at, stop)
+        if tag != 0x30 or len(attribute) != 2 or attribute[0][0] != 0x06:
+            raise ValueError("a signed attribute of an unexpected shape")
+        kind = _oid_text(der[attribute[0][2] : attribute[0][3]])
+        if kind in found or attribute[1][0] != 0x31:
+            raise ValueError(f"the signed attribute {kind} twice, or not a SET")
+        found[kind] = _items(der, attribute[1][2], attribute[1][3])
+    kinds = found.get(_OID_CONTENT_TYPE, [])
+    if len(kinds) != 1 or kinds[0][0] != 0x06:
+        raise ValueError("no content type among the signed attributes")
+    if _oid_text(der[kinds[0][2] : kinds[0][3]]) != _OID_TST_INFO:
+        raise ValueError("the signed content type is not TSTInfo")
+    digests = found.get(_OID_MESSAGE_DIGEST, [])
+    if len(digests) != 1 or digests[0][0] != 0x04:
+        raise ValueError("no message digest among the signed attributes")
+    signed = b"\x31" + der[attrs_at + 1 : attrs_end]  # [0] IMPLICIT is signed as a SET OF
+    return _SignerInfo(
+        listed_digests=tuple(listed),
+        digest_oid=digest_oid,
+        signature_oid=signature_oid,
+        content=content,
+        message_digest=der[digests[0][2] : digests[0][3]],
+        attributes=signed,
+        signature=signature,
+        signing_certificate=_ess_ids(der, found.get(_OID_SIGNING_CERTIFICATE), v2=False),
+        signing_certificate_v2=_ess_ids(der, found.get(_OID_SIGNING_CERTIFICATE_V2), v2=True),
+    )
+
+
+def _ess_ids(
+    der: bytes, values: list[tuple[int, int, int, int]] | None, *, v2: bool
+) -> tuple[_CertId, ...] | None:
+    """The certificate ids of an ESS SigningCertificate(V2) attribute's one value
+    (``SEQUENCE { certs SEQUENCE OF ESSCertID(v2), policies ... OPTIONAL }``)."""
+    if values is None:
+        return None
+    if len(values) != 1 or values[0][0] != 0x30:
+        raise ValueError("an ESS signingCertificate attribute of an unexpected shape")
+    outer = _items(der, values[0][2], values[0][3])
+    if not 1 <= len(outer) <= 2 or any(item[0] != 0x30 for item in outer):
+        raise ValueError("an ESS SigningCertificate of an unexpected shape")
+    ids = []
+    for tag, _, at, stop in _items(der, outer[0][2], outer[0][3]):
+        fields = _items(der, at, stop) if tag == 0x30 else []
+        hash_oid = _OID_SHA256 if v2 else "1.3.14.3.2.26"  # ESSCertIDv2's DEFAULT; SHA-1
+        if v2 and fields and fields[0][0] == 0x30:  # hashAlgorithm, when not the default
+            hash_oid = _algorithm(der, fields[0][2], fields[0][3])
+            fields = fields[1:]
+        if not fields or fields[0][0] != 0x04 or len(fields) > 2:
+            raise ValueError("an ESSCertID of an unexpected shape")
+        digest = der[fields[0][2] : fields[0][3]]
+        if len(fields) == 1:
+            ids.append(_CertId(hash_oid, digest))
+            continue
+        if fields[1][0] != 0x30:
+            raise ValueError("an ESSCertID's issuerSerial of an unexpected shape")
+        issuer_serial = _items(der, fields[1][2], fields[1][3])
+        if [i[0] for i in issuer_serial] != [0x30, 0x02]:
+            raise ValueError("an IssuerSerial of an unexpected shape")
+        names = _items(der, issuer_serial[0][2], issuer_serial[0][3])
+        issuer = None
+        if len(names) == 1 and names[0][0] == 0xA4:  # one directoryName [4] EXPLICIT Name
+            inner = _items(der, names[0][2], names[0][3])
+            if len(inner) == 1 and inner[0][0] == 0x30:
+                issuer = der[inner[0][1] : inner[0][3]]
+        serial = int.from_bytes(der[issuer_serial[1][2] : issuer_serial[1][3]], "big", signed=True)
+        ids.append(_CertId(hash_oid, digest, True, issuer, serial))
+    return tuple(ids)
+
+
 def _response(der: bytes) -> Any:
     from rfc3161_client import PKIStatus, decode_timestamp_response
 
@@ -493,24 +845,61 @@ def check_token(
 ) -> tuple[TokenInfo, list[x509.Certificate]]:
     """Check that the token in ``der`` stamps ``data``: its imprint, its nonce (when
     given), its signer's chain to one of ``roots`` with every certificate valid at the
-    token's time, the signer's critical timeStamping key usage, and the CMS signature.
-    The token's information and the chain (signer first, root last); a
-    :class:`TokenProblem` naming what does not hold."""
+    token's time, the signer's key usage (critical timeStamping alone), the TSTInfo's
+    version and TSA name, the CMS signature and the ESS signing certificate naming the
+    signer.  The token's information and the chain (signer first, root last); a
+    :class:`TokenProblem` naming what does not hold, whatever the token holds."""
+    return _checked(_check_token, der, data, roots, list(pool), nonce)
+
+
+def check_token_unrooted(
+    der: bytes,
+    data: bytes,
+    pool: list[x509.Certificate] = (),  # type: ignore[assignment]
+    *,
+    nonce: int | None = None,
+) -> tuple[TokenInfo, list[x509.Certificate]]:
+    """What :func:`check_token` checks, but for the root: the imprint, the nonce (when
+    given), the signer's key usage, the TSTInfo's version and TSA name, the chain as far
+    as the token's certificates and ``pool`` reach (each certificate issued by the next
+    and valid at the token's time; none with a critical extension not checked here), the
+    CMS signature by the signer's key as OpenSSL checks it (:func:`_check_cms_signature`)
+    and the ESS signing certificate.  What only the root can show (the signatures and
+    constraints above the chain's end) is left to a check with it.  Nothing here says
+    who the authority is: anyone can make such a token with certificates of their own,
+    so it is no trusted time until its chain reaches a root the verifier trusts."""
+    return _checked(_check_token, der, data, None, list(pool), nonce)
+
+
+def _checked(check: Any, *args: Any) -> tuple[TokenInfo, list[x509.Certificate]]:
+    """``check(*args)``, anything it raises but a :class:`TokenProblem` made one.
+
+    cryptography parses certificate fields when they are first used, and a damaged or
+    odd certificate (in the token, or saved beside it) raises there what it will: a
+    ValueError, but also a KeyError (a name of an unknown string type), an
+    x509.DuplicateExtension, an UnsupportedAlgorithm.  A token is a file or an answer
+    from outside: whatever it holds is a reason to refuse it, never an internal error."""
     try:
-        return _check_token(der, data, roots, list(pool), nonce)
+        result: tuple[TokenInfo, list[x509.Certificate]] = check(*args)
+    except TokenProblem:
+        raise
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        # cryptography parses certificate fields when they are first used: a damaged
-        # certificate (in the token, or saved beside it) is found here
         raise TokenProblem(f"a certificate of the token cannot be read ({exc})") from exc
+    except Exception as exc:
+        raise TokenProblem(f"a certificate of the token cannot be read ({exc!r})") from exc
+    return result
 
 
 def _check_token(
     der: bytes,
     data: bytes,
-    roots: list[x509.Certificate],
+    roots: list[x509.Certificate] | None,
     pool: list[x509.Certificate],
     nonce: int | None,
 ) -> tuple[TokenInfo, list[x509.Certificate]]:
+    """``roots`` None: the chain is not checked against any root (the CMS signature is
+    checked here, with the signer's key alone).  The ESS signing certificate is checked
+    here in both cases (rfc3161-client does not)."""
     response = _response(der)
     info = _token_info(response)
     known = _IMPRINT_HASHES.get(_oid_of(info.imprint_algorithm))
@@ -539,6 +928,14 @@ def _check_token(
             f"(issuer {info.signer_issuer.rfc4514_string()}, serial {info.signer_serial})"
         )
     _check_timestamping_usage(signer)
+    _check_tst_info(response, signer)
+    if roots is None:
+        chain, _ = _walk_chain(signer, candidates, [], info.time)
+        _check_critical_extensions(chain)
+        cms = _cms_signer(der)
+        _check_cms_signature(cms, signer)
+        _check_signing_certificate(cms, chain, complete=is_self_issued(chain[-1]))
+        return info, chain
     chain = build_chain(signer, candidates, roots, info.time)
     from rfc3161_client import VerificationError, VerifierBuilder
 
@@ -553,7 +950,63 @@ def _check_token(
         raise TokenProblem(f"the token's signature does not hold: {exc}") from exc
     except Exception as exc:
         raise TokenProblem(f"the token cannot be checked ({exc})") from exc
+    _check_signing_certificate(_cms_signer(der), chain, complete=True)
     return info, chain
+
+
+def _check_tst_info(response: Any, signer: x509.Certificate) -> None:
+    """What ``openssl ts -verify`` checks of the TSTInfo besides the imprint: its version
+    is 1, and the TSA name it gives, if any, is the signer certificate's subject or one
+    of its subject alternative names (RFC 3161 section 2.4.2)."""
+    tst = response.tst_info
+    try:
+        version, name = int(tst.version), tst.name
+    except Exception as exc:
+        raise TokenProblem(f"the token's time-stamp info cannot be read ({exc!r})") from exc
+    if version != 1:
+        raise TokenProblem(f"the token's time-stamp info is of version {version}, not 1")
+    if name is None:
+        return
+    if isinstance(name, x509.DirectoryName) and name.value == signer.subject:
+        return
+    try:
+        alternatives = list(
+            signer.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        )
+    except x509.ExtensionNotFound:
+        alternatives = []
+    if name not in alternatives:
+        said = name.value.rfc4514_string() if isinstance(name, x509.DirectoryName) else name.value
+        raise TokenProblem(
+            f"the token names its authority {said}, which is neither the subject of "
+            f"its TSA certificate ({signer.subject.rfc4514_string()}) nor one of its "
+            "alternative names"
+        )
+
+
+# the extensions OpenSSL's path validation knows (others, when critical, fail it) and
+# the rootless check takes as checked: those it looks at, and certificate policies and
+# alternative names (no policy nor name is asked for)
+_KNOWN_EXTENSIONS = {
+    ExtensionOID.BASIC_CONSTRAINTS,
+    ExtensionOID.KEY_USAGE,
+    ExtensionOID.EXTENDED_KEY_USAGE,
+    ExtensionOID.CERTIFICATE_POLICIES,
+    ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+}
+
+
+def _check_critical_extensions(chain: list[x509.Certificate]) -> None:
+    """Without a root, the chain is not validated by OpenSSL: a certificate of it with a
+    critical extension the rootless check does not process (name constraints, policy
+    constraints, anything unknown) is refused rather than taken as holding."""
+    for cert in chain:
+        for extension in cert.extensions:
+            if extension.critical and extension.oid not in _KNOWN_EXTENSIONS:
+                raise TokenProblem(
+                    f"the certificate {cert.subject.rfc4514_string()} has a critical "
+                    f"extension ({extension.oid.dotted_string}) not checked without a root"
+                )
 
 
 def _oid_of(name: str) -> str:
@@ -561,8 +1014,9 @@ def _oid_of(name: str) -> str:
 
 
 def _check_timestamping_usage(cert: x509.Certificate) -> None:
-    """RFC 3161 §2.3: the TSA's certificate has one extended key usage, critical,
-    id-kp-timeStamping."""
+    """RFC 3161 §2.3, as OpenSSL's time-stamping purpose checks it: the TSA's certificate
+    has one extended key usage, critical, holding id-kp-timeStamping only; its key
+    usage, when it has one, allows digitalSignature and/or nonRepudiation, nothing else."""
     who = cert.subject.rfc4514_string()
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
@@ -574,9 +1028,34 @@ def _check_timestamping_usage(cert: x509.Certificate) -> None:
         raise TokenProblem(
             f"the TSA certificate ({who}) is not for time-stamping (no timeStamping usage)"
         )
+    if list(eku.value) != [ExtendedKeyUsageOID.TIME_STAMPING]:
+        others = ", ".join(
+            o.dotted_string for o in eku.value if o != ExtendedKeyUsageOID.TIME_STAMPING
+        )
+        raise TokenProblem(
+            f"the TSA certificate ({who}) has other extended key usages than timeStamping "
+            f"({others or 'timeStamping twice'}): RFC 3161 wants timeStamping alone"
+        )
     if not eku.critical:
         raise TokenProblem(
             f"the TSA certificate's ({who}) timeStamping usage is not marked critical"
+        )
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    signs = usage.digital_signature or usage.content_commitment
+    other = (
+        usage.key_encipherment
+        or usage.data_encipherment
+        or usage.key_agreement  # encipherOnly and decipherOnly come only with it
+        or usage.key_cert_sign
+        or usage.crl_sign
+    )
+    if other or not signs:
+        raise TokenProblem(
+            f"the TSA certificate's ({who}) key usage is not for time-stamping: it must allow "
+            "digitalSignature or nonRepudiation, and nothing else"
         )
 
 
@@ -588,14 +1067,34 @@ def build_chain(
 ) -> list[x509.Certificate]:
     """The chain from ``leaf`` to one of ``roots`` (leaf first), each certificate issued
     by the next and valid at ``at``; only ``roots`` are trusted, the ``pool`` merely
-    offers intermediates.  A :class:`TokenProblem` when there is none."""
+    offers intermediates.  An :class:`UntrustedChain` when there is none (a certificate
+    not valid at ``at`` is a :class:`TokenProblem`)."""
+    chain, anchored = _walk_chain(leaf, pool, roots, at)
+    if anchored:
+        return chain
+    top = chain[-1].subject.rfc4514_string()
+    raise UntrustedChain(
+        f"the TSA certificate chain does not reach a trusted root (it ends at {top}); give "
+        "the authority's root certificate with --tsa-ca"
+    )
+
+
+def _walk_chain(
+    leaf: x509.Certificate,
+    pool: list[x509.Certificate],
+    roots: list[x509.Certificate],
+    at: datetime,
+) -> tuple[list[x509.Certificate], bool]:
+    """The chain from ``leaf`` up, as far as ``roots`` and ``pool`` reach (each certificate
+    issued by the next, which may issue it, and valid at ``at``), and whether it ends at
+    one of ``roots``."""
     trusted = {c.fingerprint(hashes.SHA256()) for c in roots}
     chain = [leaf]
     current = leaf
     while True:
         _valid_at(current, at)
         if current.fingerprint(hashes.SHA256()) in trusted:
-            return chain
+            return chain, True
         if len(chain) > _MAX_CHAIN:
             break
         issuer = None
@@ -614,11 +1113,7 @@ def build_chain(
             break
         chain.append(issuer)
         current = issuer
-    top = chain[-1].subject.rfc4514_string()
-    raise TokenProblem(
-        f"the TSA certificate chain does not reach a trusted root (it ends at {top}); give "
-        "the authority's root certificate with --tsa-ca"
-    )
+    return chain, False
 
 
 def _may_issue(cert: x509.Certificate, below: int) -> bool:
@@ -667,5 +1162,5 @@ def certificate_sha256(cert: x509.Certificate) -> str:
 def is_self_issued(cert: x509.Certificate) -> bool:
     try:
         return cert.subject == cert.issuer
-    except ValueError:  # a damaged certificate is nobody's root
+    except Exception:  # a damaged certificate (ValueError, KeyError, ...) is nobody's root
         return False

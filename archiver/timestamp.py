@@ -14,6 +14,16 @@ chain, key usage, signature) and stored only if it holds; an authority that cann
 reached or whose answer does not hold is a :class:`Stamp` with an ``error``: the
 capture stays signed and kept, and ``archiver timestamp`` can ask again later.
 
+With no root configured (no ``--tsa-ca``: the machine's roots), a token whose chain
+reaches none of them is still kept, exactly as received, when everything else holds
+(imprint, nonce, key usage, each certificate of its chain valid at its time, the CMS
+signature by the TSA certificate's key): asking again later could only prove a later
+time.  It is marked :data:`UNCHECKED` (``root_checked`` false in the JSON, in the
+custody event's detail, by ``verify``), its chain saved as far as the token's
+certificates reach, as ``tsa/<authority>/<TSA certificate sha256>.unchecked.pem``; it is
+no trusted time until ``verify --tsa-ca`` finds its chain reaching a root given there.
+With ``--tsa-ca``, such a token is refused: the roots given say whom to trust.
+
 ``verify`` checks every token offline (:func:`check_tokens`).  The cryptography
 itself is in :mod:`archiver.sign`.
 """
@@ -27,6 +37,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +50,8 @@ from archiver.atomic import atomic_path
 from archiver.manifest import (
     MANIFEST_SUFFIX,
     SIGNATURE_SUFFIX,
+    Manifest,
+    ManifestError,
     archive_of,
     capture_id_of,
     signature_path,
@@ -48,6 +61,10 @@ from archiver.urls import check_url
 
 TOKEN_SUFFIX = ".tsr"
 TSA_DIR = "tsa"
+UNCHECKED_CHAIN_SUFFIX = ".unchecked.pem"  # a chain saved as far as the token's certificates go
+# the mark of a token kept although its chain reached no root the capturing machine
+# trusted (no --tsa-ca given): in the custody event's detail, where verify looks for it
+UNCHECKED = "chain not checked against a trusted root at capture"
 DEFAULT_TSA_TIMEOUT = 30.0
 RESPONSE_LIMIT = 1024 * 1024  # a time-stamp response is a few kilobytes
 CERTIFICATES_LIMIT = 4 * 1024 * 1024
@@ -172,10 +189,19 @@ class Timestamper:
         roots: list[x509.Certificate],
         *,
         timeout: float = DEFAULT_TSA_TIMEOUT,
+        keep_unchecked: bool = False,
+        unchecked_refused: str | None = None,
     ) -> None:
+        """``keep_unchecked``: keep a token whose chain reaches none of ``roots`` (given
+        when no root was configured and ``roots`` are the machine's), marked
+        :data:`UNCHECKED`, when everything else about it holds.  ``unchecked_refused``:
+        why such a token is not kept although no root was configured (the custody event
+        that would carry the mark cannot be signed), said with the authority's error."""
         self.authorities = authorities
         self.roots = roots
         self.timeout = timeout
+        self.keep_unchecked = keep_unchecked
+        self.unchecked_refused = unchecked_refused
 
     def stamp(self, manifest: Path, *, again: bool = False) -> list[Stamp]:
         """A token from every authority for ``manifest``'s signature (already stamped
@@ -191,6 +217,13 @@ class Timestamper:
                 Stamp(capture_id, a.name, a.url, error=f"the capture is not signed ({exc})")
                 for a in self.authorities
             ]
+        try:  # a token's time is checked against the signing time on receipt
+            signed_at = Manifest.from_bytes(manifest.read_bytes()).signed_at
+        except (OSError, ManifestError) as exc:
+            return [
+                Stamp(capture_id, a.name, a.url, error=f"the manifest cannot be read ({exc})")
+                for a in self.authorities
+            ]
         for authority in self.authorities:
             target = token_path(manifest, authority.name)
             stamp = Stamp(capture_id, authority.name, authority.url)
@@ -204,21 +237,45 @@ class Timestamper:
                 stamps.append(stamp)
                 continue
             try:
-                self._stamp(stamp, authority, signature, target, archive)
+                self._stamp(stamp, authority, signature, signed_at, target, archive)
             except sign.TokenProblem as exc:
                 stamp.error = f"{authority.url}: {exc}"
             except OSError as exc:
                 stamp.error = f"cannot write the token {target}: {exc.strerror or exc}"
+            except Exception as exc:  # whatever an answer does, the other authorities are asked
+                stamp.error = f"{authority.url}: the answer cannot be checked ({exc!r})"
             stamps.append(stamp)
         return stamps
 
     def _stamp(
-        self, stamp: Stamp, authority: Authority, signature: bytes, target: Path, archive: Path
+        self,
+        stamp: Stamp,
+        authority: Authority,
+        signature: bytes,
+        signed_at: datetime,
+        target: Path,
+        archive: Path,
     ) -> None:
         request, nonce = sign.timestamp_request(signature)
         answer = self._ask(authority, request)
-        info, chain = sign.check_token(answer, signature, self.roots, nonce=nonce)
-        _save_chain(archive, authority.name, chain)
+        checked = True
+        try:
+            info, chain = sign.check_token(answer, signature, self.roots, nonce=nonce)
+        except sign.UntrustedChain as exc:
+            if not self.keep_unchecked:
+                if self.unchecked_refused:
+                    raise sign.UntrustedChain(f"{exc}; {self.unchecked_refused}") from exc
+                raise
+            # all but the root holds so far; the CMS signature is checked here
+            info, chain = sign.check_token_unrooted(answer, signature, nonce=nonce)
+            checked = False
+        # the rule verify applies: a token it would find early or in the future, never
+        # to hold, is refused now (it could not be dropped later: the custody log has it)
+        problem = time_problem(info, signed_at, utcnow())
+        if problem is not None:
+            raise sign.TokenProblem(problem)
+        ends = chain_end(chain)
+        _save_chain(archive, authority.name, chain, checked=checked)
         if target.exists():  # again: the earlier token is kept beside, never replaced
             target = target.with_name(
                 f"{target.name.removesuffix(TOKEN_SUFFIX)}.{info.serial}{TOKEN_SUFFIX}"
@@ -227,6 +284,8 @@ class Timestamper:
             temp.write_bytes(answer)
         stamp.token = _shown(target, archive)
         stamp.time = info.time
+        stamp.root_checked = checked
+        stamp.chain_end = ends
 
     def _ask(self, authority: Authority, request: bytes) -> bytes:
         query = urllib.request.Request(
@@ -255,8 +314,15 @@ class Timestamper:
         return answer
 
 
-def _save_chain(archive: Path, authority: str, chain: list[x509.Certificate]) -> None:
+def _save_chain(
+    archive: Path, authority: str, chain: list[x509.Certificate], *, checked: bool = True
+) -> None:
+    """``tsa/<authority>/<TSA certificate sha256>.pem``, the chain to a trusted root; a
+    chain not checked against one (it may lack the root) is saved beside, never in its
+    place, so that a later chain to a root is saved whole."""
     target = archive / TSA_DIR / authority / f"{sign.certificate_sha256(chain[0])}.pem"
+    if not checked and not target.exists():
+        target = target.with_name(target.name.removesuffix(".pem") + UNCHECKED_CHAIN_SUFFIX)
     if target.exists():
         return
     try:
@@ -264,6 +330,16 @@ def _save_chain(archive: Path, authority: str, chain: list[x509.Certificate]) ->
             temp.write_bytes(b"".join(sign.certificate_pem(c) for c in chain))
     except FileExistsError:  # another process saved it first
         pass
+
+
+def chain_end(chain: list[x509.Certificate]) -> str:
+    """The last certificate of a chain: its subject and SHA-256, and its issuer's name
+    when it is not a root (that certificate was not at hand)."""
+    top = chain[-1]
+    text = f"{top.subject.rfc4514_string()} (sha256 {sign.certificate_sha256(top)})"
+    if not sign.is_self_issued(top):
+        text += f", issued by {top.issuer.rfc4514_string()}"
+    return text
 
 
 def _shown(path: Path, archive: Path) -> str:
@@ -296,6 +372,9 @@ class TokenCheck:
     sha256: str | None = None  # of the token file as read
     anchored: bool = False  # the chain ends at a root the verifier gave (--tsa-ca)
     root: str | None = None  # that root: subject and SHA-256
+    # the signed custody event that logged the token on receipt marks it UNCHECKED
+    unchecked_at_capture: bool = False
+    chain_end: str | None = None  # the root reached, or as far as the chain goes
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -306,19 +385,25 @@ class TokenCheck:
             "accuracy_seconds": self.accuracy,
             "root": self.root,
             "root_given": self.anchored,
+            "chain_end": self.chain_end,
+            "chain_unchecked_at_capture": self.unchecked_at_capture,
             "detail": self.detail,
             "problem": self.problem,
         }
 
 
 def saved_certificates(archive: Path) -> list[x509.Certificate]:
-    """Every certificate saved under ``tsa/`` (damaged files are skipped: a chain that
-    needs one then fails, naming what is missing)."""
+    """Every certificate saved under ``tsa/`` with a chain checked to a trusted root on
+    receipt (damaged files are skipped: a chain that needs one then fails, naming what
+    is missing).  Chains saved unchecked (``*.unchecked.pem``) are not read: a
+    self-signed certificate an authority sent is no root saved in the archive."""
     found: list[x509.Certificate] = []
     root = archive / TSA_DIR
     if not root.is_dir():
         return found
     for path in sorted(root.rglob("*.pem")):
+        if path.name.endswith(UNCHECKED_CHAIN_SUFFIX):  # as a token carried it: no root
+            continue
         try:
             found += read_certificates(path)
         except TimestampUsage:
@@ -335,58 +420,108 @@ def check_tokens(
     *,
     now: datetime | None = None,
     saved: list[x509.Certificate] | None = None,
+    unchecked: Collection[str] = (),
 ) -> list[TokenCheck]:
     """Check every token stored for ``manifest``'s signature, offline.
 
     The chain must reach ``given_roots`` (``--tsa-ca``) when given, else a root saved
     in the archive (which the report says: whoever could change the archive could
-    also change those).  The token's time must not be before the capture was signed
-    (allowing :data:`CLOCK_TOLERANCE` for the capturing machine's clock), nor after now.
+    also change those).  The token's time must fit :func:`time_problem`.
     ``saved``: the archive's saved certificates, when the caller has read them already.
+
+    ``unchecked``: the token files (as shown, relative to the archive) whose signed
+    custody event says they were kept :data:`UNCHECKED`.  Without ``given_roots``, such a
+    token whose chain reaches no saved root holds when everything but the root does
+    (:func:`sign.check_token_unrooted`): the report says how far its chain goes, and no
+    time is trusted.  With ``given_roots`` it is judged like any other token.
     """
     if saved is None:
         saved = saved_certificates(archive)
     roots = given_roots if given_roots else [c for c in saved if sign.is_self_issued(c)]
-    source = "a root given with --tsa-ca" if given_roots else "a root saved in the archive"
     now = now or utcnow()
     checks = []
     for authority, path in tokens_of(manifest):
         check = TokenCheck(authority, _shown(path, archive), False)
+        check.unchecked_at_capture = check.file in unchecked
         checks.append(check)
         try:
-            with path.open("rb") as handle:
-                der = handle.read(RESPONSE_LIMIT + 1)
-            check.sha256 = hashlib.sha256(der).hexdigest()
-            info, chain = sign.check_token(der, signature, roots, saved)
-        except OSError as exc:
-            check.problem = f"the token cannot be read: {exc.strerror or exc}"
-            continue
-        except sign.TokenProblem as exc:
-            check.problem = str(exc)
-            continue
-        check.time = info.time
-        check.accuracy = info.accuracy
-        slack = CLOCK_TOLERANCE + timedelta(seconds=info.accuracy or 0)
-        if info.time < signed_at - slack:
-            check.problem = (
-                f"the token's time {isoformat(info.time)} is before the manifest was signed "
-                f"({isoformat(signed_at)} by the capturing machine's clock): the token is not "
-                "for this signature, or that clock was wrong"
-            )
-            continue
-        if info.time > now + slack:
-            check.problem = f"the token's time {isoformat(info.time)} is in the future"
-            continue
-        check.ok = True
-        check.anchored = bool(given_roots)
-        check.root = (
-            f"{chain[-1].subject.rfc4514_string()} (sha256 {sign.certificate_sha256(chain[-1])})"
-        )
-        who = chain[0].subject.rfc4514_string()
-        check.detail = (
-            f"RFC 3161 token by {who}, serial {info.serial}, chain to {check.root} ({source})"
-        )
+            _check_token_file(check, path, signature, signed_at, roots, saved, now, given_roots)
+        except Exception as exc:  # a planted file is a failed check, never a crash
+            check.ok = False
+            check.problem = f"the token cannot be checked ({exc!r})"
     return checks
+
+
+def _check_token_file(
+    check: TokenCheck,
+    path: Path,
+    signature: bytes,
+    signed_at: datetime,
+    roots: list[x509.Certificate],
+    saved: list[x509.Certificate],
+    now: datetime,
+    given_roots: list[x509.Certificate] | None,
+) -> None:
+    rooted = True
+    try:
+        with path.open("rb") as handle:
+            der = handle.read(RESPONSE_LIMIT + 1)
+        check.sha256 = hashlib.sha256(der).hexdigest()
+        try:
+            info, chain = sign.check_token(der, signature, roots, saved)
+        except sign.UntrustedChain:
+            if given_roots or not check.unchecked_at_capture:
+                raise
+            info, chain = sign.check_token_unrooted(der, signature, saved)
+            rooted = False
+    except OSError as exc:
+        check.problem = f"the token cannot be read: {exc.strerror or exc}"
+        return
+    except sign.UntrustedChain as exc:
+        check.problem = f"{UNCHECKED}, and {exc}" if check.unchecked_at_capture else str(exc)
+        return
+    except sign.TokenProblem as exc:
+        check.problem = str(exc)
+        return
+    check.time = info.time
+    check.accuracy = info.accuracy
+    check.problem = time_problem(info, signed_at, now)
+    if check.problem is not None:
+        return
+    ends = chain_end(chain)
+    who = chain[0].subject.rfc4514_string()
+    if not rooted:  # kept unchecked, and no root at hand: no trusted time, a note
+        check.ok = True
+        check.chain_end = ends
+        check.detail = (
+            f"RFC 3161 token by {who}, serial {info.serial}, {UNCHECKED}; its chain ends "
+            f"at {ends}, not at a root saved in the archive (no --tsa-ca given)"
+        )
+        return
+    root = f"{chain[-1].subject.rfc4514_string()} (sha256 {sign.certificate_sha256(chain[-1])})"
+    source = "a root given with --tsa-ca" if given_roots else "a root saved in the archive"
+    check.ok = True
+    check.chain_end = ends
+    check.anchored = bool(given_roots)
+    check.root = root
+    check.detail = f"RFC 3161 token by {who}, serial {info.serial}, chain to {root} ({source})"
+
+
+def time_problem(info: sign.TokenInfo, signed_at: datetime, now: datetime) -> str | None:
+    """Why a token's time cannot be that of a signature made at ``signed_at`` (by the
+    capturing machine's clock), seen ``now``; None when it can.  It must not be before
+    the signing (allowing :data:`CLOCK_TOLERANCE` for that clock, and the token's stated
+    accuracy), nor after now (likewise).  Applied on receipt and by verify alike."""
+    slack = CLOCK_TOLERANCE + timedelta(seconds=info.accuracy or 0)
+    if info.time < signed_at - slack:
+        return (
+            f"the token's time {isoformat(info.time)} is before the manifest was signed "
+            f"({isoformat(signed_at)} by the capturing machine's clock): the token is not "
+            "for this signature, or that clock was wrong"
+        )
+    if info.time > now + slack:
+        return f"the token's time {isoformat(info.time)} is in the future"
+    return None
 
 
 def trusted_time(checks: list[TokenCheck]) -> datetime | None:

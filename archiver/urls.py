@@ -69,3 +69,26 @@ def referer(url: str) -> str:
     return urlunsplit(
         (parts.scheme, netloc, encode_path(parts.path), encode_query(parts.query), "")
     )
+
+
+# The records archiver writes itself (not received from a server) are named by a URN of
+# their own kind, never by the URL they are about.  Replay systems (pywb; cdxj-indexer and
+# py-wacz, which build the indexes of WACZ files) index every record by WARC-Target-URI,
+# so a record of ours under a page's URL was replayed in place of the page: at the page's
+# own time (``application/json`` sorts before ``text/html``), and as its latest capture.
+# WARC 1.1 lets a metadata or conversion record repeat the target URI of the record it is
+# about; wget names its own records ``metadata://…`` instead, and Webrecorder's tools
+# ``urn:<kind>:<url>`` (``urn:pageinfo:http://…``), as we do with an ``archiver-`` prefix.
+# The link stays: the URL is in the record's JSON, and its WARC-Refers-To names the
+# record it is about.  Captures made by earlier versions have the URL itself as target
+# URI; everything that reads them (rebuild, verify, extract) still does.
+OWN_RECORD_KINDS = ("metadata", "media-info", "certificate", "conversion")
+OWN_RECORD_PREFIX = "urn:archiver-"
+
+
+def own_record_uri(kind: str, url: str) -> str:
+    """The WARC-Target-URI of a record of ours of ``kind`` about ``url``:
+    ``urn:archiver-metadata:https://example.org/`` and so on."""
+    if kind not in OWN_RECORD_KINDS:
+        raise ValueError(f"not a kind of archiver record: {kind!r}")
+    return f"{OWN_RECORD_PREFIX}{kind}:{url}"

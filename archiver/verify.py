@@ -53,7 +53,9 @@ from archiver.manifest import (
 )
 from archiver.model import isoformat
 from archiver.scan import HTTP_TYPES, StoredRecord, Unreadable, parse_digest, read_stored
+from archiver.text import counted
 from archiver.warc import OPEN_SUFFIX
+from archiver.warcrules import bare_target_uri
 
 _OUR_WARC = re.compile(r"^(\d{14}-[0-9a-f]{10})-\d{5}\.warc(\.gz)?$")
 _CAPTURE_ID = CAPTURE_ID
@@ -186,6 +188,8 @@ class FileResult:
     imported_as: str | None = None
     claims: str | None = None  # the capture its warcinfo record names, if one of ours
     problems: list[Problem] = field(default_factory=list)
+    # quirks of the writer that warcio accepts and that touch no digest: said, not failed
+    notes: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -201,6 +205,7 @@ class FileResult:
             "records_without_digest": self.without_digest,
             "checked": "internal consistency only (no signature)",
             "problems": [p.to_json() for p in self.problems],
+            "notes": [n.to_json() for n in self.notes],
         }
 
 
@@ -281,6 +286,9 @@ class _Plan:
     foreign: list[Path] = field(default_factory=list)
     interrupted: list[Path] = field(default_factory=list)  # .open files
     whole_archive: bool = False
+    # imported files named by their id (import-...): the id their content must still have
+    imported_ids: dict[Path, str] = field(default_factory=dict)
+    missing: list[Problem] = field(default_factory=list)  # files the index names, gone
 
     @property
     def unsigned_ours(self) -> dict[str, list[Path]]:
@@ -338,6 +346,22 @@ def plan(archive_dir: Path, paths: Iterable[str]) -> _Plan:
                 raise VerifyUsage(f"{text}: no such capture in {archive_dir}")
             for found in [*manifests, *files]:
                 _add_file(result, found)
+        elif ingest.IMPORT_ID.match(text):  # a file imported from another tool
+            files, named = _imported_files(archive_dir, text)
+            if not files and named:  # its rows name a file that is gone: a failure
+                result.missing.append(
+                    Problem(
+                        f"the index names {', '.join(named)} as the file of imported capture "
+                        f"{text}, and no such file is in the archive",
+                        text,
+                        ", ".join(named),
+                    )
+                )
+            elif not files:
+                raise VerifyUsage(f"{text}: no such imported file in {archive_dir}")
+            for found in files:
+                _add_file(result, found)
+                result.imported_ids[found] = text
         else:
             raise VerifyUsage(f"{text}: no such file or directory, nor a capture id")
     homes = {archive_of(found[0]) for found in result.manifests.values()}
@@ -358,6 +382,43 @@ def _capture_files(archive: Path, capture_id: str) -> tuple[list[Path], list[Pat
     manifests = sorted(root.rglob(f"{capture_id}{MANIFEST_SUFFIX}"))
     files = sorted(p for p in root.rglob(f"{capture_id}-*") if ingest.is_warc(p))
     return manifests, files
+
+
+def _imported_files(archive: Path, capture_id: str) -> tuple[list[Path], list[str]]:
+    """The stored file of the imported capture ``capture_id`` (``import-`` and the first
+    16 hex digits of the file's SHA-256), as ``show`` and ``extract`` name it.
+
+    The index's ``captures`` row says where it is (read here, never repaired): that
+    file is taken, even if its content no longer has the id (verify then says so, and
+    what changed in it).  Without such a file, every imported file of the archive is
+    hashed to find the one with the id.  Also returned: the files the row names.
+    """
+    prefix = capture_id.removeprefix("import-")
+    named: list[str] = []
+    stored: list[Path] = []
+    for row, _name in _rows(Index(archive), "captures", {capture_id}, []):
+        for relative in row.warc_files or []:
+            named.append(relative)
+            path = _inside(archive, relative)
+            if path is None or path in stored or path.parent.name != ingest.IMPORTED_DIR:
+                continue
+            with contextlib.suppress(OSError):
+                if path.is_file() and ingest.is_warc(path):
+                    stored.append(path)
+    if stored:
+        return stored, named
+    tree = archive / ingest.WARC_DIR
+    for path in sorted(tree.glob(f"*/{ingest.IMPORTED_DIR}/*")):
+        try:
+            if (
+                path.is_file()
+                and ingest.is_warc(path)
+                and ingest.file_sha256(path).startswith(prefix)
+            ):
+                return [path], named
+        except OSError:
+            continue
+    return [], named
 
 
 def _add_tree(result: _Plan, root: Path) -> None:
@@ -429,6 +490,12 @@ def verify(
         report.archive = todo.archive
     # tokens as received: a token file changed since then fails even if it still holds
     logged = custody.logged_files(report.custody, "timestamp") if report.custody else {}
+    # tokens kept on receipt with their chain not checked against a trusted root
+    unchecked_tokens = (
+        custody.logged_marked(report.custody, "timestamp", timestamp.UNCHECKED)
+        if report.custody
+        else set()
+    )
     signed: dict[str, Manifest] = {}
     digests: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify") as pool:
@@ -437,7 +504,7 @@ def verify(
         for capture_id, found in sorted(todo.manifests.items()):
             named = todo.named.get(capture_id, [])
             result, manifest, data = _verify_capture(
-                found[0], keys, reading, named, tsa_roots, logged
+                found[0], keys, reading, named, tsa_roots, logged, unchecked_tokens
             )
             for extra in found[1:]:
                 result.problem(
@@ -457,7 +524,10 @@ def verify(
         for path in todo.foreign:
             result_file, rows = _verify_foreign(path, todo.archive, progress)
             report.unsigned.append(result_file)
-            if rows is not None:
+            asked = todo.imported_ids.get(path)  # verify import-<id> named it
+            if asked is not None and result_file.imported_as != asked:
+                _changed_import(result_file, path, asked)
+            elif rows is not None:
                 imported[rows[0].capture_id] = rows
     claimed = set(todo.manifests) | set(todo.named)
     for file_result in report.unsigned:
@@ -472,7 +542,8 @@ def verify(
                 )
             )
     _resolve_revisits(report, signed, todo.archive, keys)
-    if not report.captures and not report.unsigned:
+    report.index_problems += todo.missing
+    if not report.captures and not report.unsigned and not todo.missing:
         report.nothing = True
     _verify_index(todo, report, signed, digests, imported, unchecked)
     return report
@@ -485,6 +556,7 @@ def _verify_capture(
     named: list[Path],
     tsa_roots: list[x509.Certificate] | None = None,
     logged: dict[str, str] | None = None,
+    unchecked: set[str] | None = None,
 ) -> tuple[CaptureResult, Manifest | None, bytes | None]:
     capture_id = capture_id_of(path)
     archive = path.resolve().parent.parent.parent
@@ -509,8 +581,9 @@ def _verify_capture(
     signature = _check_signature(result, path, data, manifest, archive, keys)
     if signature is not None and result.signature_holds:
         saved = reading.saved_certificates(archive)
+        marked = unchecked or set()
         _check_timestamps(
-            result, path, signature, manifest, archive, tsa_roots, logged or {}, saved
+            result, path, signature, manifest, archive, tsa_roots, logged or {}, saved, marked
         )
     elif timestamp.tokens_of(path):  # the signature's failure is the problem already
         result.check("time-stamp", result.manifest or "", False, "not checked: unsigned")
@@ -527,9 +600,10 @@ def _check_timestamps(
     roots: list[x509.Certificate] | None,
     logged: dict[str, str],
     saved: list[x509.Certificate],
+    unchecked: set[str],
 ) -> None:
     result.timestamps = timestamp.check_tokens(
-        path, signature, manifest.signed_at, archive, roots, saved=saved
+        path, signature, manifest.signed_at, archive, roots, saved=saved, unchecked=unchecked
     )
     present = {check.file for check in result.timestamps}
     prefix = f"{_shown(path, archive)}.sig."
@@ -704,7 +778,10 @@ def _check_file(
             result.check("file", name, True, f"size {size}, sha256 {sha256}")
             digests = "block and payload" if reading.deep else "block (payload: as signed)"
             result.check(
-                "records", name, not problems, f"{len(records)} records; {digests} digests"
+                "records",
+                name,
+                not problems,
+                f"{counted(len(records), 'record')}; {digests} digests",
             )
             result.problems += [replace(p, capture_id=result.capture_id) for p in problems]
             return
@@ -871,20 +948,21 @@ def _verify_foreign(
     info = next((r for r in records if r.warc_type == "warcinfo"), None)
     claimed = ingest.warcinfo_fields(info.block if info else None).get("capture-id", "")
     result.claims = claimed if _CAPTURE_ID.match(claimed) else None
-    for offset, message in file_report.problems:
-        rec = next((r for r in records if r.offset == offset), None)
-        record_id = rec.get("WARC-Record-ID") if rec else None
-        if record_id and message.startswith(f"{record_id}: "):
-            message = message[len(record_id) + 2 :]
-        result.problems.append(
-            Problem(
-                message,
-                file=name,
-                offset=offset,
-                record_id=rec.get("WARC-Record-ID") if rec else None,
-                url=rec.get("WARC-Target-URI") if rec else None,
+    for found, said in ((file_report.problems, result.problems), (file_report.notes, result.notes)):
+        for offset, message in found:
+            rec = next((r for r in records if r.offset == offset), None)
+            record_id = rec.get("WARC-Record-ID") if rec else None
+            if record_id and message.startswith(f"{record_id}: "):
+                message = message[len(record_id) + 2 :]
+            said.append(
+                Problem(
+                    message,
+                    file=name,
+                    offset=offset,
+                    record_id=record_id,
+                    url=rec.target_uri if rec else None,
+                )
             )
-        )
     rows = None
     inside = path.resolve().is_relative_to(archive.resolve())
     if inside and path.parent.name == ingest.IMPORTED_DIR and records:
@@ -893,6 +971,25 @@ def _verify_foreign(
         rows = ingest.imported_rows(archive, path, sha, records, file_report, collection)
         result.imported_as = rows[0].capture_id
     return result, rows
+
+
+def _changed_import(result: FileResult, path: Path, capture_id: str) -> None:
+    """The file the index names for ``capture_id`` no longer has the content the id was
+    made from: changed since it was imported (or the index names another file)."""
+    try:
+        now = f"sha256 {ingest.file_sha256(path)}"
+    except OSError as exc:
+        now = f"unreadable ({exc.strerror or exc})"
+    result.problems.append(
+        Problem(
+            f"the index names this file as imported capture {capture_id}, made from a file "
+            f"whose SHA-256 starts with {capture_id.removeprefix('import-')}; this one's is "
+            f"{now}: it changed after it was imported",
+            capture_id,
+            result.path,
+        )
+    )
+    result.imported_as = None  # its rows are not this content's
 
 
 # revisits ---------------------------------------------------------------------------
@@ -1014,6 +1111,8 @@ def _verify_index(
     for crow, name in captures_rows:
         capture_rows[crow.capture_id].append((crow, name))
     results = {c.capture_id: c for c in report.captures}
+    # an imported capture's notes are said with its file
+    files = {f.imported_as: f for f in report.unsigned if f.imported_as is not None}
     for capture_id in unchecked:  # nothing signed to compare them with; said already
         capture_rows.pop(capture_id, None)
         by_capture.pop(capture_id, None)
@@ -1027,6 +1126,7 @@ def _verify_index(
     expected.update(imported)
     for capture_id, (want_capture, want_records) in sorted(expected.items()):
         problems: list[Problem] = []
+        notes: list[Problem] = []
         if capture_id not in capture_rows and capture_id not in by_capture:
             problems.append(
                 Problem(
@@ -1038,9 +1138,22 @@ def _verify_index(
             )
         else:
             _compare_all_rows(
-                problems, capture_id, want_capture, want_records, capture_rows, by_capture
+                problems,
+                capture_id,
+                want_capture,
+                want_records,
+                capture_rows,
+                by_capture,
+                imported=capture_id in imported,
+                notes=notes,
             )
-        checked = f"{1 + len(want_records)} rows"
+        checked = counted(1 + len(want_records), "row")
+        if notes:
+            checked += f" ({counted(len(notes), 'stale URL')}: `archiver index rebuild`)"
+        if capture_id in files:
+            files[capture_id].notes += notes
+        else:  # not reached: an imported capture is compared with its file
+            problems += notes
         target = results.get(capture_id)
         if target is not None:
             target.check("index rows", capture_id, not problems, checked)
@@ -1055,7 +1168,8 @@ def _verify_index(
                 "index",
                 str(index.root),
                 not report.index_problems,
-                f"{len(captures_rows)} captures rows, {len(records_rows)} records rows",
+                f"{counted(len(captures_rows), 'captures row')}, "
+                f"{counted(len(records_rows), 'records row')}",
             )
         )
 
@@ -1067,6 +1181,9 @@ def _compare_all_rows(
     want_records: list[RecordRow],
     capture_rows: dict[str, list[tuple[CaptureRow, str]]],
     by_capture: dict[str, list[tuple[RecordRow, str]]],
+    *,
+    imported: bool = False,
+    notes: list[Problem] | None = None,
 ) -> None:
     _compare_rows(
         problems,
@@ -1075,6 +1192,8 @@ def _compare_all_rows(
         {capture_id: want_capture},
         capture_rows.pop(capture_id, []),
         key=lambda r: r.capture_id,
+        imported=imported,
+        notes=notes,
     )
     _compare_rows(
         problems,
@@ -1083,6 +1202,8 @@ def _compare_all_rows(
         {r.record_id: r for r in want_records},
         by_capture.pop(capture_id, []),
         key=lambda r: r.record_id,
+        imported=imported,
+        notes=notes,
     )
 
 
@@ -1155,7 +1276,13 @@ def _compare_rows(
     want: dict[str, Any],
     have: list[tuple[Any, str]],
     key: Any,
+    *,
+    imported: bool = False,  # the rows are compared with what the imported file gives
+    notes: list[Problem] | None = None,
 ) -> None:
+    """Each row of ``have`` against the one ``want`` holds for its key: a difference is
+    a problem, except (in ``notes``, when given) an imported file's URL that an index
+    written before the angle brackets were dropped holds as wget wrote it."""
     seen: set[str] = set()
     for row, name in have:
         k = key(row)
@@ -1183,10 +1310,30 @@ def _compare_rows(
         got, expected = row_to_json(row, table), row_to_json(signed, table)
         for column, value in got.items():
             if value != expected[column]:
+                if imported and notes is not None and _bracketed(column, value, expected[column]):
+                    notes.append(
+                        Problem(
+                            f"{table} column {column} is {_short(value)} (as an index "
+                            f"written before URLs lost their angle brackets holds it), "
+                            f"reading the imported file gives {_short(expected[column])}: "
+                            "`archiver index rebuild` rewrites the rows from the file",
+                            capture_id,
+                            name,
+                            getattr(signed, "warc_offset", None),
+                            record_id,
+                            getattr(signed, "url", url),
+                        )
+                    )
+                    continue
+                says = (
+                    f"reading the imported file gives {_short(expected[column])} "
+                    "(`archiver index rebuild` rewrites the rows from the file)"
+                    if imported
+                    else f"the signed manifest says {_short(expected[column])}"
+                )
                 problems.append(
                     Problem(
-                        f"{table} column {column} is {_short(value)}, "
-                        f"the signed manifest says {_short(expected[column])}",
+                        f"{table} column {column} is {_short(value)}, {says}",
                         capture_id,
                         name,
                         getattr(signed, "warc_offset", None),
@@ -1206,6 +1353,24 @@ def _compare_rows(
                 getattr(signed, "url", None),
             )
         )
+
+
+_URL_COLUMNS = frozenset({"url", "seed_url", "final_url"})
+
+
+def _bracketed(column: str, value: Any, expected: Any) -> bool:
+    """Whether an imported file's row holds in ``column`` the WARC-Target-URI with the
+    angle brackets wget wrote around it, where reading the file now gives it bare: the
+    index of an archive imported into before the brackets were dropped.  The file and
+    its digests are what they were; only the row is stale."""
+    return (
+        column in _URL_COLUMNS
+        and isinstance(value, str)
+        and isinstance(expected, str)
+        and value.startswith("<")
+        and value.endswith(">")
+        and bare_target_uri(value) == expected
+    )
 
 
 def _short(value: Any) -> str:

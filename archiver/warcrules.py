@@ -57,6 +57,21 @@ _DIGEST = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9+/=]+$")
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
+def bare_target_uri(value: str | None) -> str | None:
+    """A WARC-Target-URI without the angle brackets of the WARC/1.0 drafts' examples.
+
+    wget (and other WARC/1.0 writers) wrote ``WARC-Target-URI: <http://example.com/>``;
+    WARC 1.1 has the bare URI.  The index holds the bare one, so that a lookup by URL
+    finds the record; the WARC file keeps what was written.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) > 2 and text.startswith("<") and text.endswith(">"):
+        return text[1:-1].strip()
+    return text
+
+
 def check_record(version: str, headers: Iterable[tuple[str, str]]) -> list[str]:
     """Rule violations of one record (empty when it conforms)."""
     problems: list[str] = []
@@ -84,6 +99,9 @@ def check_record(version: str, headers: Iterable[tuple[str, str]]) -> list[str]:
     for name in REQUIRED_ON.get(rtype, ()):
         if name.lower() not in values:
             problems.append(f"{name} is required on a {rtype} record")
+    target = values.get("warc-target-uri")
+    if target is not None and bare_target_uri(target) != target:
+        problems.append(f"WARC-Target-URI {target!r} is not a bare URI (angle brackets?)")
     record_id = values.get("warc-record-id")
     if record_id is not None and not _RECORD_ID.match(record_id):
         problems.append(f"WARC-Record-ID {record_id!r} is not a <URI>")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import click
 import pytest
@@ -373,6 +374,9 @@ def test_untrusted_certificate_is_refused_then_captured_with_insecure_and_record
     ).stdout
     assert fingerprint.split("=")[1].strip().replace(":", "").lower() == held["certificate_sha256"]
     assert cert_record.get("WARC-Refers-To") == response.get("WARC-Record-ID")
+    # named as ours: with the page's URL and time, a replay would serve it for the page
+    assert cert_record.url == "urn:archiver-certificate:" + tls_server
+    assert held["url"] == tls_server
     # in the capture's provenance, and queryable in the index
     (info,) = [r for r in metadata if b"capture-metadata" in r.payload]
     (noted,) = json.loads(info.payload)["tls_unverified"]
@@ -490,3 +494,93 @@ def test_csv_input_edge_cases(tmp_path: Path, site: FixtureSite) -> None:
     text = tmp_path / "c.txt"
     text.write_text("http://example.org/?q=a,url\n", encoding="utf-8")
     assert [j.url for j in read_jobs(text)] == ["http://example.org/?q=a,url"]
+
+
+def test_library_warnings_never_reach_the_terminal(tmp_path: Path) -> None:
+    """cryptography warns (CryptographyDeprecationWarning) when it parses a certificate
+    with a negative serial number, as some old roots have; the user sees none of it."""
+    root = tmp_path / "negative-serial.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(tmp_path / "k.pem"), "-out", str(root), "-subj", "/CN=old",
+         "-days", "1", "-set_serial", "-5"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (tmp_path / "archive").mkdir()
+    out = run(
+        "verify", "--tsa-ca", str(root), "--archive-dir", str(tmp_path / "archive"),
+        env={"PYTHONWARNINGS": "default"},
+    )  # fmt: skip
+    assert "nothing to verify" in out.stderr
+    assert "Warning" not in out.stderr and "warn" not in out.stderr.lower()
+
+
+class _UserAgents(BaseHTTPRequestHandler):
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("User-Agent", ""))
+        body = b"<!doctype html><title>t</title><p>hello</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_default_user_agent_has_no_placeholder_and_the_config_sets_another(
+    tmp_path: Path,
+) -> None:
+    from archiver import __version__
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _UserAgents)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    config = tmp_path / "config.toml"
+    config.write_text('[capture]\nuser_agent = "Newsroom archive (archive@example.org)"\n')
+    try:
+        assert run("capture", url, "--archive-dir", str(tmp_path / "a")).returncode == 0
+        configured = run(
+            "capture", url, "--archive-dir", str(tmp_path / "b"),
+            env={"ARCHIVER_CONFIG": str(config)},
+        )  # fmt: skip
+        assert configured.returncode == 0, configured.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _UserAgents.seen == [
+        f"Mozilla/5.0 (compatible; archiver/{__version__})",
+        "Newsroom archive (archive@example.org)",
+    ]
+
+
+def test_counts_are_said_in_the_singular_for_one(tmp_path: Path, site: FixtureSite) -> None:
+    archive = str(tmp_path / "archive")
+    said = ""
+    for args in (
+        ("capture", site.url(site.PLAIN)),
+        ("verify",),
+        ("index", "rebuild"),
+    ):
+        out = run(*args, "--archive-dir", archive)
+        assert out.returncode == 0, out.stderr
+        said += out.stdout + out.stderr
+    assert "1 file," in said and "indexed 1 capture from 1 WARC file" in said
+    assert "1 captures row," in said
+    for wrong in ("1 files", "1 captures from", "1 WARC files", "1 videos", "1 events", "1 rows"):
+        assert wrong not in said, wrong
+
+
+def test_problems_without_a_capture_do_not_name_capture_none(
+    tmp_path: Path, site: FixtureSite
+) -> None:
+    archive = tmp_path / "archive"
+    assert run("capture", site.url(site.PLAIN), "--archive-dir", str(archive)).returncode == 0
+    (archive / "index.new").mkdir()  # an interrupted rebuild: a problem of the index
+    out = run("verify", "--archive-dir", str(archive))
+    assert out.returncode == 1
+    assert "interrupted rebuild" in out.stdout
+    assert "capture None" not in out.stdout + out.stderr

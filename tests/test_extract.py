@@ -477,3 +477,22 @@ def test_the_extract_command_exit_codes(
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert row.record_id in bad.stderr or row.warc_filename in bad.stderr
     assert not target.exists()
+
+
+def test_the_readme_video_query_finds_hls_and_dash_too(archive: Archive, site: FixtureSite) -> None:
+    """The README's example query, run as written on a capture made (by the fixed clock)
+    in August 2020, with only the site's address put in for news.example.org."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    match = re.search(r'archiver query "(select r\.url.*?)"\n', readme, re.S)
+    assert match, "the README's example query is gone"
+    sql = match.group(1).replace("https://news.example.org/", site.url("/"))
+    out = subprocess.run(
+        [sys.executable, "-m", "archiver", "query", sql, "--format", "json",
+         "--archive-dir", str(archive.path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    urls = {row["url"] for row in json.loads(out.stdout)}
+    assert site.url(HLS_MASTER) in urls and site.url(DASH) in urls
+    assert site.url("/hls/high/seg0.m4s") in urls  # HLS segments
+    assert site.url("/media/direct.mp4") in urls

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import polars
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -28,7 +29,7 @@ from tests.terminal import stderr_on_terminal
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "tests" / "data"  # foreign WARC files; see tests/data/README.md
 
 
 def run(*args: str, archive: Path) -> subprocess.CompletedProcess[str]:
@@ -216,7 +217,7 @@ def test_rebuild_gives_the_same_rows(captured: Capture, tmp_path: Path) -> None:
     shutil.rmtree(archive / "index")
     result = run("index", "rebuild", archive=archive)
     assert result.returncode == 0, result.stderr
-    assert "indexed 1 captures" in result.stdout
+    assert "indexed 1 capture" in result.stdout
     after = {t: read_rows(Index(archive), t) for t in schema.TABLES}
     assert after == before
     assert not (archive / "index.new").exists() and not (archive / "index.old").exists()
@@ -266,7 +267,8 @@ def test_list_and_show(site: FixtureSite, captured: Capture) -> None:
     listed = run("list", "--format", "json", archive=archive)
     assert listed.returncode == 0, listed.stderr
     (row,) = json.loads(listed.stdout)
-    assert row["capture_id"] == captured.capture_id and row["status"] == "partial"
+    # made without a signing key: never listed as plainly partial or complete
+    assert row["capture_id"] == captured.capture_id and row["status"] == "partial, unsigned"
     assert row["seed_url"] == site.url(site.ENTRY) and row["videos"] == len(captured.videos)
     text = run("list", archive=archive).stdout
     assert captured.capture_id in text and "partial" in text
@@ -281,13 +283,29 @@ def test_list_and_show(site: FixtureSite, captured: Capture) -> None:
     assert missing.returncode == 2 and "no capture" in missing.stderr
 
 
-def test_empty_archive_queries_give_empty_results(tmp_path: Path) -> None:
-    out = run(
-        "query", "select count(*) as n from records", "--format", "json", archive=tmp_path / "none"
-    )
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == [{"n": 0}]
-    assert run("list", archive=tmp_path / "none").returncode == 0
+@pytest.mark.parametrize("made", [False, True], ids=["missing", "empty-folder"])
+def test_list_show_and_query_say_when_there_is_no_archive(tmp_path: Path, made: bool) -> None:
+    archive = tmp_path / "none"
+    if made:
+        archive.mkdir()
+    for args in (
+        ("query", "select count(*) as n from records", "--format", "json"),
+        ("list",),
+        ("show", "20200812100000-0123456789"),
+    ):
+        out = run(*args, archive=archive)
+        assert out.returncode == 1, (args, out.stdout)
+        assert out.stdout == "" and f"no archive in {archive}" in out.stderr, args
+        assert "Traceback" not in out.stderr
+    assert archive.exists() is made  # asking a question creates nothing
+
+
+def test_list_says_to_rebuild_an_index_that_is_gone(captured: Capture, tmp_path: Path) -> None:
+    archive = tmp_path / "archives"
+    shutil.copytree(captured.options.archive_dir, archive)
+    shutil.rmtree(archive / "index")
+    out = run("list", archive=archive)
+    assert out.returncode == 1 and "archiver index rebuild" in out.stderr
 
 
 def test_concurrent_captures_write_their_own_files(site: FixtureSite, tmp_path: Path) -> None:
@@ -311,6 +329,23 @@ def test_concurrent_captures_write_their_own_files(site: FixtureSite, tmp_path: 
     assert not [p for p in (archive / "index").rglob("*") if p.name.startswith(".tmp-")]
 
 
+def test_a_compaction_listing_left_by_an_older_version_is_still_finished(
+    site: FixtureSite, captured: Capture, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archives"
+    shutil.copytree(captured.options.archive_dir, archive)
+    Capturer(CaptureOptions(archive_dir=archive, timeout=1.5)).capture(site.url(site.PLAIN))
+    index = Index(archive)
+    sources = index.files("captures")
+    target = archive / "index" / "captures" / "compact-20200101000000-00000000.parquet"
+    pq.write_table(pa.concat_tables([pq.read_table(p) for p in sources]), target)
+    legacy = target.with_name("." + target.stem + ".replaces")  # inside the table's folder
+    legacy.write_text("\n".join(p.name for p in sources))
+    assert index.needs_repair()
+    assert index.repair() == ["finished compacting into " + target.name]
+    assert index.files("captures") == [target] and not legacy.exists()
+
+
 def test_compaction_keeps_every_row_and_survives_a_crash(
     site: FixtureSite, captured: Capture, tmp_path: Path
 ) -> None:
@@ -326,6 +361,9 @@ def test_compaction_keeps_every_row_and_survives_a_crash(
     target = archive / "index" / "records" / "compact-20200101000000-00000000.parquet"
     pq.write_table(merged, target)
     replaces_listing(target).write_text("\n".join(p.name for p in sources))
+    # the listing lies outside the table's folder: dataset readers see only Parquet files
+    assert {p.suffix for p in (archive / "index" / "records").iterdir()} == {".parquet"}
+    assert polars.read_parquet(archive / "index" / "records").height == 2 * len(before)
     assert len(duck(archive, "select * from records")) == 2 * len(before)  # until repaired
     assert index.repair() == ["finished compacting into " + target.name]
     assert sorted(duck(archive, "select record_id, record_sha256 from records")) == before
@@ -428,7 +466,11 @@ def test_import_the_corpus_gives_the_documented_verdicts(tmp_path: Path) -> None
     assert per_capture[reports["example.warc"]["capture_id"]] == (6, 0)
     assert per_capture[reports["example-digest.warc"]["capture_id"]] == (4, 1)
     imported = duck(archive, "select distinct imported, collection, status from captures")
-    assert {(True, "imported", "complete"), (True, "imported", "partial")} == set(imported)
+    assert {(True, "default", "complete"), (True, "default", "partial")} == set(imported)
+    # one level: warc/<collection>/imported/, not warc/imported/imported/
+    assert {p.parent.relative_to(archive).as_posix() for p in archive.rglob("*.warc*")} == {
+        "warc/default/imported"
+    }
     # SHA-256 digests are computed for foreign records (which declare SHA-1)
     ((sha, length),) = duck(
         archive,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -107,3 +111,41 @@ def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path, site: FixtureSite)
         text=True,
     )
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """A 96 kB video with its Content-Length, sent in 12 pieces over about 1.2 s."""
+
+    protocol_version = "HTTP/1.1"
+    BODY = bytes(range(256)) * 384
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(self.BODY)))
+        self.end_headers()
+        step = len(self.BODY) // 12
+        for start in range(0, len(self.BODY), step):
+            self.wfile.write(self.BODY[start : start + step])
+            self.wfile.flush()
+            time.sleep(0.1)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_progress_shows_the_total_and_a_percentage_when_the_size_is_known(
+    tmp_path: Path,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        status, text = stderr_on_terminal("capture", url, "--archive-dir", str(tmp_path / "a"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 0, text
+    percents = [int(p) for p in re.findall(r" of 98\.3 KB \((\d+)%\)", text)]
+    assert percents, text
+    assert percents == sorted(percents) and all(0 <= p <= 100 for p in percents)

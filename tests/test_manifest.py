@@ -224,6 +224,7 @@ def golden_manifest() -> Manifest:
             "metadata",
             2107,
             944,
+            url="urn:archiver-metadata:https://example.org/news/article",
             content_type="application/json",
             role="metadata",
             discovered_via=None,

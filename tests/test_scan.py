@@ -19,7 +19,7 @@ from archiver.warc import WarcFile, WrittenRecord, render_head
 from tests.warcs import read_warc
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "tests" / "data"  # foreign WARC files; see tests/data/README.md
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4; codecs=x\r\nX-A: b\r\n\r\n"
 BODY = random.Random(5).randbytes(2 * CHUNK + 4321)  # more than a chunk: read on two cores
 

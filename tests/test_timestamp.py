@@ -7,6 +7,7 @@ and in the archive afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -348,8 +349,14 @@ def test_a_token_older_than_the_capture_is_inconsistent(
     assert capture.manifest is not None
     stamper = timestamp.Timestamper([timestamp.Authority.of(tsa_a.url)], [pkis["a"].root])
     (stamp,) = stamper.stamp(capture.manifest)
-    assert stamp.ok
-    (problem,) = problems_of(tmp_path / "archives")
+    # refused on receipt: verify would fail it for ever (the custody log would have it)
+    assert not stamp.ok and stamp.token is None
+    assert "is before the manifest was signed (2031-01-01T00:00:00" in (stamp.error or "")
+    # verify applies the same rule to such a token put there by other means
+    request, _ = sign.timestamp_request(signature_path(capture.manifest).read_bytes())
+    planted = timestamp.token_path(capture.manifest, "planted")
+    planted.write_bytes(sign_query(pkis["a"], request))
+    (problem,) = problems_of(tmp_path / "archives", [pkis["a"]])
     assert "is before the manifest was signed (2031-01-01T00:00:00" in problem
 
 
@@ -637,3 +644,239 @@ def test_verify_and_timestamp_act_on_the_archive_a_manifest_belongs_to(
         "here": ["key generation", "capture"],
         "there": ["capture", "timestamp", "verify"],
     }
+
+
+# issue 14.6: a token whose root is not configured is kept, marked, never trusted --------
+def stamp_events(archive: Path) -> list[dict[str, object]]:
+    return [e for e in events_in(archive) if e["action"] == "timestamp"]
+
+
+@pytest.mark.filterwarnings("ignore:Parsed a serial number")  # a system root of the machine
+def test_without_tsa_ca_a_token_whose_chain_reaches_no_machine_root_is_kept_unchecked(
+    tmp_path: Path, site: FixtureSite, pkis: dict[str, Pki]
+) -> None:
+    """capture --tsa without --tsa-ca, to an authority whose chain (TSA, intermediate;
+    the root is not in the token) reaches none of the machine's roots: the token is kept
+    exactly as sent, marked in the JSON summary, the custody event and verify; only
+    --tsa-ca with the authority's root makes its time trusted."""
+    pki = pkis["a"]
+    assert sign.certificate_sha256(pki.root) not in {
+        sign.certificate_sha256(c) for c in timestamp.system_roots()
+    }
+    archive = tmp_path / "archives"
+    with LocalTSA(pki) as tsa:
+        out = run("capture", site.url(site.PLAIN), "--archive-dir", str(archive),
+                  "--tsa", tsa.url, "--format", "json")  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        (sent,) = tsa.replies
+        name = f"127.0.0.1-{tsa.port}"
+    (stamp,) = json.loads(out.stdout.splitlines()[0])["timestamps"]
+    assert stamp["ok"] and stamp["error"] is None and stamp["root_checked"] is False
+    intermediate = pki.intermediate
+    assert intermediate is not None
+    assert stamp["chain_end"] == (
+        f"{intermediate.subject.rfc4514_string()} (sha256 "
+        f"{sign.certificate_sha256(intermediate)}), issued by {pki.root.subject.rfc4514_string()}"
+    )
+    # kept byte for byte as the authority sent it (certificates in OpenSSL's order)
+    token = archive / stamp["token"]
+    assert token.read_bytes() == sent and der_sort_certificates(sent) != sent
+    manifest = Path(json.loads(out.stdout.splitlines()[0])["manifest"])
+    sig = signature_path(manifest)
+    assert openssl_verify(token, sig, pki.root_cert).returncode == 0
+    # the chain as far as the token's certificates go, beside any chain to a root
+    (chain,) = (archive / "tsa" / name).iterdir()
+    assert chain.name == f"{sign.certificate_sha256(pki.tsa)}.unchecked.pem"
+    assert sign.load_certificates(chain.read_bytes()) == [pki.tsa, intermediate]
+    # the signed custody event records the token's SHA-256 and the mark
+    (event,) = stamp_events(archive)
+    assert event["result"] == "ok" and event["signature"] is not None
+    assert timestamp.UNCHECKED in str(event["detail"])
+    assert event["files"] == [{"path": stamp["token"], "sha256": hashlib.sha256(sent).hexdigest()}]
+    # verify without --tsa-ca: holds as far as it goes, shown for checking by hand
+    checked = run("verify", "--archive-dir", str(archive))
+    assert checked.returncode == 0, checked.stdout
+    assert f"    {timestamp.UNCHECKED}, nor now (no --tsa-ca given): it ends at " in checked.stdout
+    assert stamp["chain_end"] in checked.stdout and "trusted time" not in checked.stdout
+    report = json.loads(run("verify", "--archive-dir", str(archive), "--format", "json").stdout)
+    (capture,) = report["captures"]
+    (check,) = capture["timestamps"]
+    assert report["ok"] and capture["trusted_time"] is None
+    assert check["ok"] and check["chain_unchecked_at_capture"] and not check["root_given"]
+    assert check["root"] is None and check["chain_end"] == stamp["chain_end"]
+    # verify --tsa-ca with the authority's root: judged in full, a trusted time
+    right = run("verify", "--archive-dir", str(archive), "--tsa-ca", str(pki.root_cert))
+    assert right.returncode == 0, right.stdout
+    assert "trusted time: " in right.stdout and timestamp.UNCHECKED not in right.stdout
+    report = json.loads(run("verify", "--archive-dir", str(archive), "--format", "json",
+                            "--tsa-ca", str(pki.root_cert)).stdout)  # fmt: skip
+    (capture,) = report["captures"]
+    (check,) = capture["timestamps"]
+    assert check["root_given"] and check["chain_unchecked_at_capture"]
+    stated = datetime.fromisoformat(check["time"]) + timedelta(seconds=check["accuracy_seconds"])
+    assert datetime.fromisoformat(capture["trusted_time"]) == stated
+    # with another root: not trusted, a failure as for any token (the roots given decide)
+    wrong = run("verify", "--archive-dir", str(archive), "--tsa-ca", str(pkis["other"].root_cert))
+    assert wrong.returncode == 1, wrong.stdout
+    assert (
+        f"time-stamp by {name}: {timestamp.UNCHECKED}, and the TSA certificate chain does "
+        "not reach a trusted root" in wrong.stdout
+    )
+    assert "trusted time" not in wrong.stdout
+
+
+def test_timestamp_without_tsa_ca_keeps_the_token_unchecked_the_same_way(
+    tmp_path: Path, site: FixtureSite, tsa_a: LocalTSA, pkis: dict[str, Pki]
+) -> None:
+    archive = tmp_path / "archives"
+    assert run("capture", site.url(site.PLAIN), "--archive-dir", str(archive)).returncode == 0
+    out = run("timestamp", "--archive-dir", str(archive), "--tsa", tsa_a.url)
+    assert out.returncode == 0, out.stderr
+    assert f"time-stamped by 127.0.0.1-{tsa_a.port} at " in out.stdout
+    assert f"    {timestamp.UNCHECKED} (no --tsa-ca given" in out.stdout
+    (token,) = archive.rglob("*.tsr")
+    assert [token.read_bytes()] == tsa_a.replies
+    (event,) = stamp_events(archive)
+    assert event["result"] == "ok" and timestamp.UNCHECKED in str(event["detail"])
+    assert event["files"] == [{"path": str(token.relative_to(archive)),
+                               "sha256": hashlib.sha256(tsa_a.replies[0]).hexdigest()}]  # fmt: skip
+    checked = run("verify", "--archive-dir", str(archive))
+    assert checked.returncode == 0 and f"{timestamp.UNCHECKED}, nor now" in checked.stdout
+    # stamped again with the root given: both kept, the new one's chain saved to its root
+    again = run("timestamp", "--again", "--archive-dir", str(archive), "--tsa", tsa_a.url,
+                "--tsa-ca", str(pkis["a"].root_cert), "--format", "json")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    (stamp,) = [json.loads(line) for line in again.stdout.splitlines()]
+    assert stamp["root_checked"] is True
+    assert stamp["chain_end"].startswith(pkis["a"].root.subject.rfc4514_string())
+    tsa_pem = sign.certificate_sha256(pkis["a"].tsa)
+    assert sorted(p.name for p in (archive / "tsa").rglob("*.pem")) == [
+        f"{tsa_pem}.pem",
+        f"{tsa_pem}.unchecked.pem",
+    ]
+    checked = run("verify", "--archive-dir", str(archive))
+    assert checked.returncode == 0, checked.stdout
+    root_a = pkis["a"].root
+    root = f"{root_a.subject.rfc4514_string()} (sha256 {sign.certificate_sha256(root_a)})"
+    assert (
+        f"    {timestamp.UNCHECKED}; it ends at a root saved in the archive, {root}"
+        in checked.stdout
+    )
+    assert f"    its chain ends at a root saved in the archive, {root}" in checked.stdout
+    assert "trusted time" not in checked.stdout
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("wrong-nonce", "the token answers another request: nonce"),
+        ("wrong-imprint", "the token stamps another message"),
+        ("bad-signature", "the CMS signature does not verify with the TSA certificate's key"),
+    ],
+)
+def test_without_tsa_ca_a_token_that_does_not_hold_is_still_refused(
+    tmp_path: Path, site: FixtureSite, pkis: dict[str, Pki], mode: str, message: str
+) -> None:
+    """Only the root may go unchecked: imprint, nonce and signature are checked as ever
+    (and once the authority answers well, its token is kept)."""
+    archive = tmp_path / "archives"
+    with LocalTSA(pkis["a"], mode=mode) as tsa:  # type: ignore[arg-type]
+        out = run("capture", site.url(site.PLAIN), "--archive-dir", str(archive),
+                  "--tsa", tsa.url, "--format", "json")  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        (stamp,) = json.loads(out.stdout.splitlines()[0])["timestamps"]
+        assert not stamp["ok"] and stamp["token"] is None and stamp.get("root_checked") is None
+        assert message in stamp["error"], stamp["error"]
+        assert not list(archive.rglob("*.tsr")) and not (archive / "tsa").exists()
+        (event,) = stamp_events(archive)
+        assert event["result"] == "failed" and event["files"] == []
+        assert "not checked against a trusted root" not in str(event["detail"])
+        tsa.mode = "ok"
+        again = run("timestamp", "--archive-dir", str(archive), "--tsa", tsa.url)
+        assert again.returncode == 0, again.stderr
+    assert len(list(archive.rglob("*.tsr"))) == 1
+    assert run("verify", "--archive-dir", str(archive)).returncode == 0
+
+
+def test_a_token_kept_unchecked_is_held_to_what_was_received(
+    tmp_path: Path, site: FixtureSite, tsa_a: LocalTSA, pkis: dict[str, Pki]
+) -> None:
+    """The mark lets a token without a root through verify (as a note) only as received:
+    changed, replaced by another token that holds, or planted beside it, it fails."""
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+
+    archive = tmp_path / "archives"
+    out = run("capture", site.url(site.PLAIN), "--archive-dir", str(archive), "--tsa", tsa_a.url)
+    assert out.returncode == 0 and timestamp.UNCHECKED in out.stdout, out.stdout + out.stderr
+    (token,) = archive.rglob("*.tsr")
+    manifest = next(archive.rglob("*.manifest.json"))
+    received = token.read_bytes()
+    # its TSA's signature changed: checked without a root, it does not hold
+    token.write_bytes(received[:-1] + bytes([received[-1] ^ 0x01]))
+    failed = run("verify", "--archive-dir", str(archive))
+    assert failed.returncode == 1 and "the CMS signature does not verify" in failed.stdout
+    # another token of the same authority for the same signature: it holds, but it is
+    # not the one whose SHA-256 the signed custody event recorded
+    query = (
+        TimestampRequestBuilder()
+        .data(signature_path(manifest).read_bytes())
+        .hash_algorithm(HashAlgorithm.SHA256)
+        .cert_request(cert_request=True)
+        .build()
+    )
+    other = sign_query(pkis["a"], query.as_bytes(), der_sort=False)
+    sign.check_token_unrooted(other, signature_path(manifest).read_bytes())
+    token.write_bytes(other)
+    failed = run("verify", "--archive-dir", str(archive))
+    assert failed.returncode == 1 and "the token file is not the one received" in failed.stdout
+    token.write_bytes(received)
+    assert run("verify", "--archive-dir", str(archive)).returncode == 0
+    # a forger's token planted beside it, without a custody event: no mark, so its chain
+    # must reach a root (it does not: the forger's root is not saved) and it fails
+    forged = timestamp.token_path(manifest, "tsa.example.org")
+    forged.write_bytes(sign_query(pkis["other"], query.as_bytes(), der_sort=False))
+    failed = run("verify", "--archive-dir", str(archive))
+    assert failed.returncode == 1, failed.stdout
+    assert (
+        "time-stamp by tsa.example.org: the TSA certificate chain does not reach a trusted "
+        "root" in failed.stdout
+    )
+    assert f"{timestamp.UNCHECKED}, nor now" in failed.stdout  # the real one: still a note
+
+
+def test_the_rootless_check_agrees_with_rfc3161_client(
+    tmp_path: Path, pkis: dict[str, Pki]
+) -> None:
+    """sign.check_token_unrooted checks the CMS signature itself (rfc3161-client does only
+    with a chain to a root): on good tokens and on every byte of the signed parts changed,
+    it agrees with the full check (both refuse), and it refuses a token whose signer is
+    not for time-stamping, whatever the chain."""
+    data = b"\x5a" * 64
+    for kind in ("a", "b"):
+        pki = pkis[kind]
+        request, nonce = sign.timestamp_request(data)
+        good = sign_query(pki, request, der_sort=False)
+        info, chain = sign.check_token_unrooted(good, data, nonce=nonce)
+        full_info, full_chain = sign.check_token(good, data, [pki.root], nonce=nonce)
+        assert info == full_info and chain == full_chain[: len(chain)]
+        assert chain[-1] == (pki.intermediate or pki.tsa)
+        with pytest.raises(sign.UntrustedChain):
+            sign.check_token(good, data, [pkis["other"].root], nonce=nonce)
+        signed_attributes = good.index(bytes.fromhex("06092a864886f70d010905"))  # signingTime
+        tst_time = good.index(b"\x18\x0f") + 2 + 11
+        for at, what in [
+            (len(good) - 1, "does not verify"),  # the signature itself
+            (len(good) - 40, "does not verify"),
+            (signed_attributes + 15, "does not verify"),  # the signing time, signed
+            (tst_time, "message digest mismatch"),  # the time in the TSTInfo
+        ]:
+            bad = good[:at] + bytes([good[at] ^ 0x01]) + good[at + 1 :]
+            with pytest.raises(sign.TokenProblem, match=what):
+                sign.check_token_unrooted(bad, data)
+            with pytest.raises(sign.TokenProblem):
+                sign.check_token(bad, data, [pki.root])
+    for kind in ("no-eku", "server", "noncritical", "expired"):
+        request, _ = sign.timestamp_request(data)
+        with pytest.raises(sign.TokenProblem) as refused:
+            sign.check_token_unrooted(sign_query(pkis[kind], request), data)
+        assert not isinstance(refused.value, sign.UntrustedChain)

@@ -36,7 +36,7 @@ from tests.site import FixtureSite
 from tests.terminal import stderr_on_terminal
 
 BIN = Path(sys.executable).parent
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parent / "data"  # foreign WARC files; see data/README.md
 ARTICLE_ID = "20200812100000-0123456789"
 PLAIN_ID = "20200812110000-abcdefabcd"
 

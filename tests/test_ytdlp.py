@@ -65,7 +65,13 @@ def test_a_platform_page_through_ytdlp(
     stored = [r for r in responses if r.url == clip]
     assert stored and all(r.payload_sha256 == site.served[clip] for r in stored)
     # yt-dlp's account of it: extractor, version, the info JSON with the format chosen
-    doc = next(i.json() for i in infos if i.url == site.url("/embed/player"))
+    (info,) = [i for i in infos if i.json()["url"] == site.url("/embed/player")]
+    # named as ours, not by the page's URL (a replay would serve it for the page),
+    # and linked to the page's response
+    assert info.url == "urn:archiver-media-info:" + site.url("/embed/player")
+    page = next(r for r in fetched_by_ytdlp if r.url == site.url("/embed/player"))
+    assert info.get("WARC-Refers-To") == page.record_id
+    doc = info.json()
     assert doc["yt_dlp"] and doc["extractor"] and doc["error"] is None
     assert doc["info"]["requested_downloads"] or doc["info"].get("url")
     row = next(v for v in capture.videos if v.url == site.url("/embed/player"))
@@ -201,6 +207,8 @@ def test_separate_audio_and_video_are_merged_into_a_conversion_record(
     records = read_all(capture.warc_files)
     stored = next(r for r in records if r.type == "conversion")
     assert stored.get("WARC-Refers-To") == conversion.refers_to
+    # a file of ours: replay tools must not serve it for the stream's URL
+    assert stored.url == conversion.url == f"urn:archiver-conversion:http://{where}/stream.mpd"
     merged = tmp_path / "merged.mp4"
     merged.write_bytes(stored.payload)
     probe = subprocess.run(

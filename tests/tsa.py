@@ -63,7 +63,16 @@ __all__ = [
 ]
 
 EkuKind = Literal["critical", "noncritical", "none", "server"]
-Mode = Literal["ok", "http-error", "rejection", "garbage", "wrong-nonce", "wrong-imprint", "slow"]
+Mode = Literal[
+    "ok",
+    "http-error",
+    "rejection",
+    "garbage",
+    "wrong-nonce",
+    "wrong-imprint",
+    "bad-signature",
+    "slow",
+]
 MODES: tuple[Mode, ...] = (
     "ok",
     "http-error",
@@ -71,6 +80,7 @@ MODES: tuple[Mode, ...] = (
     "garbage",
     "wrong-nonce",
     "wrong-imprint",
+    "bad-signature",
     "slow",
 )
 
@@ -673,7 +683,8 @@ class LocalTSA:
     ``mode`` (changeable between requests): ``"ok"``, ``"http-error"`` (500),
     ``"rejection"`` (status 2, no token), ``"garbage"`` (200, not DER),
     ``"wrong-nonce"`` / ``"wrong-imprint"`` (valid signed token for another nonce /
-    message imprint), ``"slow"`` (answers "ok" after ``slow_seconds``; on exit the
+    message imprint), ``"bad-signature"`` (the token for the request, its last byte, in
+    the TSA's CMS signature, changed), ``"slow"`` (answers "ok" after ``slow_seconds``; on exit the
     pending request is dropped without an answer, so exit never waits for it).
     ``der_sort``: see the module docstring.  Internal failures are answered with
     HTTP 500 and recorded in ``errors``.
@@ -774,6 +785,9 @@ class LocalTSA:
             else:
                 query = replace(query, digest=bytes(b ^ 0xFF for b in query.digest))
             reply = sign_query(self.pki, query.to_der(), der_sort=self.der_sort)
+        elif mode == "bad-signature":
+            reply = sign_query(self.pki, body, der_sort=self.der_sort)
+            reply = reply[:-1] + bytes([reply[-1] ^ 0x01])
         else:
             reply = sign_query(self.pki, body, der_sort=self.der_sort)
         with self._lock:
