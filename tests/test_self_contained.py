@@ -45,7 +45,7 @@ def test_no_code_reads_the_shared_folder_outside_the_repository() -> None:
 
 def test_the_pattern_catches_what_it_is_for() -> None:
     for line in (
-        'CORPUS = ROOT.parent / "shared" / "corpus"',
+        "CORPUS = ROOT.parent / " + '"shared"' + ' / "corpus"',
         "open('" + UP + "/shared/corpus/example.warc')",
         "data = Path('" + UP + "\\shared\\x')",
     ):
