@@ -47,6 +47,18 @@ class ManifestError(ValueError):
     """A manifest cannot be read: not JSON, another format, or a field of the wrong type."""
 
 
+def _one_value_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different.  With a key twice, Python's parser keeps
+    the last value while a person (or ``grep``) reads the first: a signed manifest must
+    read one way only."""
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise ManifestError(f"the key {key!r} appears twice in one object")
+        doc[key] = value
+    return doc
+
+
 @dataclass(frozen=True)
 class FileEntry:
     """A WARC file of the capture: its path relative to the archive, size and SHA-256."""
@@ -114,9 +126,11 @@ class Manifest:
     def from_bytes(cls, data: bytes) -> Manifest:
         """Parse a manifest; anything unexpected is a :class:`ManifestError`."""
         try:
-            doc = json.loads(data.decode("utf-8"))
+            doc = json.loads(data.decode("utf-8"), object_pairs_hook=_one_value_per_key)
             # a lone surrogate (a "\ud800" escape) cannot be a name, a URL or a path
             json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except ManifestError:
+            raise
         except (UnicodeError, ValueError, RecursionError) as exc:
             raise ManifestError(f"not JSON text ({type(exc).__name__}: {exc})") from exc
         if not isinstance(doc, dict):

@@ -380,6 +380,18 @@ def test_from_bytes_refuses_what_is_not_a_json_object(data: bytes, message: str)
         Manifest.from_bytes(data)
 
 
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_from_bytes_refuses_a_key_given_twice(where: str) -> None:
+    data = GOLDEN.read_bytes()
+    key = b'"signed_at": ' if where == "top" else b'"operator": '
+    at = data.index(key)
+    end = data.index(b",", at) + 1
+    doubled = data[:at] + data[at:end] + b" " + data[at:]
+    json.loads(doubled)  # Python's own parser takes it (the last value wins)
+    with pytest.raises(ManifestError, match="appears twice in one object"):
+        Manifest.from_bytes(doubled)
+
+
 # a real capture ---------------------------------------------------------------------
 def test_a_signed_capture_has_a_valid_manifest(
     site: FixtureSite, make_capturer: Callable[..., Capturer], tmp_path: Path

@@ -274,6 +274,20 @@ def test_the_manifest_edited_by_one_character(archive: Path) -> None:
     assert any("signature does not match" in p.message for p in problems)
 
 
+def test_a_manifest_with_a_key_twice_fails_even_when_properly_signed(archive: Path) -> None:
+    """Python's parser keeps the last of two equal keys, a person or grep reads the first:
+    a signed manifest must read one way only, so a duplicate key is a failure."""
+    path = manifest_file(archive)
+    data = path.read_bytes()
+    real = b'"operator": "A. Archivist"'
+    assert data.count(real) == 1
+    twice = data.replace(real, b'"operator": "Someone Else", ' + real)
+    path.write_bytes(twice)
+    signature_path(path).write_bytes(fixed_signer().sign(twice))  # the archivist's own key
+    problems = failing(verify(archive))
+    assert any("'operator' appears twice" in p.message for p in problems), problems
+
+
 def test_a_valid_signature_from_another_key(archive: Path) -> None:
     path = manifest_file(archive)
     signature_path(path).write_bytes(fixed_signer(2).sign(path.read_bytes()))
