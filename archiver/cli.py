@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -58,7 +57,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
 def archive_dir_option(func: Any) -> Any:
@@ -1841,43 +1839,25 @@ def progress_display(interactive: bool, pages: int = 1) -> Iterator[TerminalProg
         display.close()
 
 
-_terminated = threading.Event()
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM (a service manager, `kill`, a container stopping) is handled as Ctrl-C is:
-    captures are marked interrupted and their files closed; the exit status is 143."""
-    _terminated.set()
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    """Entry point: run the CLI; exit 130 on Ctrl-C, 143 on SIGTERM; no traceback unless
-    --debug."""
+    """Entry point: run the CLI; exit 130 on Ctrl-C; no traceback unless --debug."""
     debug = "--debug" in sys.argv[1:]
     if not debug:  # library warnings (cryptography, pyarrow, …) never reach the terminal
         warnings.simplefilter("ignore")
-    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:  # click's form of KeyboardInterrupt
         click.echo("interrupted", err=True)
-        code = EXIT_INTERRUPTED
+        sys.exit(EXIT_INTERRUPTED)
     except click.UsageError as exc:  # one line, naming what was wrong
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:  # a signal that arrived outside any command's own handling
-        click.echo("interrupted", err=True)
-        code = EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: no traceback for users
         if debug:
             raise
         click.echo(f"error: {exc} (run with --debug for details)", err=True)
         sys.exit(EXIT_FAILED)
-    if _terminated.is_set() and code == EXIT_INTERRUPTED:
-        click.echo("terminated (SIGTERM)", err=True)
-        code = EXIT_TERMINATED
     sys.exit(code if isinstance(code, int) else EXIT_OK)
