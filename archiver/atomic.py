@@ -120,16 +120,79 @@ def atomic_path(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
+# what opening or creating a file says on a copy that cannot be written
+READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def unwritable(directory: Path) -> str | None:
+    """Why nothing can be written in ``directory``, or None when it can (or does not
+    exist yet: writing will create it).
+
+    A read-only mount (a write-blocked evidence drive) is told by the mount's flags,
+    which hold for root too; a folder this user may not write, by its permissions.
+    Other refusals (an immutable flag, a server that squashes root) show only on
+    trying: :func:`open_lock` falls back then, and callers treat those errors alike.
+    """
+    try:
+        flags = os.statvfs(directory).f_flag
+    except OSError:
+        return None
+    if flags & os.ST_RDONLY:
+        return "a read-only file system"
+    effective = os.access in os.supports_effective_ids
+    if not os.access(directory, os.W_OK | os.X_OK, effective_ids=effective):
+        return "no permission to write it"
+    return None
+
+
+def open_lock(path: Path, *, reading: bool = False) -> int | None:
+    """A descriptor of the lock file ``path`` to flock, the file created if need be.
+
+    Where it cannot be created (a read-only copy), the existing file is opened
+    read-only: flock works on such a descriptor, so the lock means the same.  If it
+    does not exist there either: on a read-only file system nothing can write, so no
+    lock is needed (None); elsewhere the error is raised, unless ``reading`` (a reader
+    that may not write the folder goes on without the lock: None).
+
+    A symbolic link where the lock file belongs (planted in an archive received from
+    someone else) is never followed: opening it would create its target, anywhere the
+    user may write (``/etc/nologin`` for root).  A reader goes on without the lock.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            if reading or unwritable(path.parent) is not None:
+                return None
+            raise OSError(
+                errno.ELOOP, "a symbolic link where a lock file belongs; remove it", str(path)
+            ) from None
+        if exc.errno not in READ_ONLY_ERRNOS:
+            raise
+        try:
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            if reading or exc.errno == errno.EROFS:
+                return None
+            raise exc from None
+
+
 @contextlib.contextmanager
-def flocked(path: Path, *, exclusive: bool, blocking: bool = True) -> Iterator[bool]:
+def flocked(
+    path: Path, *, exclusive: bool, blocking: bool = True, reading: bool = False
+) -> Iterator[bool]:
     """Hold an advisory lock on ``path`` (created if need be); yields whether it was got.
 
-    Without ``blocking``, yields False at once when another process holds it.
+    Without ``blocking``, yields False at once when another process holds it.  On a
+    copy that cannot be written, see :func:`open_lock` (``reading``: only to read).
     """
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_lock(path, reading=reading)
+    if fd is None:  # nothing can hold it
+        yield True
+        return
     try:
         flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         try:

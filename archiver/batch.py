@@ -11,6 +11,7 @@ batch resumes where it stopped.
 from __future__ import annotations
 
 import csv
+import io
 import threading
 import time
 from collections import defaultdict
@@ -22,11 +23,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from archiver.text import counted
+from archiver.urls import Credentials
+
 ROW_COLUMNS = ("note", "collection", "operator")
 
 
 class BatchInputError(ValueError):
-    """The input file cannot be read as URLs (the message names the file and line)."""
+    """The input file cannot be read as URLs (the message names the file and every line
+    that is wrong; ``problems`` lists them as (line, message))."""
+
+    def __init__(self, message: str, problems: list[tuple[int, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 @dataclass(frozen=True)
@@ -34,47 +43,102 @@ class Job:
     """One URL of a batch, and what its row says about it."""
 
     url: str
-    line: int | None = None  # in the input file
+    line: int | None = None  # in the input file: where its record starts
     note: str | None = None
     collection: str | None = None
     operator: str | None = None
+    # a user:password the URL was given with (taken out of ``url``), see archiver.urls
+    credentials: Credentials | None = field(default=None, compare=False)
 
 
 def read_jobs(path: Path) -> list[Job]:
     """The URLs of an input file: CSV with a ``url`` column, else one URL per line.
 
-    Blank lines and lines starting with ``#`` are skipped in both.  A CSV row with
-    more fields than its header is an error naming the line.
+    Raises :class:`BatchInputError` naming every line that is wrong (see :func:`read_batch`).
+    """
+    jobs, problems = read_batch(path)
+    if problems:
+        raise BatchInputError(problem_report(path, problems), problems)
+    return jobs
+
+
+def problem_report(path: Path, problems: list[tuple[int, str]]) -> str:
+    """``FILE: 2 lines are wrong:`` and one ``line N: why`` a line, in order."""
+    lines = sorted(problems)
+    head = f"{path}: {counted(len({n for n, _ in lines}), 'line')} wrong (nothing was captured):"
+    return "\n".join([head, *(f"  line {n}: {message}" for n, message in lines)])
+
+
+def read_batch(path: Path) -> tuple[list[Job], list[tuple[int, str]]]:
+    """The jobs of an input file, and every (line, problem) found in it.
+
+    Blank lines and lines starting with ``#`` are skipped in both forms.  A CSV file is
+    read as CSV: a quoted field may hold commas and line breaks (a note over several
+    lines is one field); a record's line is the line it starts on.  A row with more
+    fields than the header, with no URL but other values, or that is no valid CSV (a
+    quote left open) is a problem.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise BatchInputError(f"cannot read {path}: {exc}") from exc
-    lines = [
-        (number, line)
-        for number, line in enumerate(text.splitlines(), 1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    if not lines:
-        return []
-    header = [h.strip().lower() for h in next(csv.reader([lines[0][1]]), [])]
+    records = list(_csv_records(text))
+    first = next((i for i, (_, fields, _) in enumerate(records) if _content(fields)), None)
+    if first is None:
+        return _plain_jobs(text), []  # nothing, or a CSV error before any record
+    header = [h.strip().lower() for h in records[first][1] or []]
     if "url" not in header or any("://" in h for h in header):
-        return [Job(line.strip(), number) for number, line in lines]
-    jobs = []
-    for number, line in lines[1:]:
-        fields = next(csv.reader([line]), [])
+        return _plain_jobs(text), []
+    jobs: list[Job] = []
+    problems: list[tuple[int, str]] = []
+    for number, fields, error in records[first + 1 :]:
+        if error is not None:
+            problems.append((number, f"not valid CSV: {error}"))
+            continue
+        if not _content(fields):
+            continue
         if len(fields) > len(header):
-            raise BatchInputError(
-                f"{path} line {number}: {len(fields)} fields, the header has {len(header)} "
-                "(quote a value that holds a comma)"
-            )
+            wide = f"{len(fields)} fields, the header has {len(header)}"
+            problems.append((number, wide + " (quote a value that holds a comma)"))
+            continue
         values = {name: value.strip() for name, value in zip(header, fields, strict=False)}
         url = values.get("url", "")
         if not url:
+            problems.append((number, "no URL in the url column"))
             continue
-        extra = {name: values.get(name) or None for name in ROW_COLUMNS}
-        jobs.append(Job(url, number, **extra))
-    return jobs
+        get = {name: values.get(name) or None for name in ROW_COLUMNS}.get
+        jobs.append(Job(url, number, get("note"), get("collection"), get("operator")))
+    return jobs, problems
+
+
+def _csv_records(text: str) -> Iterator[tuple[int, list[str], str | None]]:
+    """(line the record starts on, its fields, a CSV error) for each record of ``text``."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    consumed = 0
+    while True:
+        try:
+            fields, error = next(reader), None
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader goes on with the next line
+            fields, error = [], str(exc)
+            if "end of data" in error:
+                error = "a quoted field is not closed (a quote mark missing?)"
+        yield consumed + 1, fields, error
+        consumed = reader.line_num
+
+
+def _content(fields: list[str]) -> bool:
+    """Whether a record holds anything: not blank, not a ``#`` comment."""
+    return any(f.strip() for f in fields) and not fields[0].lstrip().startswith("#")
+
+
+def _plain_jobs(text: str) -> list[Job]:
+    return [
+        Job(line.strip(), number)
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def completed(archive_dir: Path) -> dict[str, str]:
@@ -152,6 +216,9 @@ class HostGate:
                 self._last[host] = time.monotonic()
 
 
+SIGNAL_POLL = 0.2  # seconds the main thread waits at most before handling signals
+
+
 def run_concurrently(
     jobs: list[Job],
     capture: Callable[[Job], Any],
@@ -179,7 +246,9 @@ def run_concurrently(
     running: dict[Future[Any], Job] = {pool.submit(one, job): job for job in jobs}
     try:
         while running:
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            # A timed wait: a signal the kernel hands to a worker thread is only acted on
+            # when the main thread runs Python code again, so it must not block for long.
+            done, _ = wait(running, timeout=SIGNAL_POLL, return_when=FIRST_COMPLETED)
             for future in done:
                 job = running.pop(future)
                 result = future.result()

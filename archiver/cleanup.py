@@ -12,8 +12,11 @@ the index's own repairs.  It refuses while a capture is running in the archive.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,8 @@ WARC_DIR = "warc"
 ASIDE_DIR = "incomplete"
 SPOOL_DIR = ".tmp"
 CAPTURE_LOCK = ".capture.lock"
+RUNNING_DIR = ".running"  # <capture id>.lock: held by that capture while it runs
+RUNNING_SUFFIX = ".lock"
 
 
 class CaptureRunning(Exception):
@@ -67,9 +72,63 @@ class CleanupReport:
         }
 
 
-def capture_lock(archive: Path, *, exclusive: bool, blocking: bool = True) -> Any:
-    """Captures share this lock while they run; cleanup needs it alone."""
-    return flocked(archive / CAPTURE_LOCK, exclusive=exclusive, blocking=blocking)
+def capture_lock(
+    archive: Path, *, exclusive: bool, blocking: bool = True, reading: bool = False
+) -> Any:
+    """Captures share this lock while they run; cleanup needs it alone (``reading``: a
+    dry run, which works on a copy it may not write, see :func:`archiver.atomic.open_lock`)."""
+    return flocked(archive / CAPTURE_LOCK, exclusive=exclusive, blocking=blocking, reading=reading)
+
+
+@contextlib.contextmanager
+def capture_running(archive: Path, capture_id: str) -> Iterator[None]:
+    """Held by one capture while it runs (``.running/<capture id>.lock``, locked
+    exclusively, removed at the end): verify tells a capture still running from one
+    that was interrupted by it (see :func:`running_captures`)."""
+    path = archive / RUNNING_DIR / f"{capture_id}{RUNNING_SUFFIX}"
+    with flocked(path, exclusive=True):
+        try:
+            yield
+        finally:  # removed while still held: a reader that opened it sees it free
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def running_captures(archive: Path) -> set[str]:
+    """The ids of the captures running in ``archive`` now: those holding their lock.
+
+    Only reads (a read-only copy too): each lock file is opened read-only and tried
+    with a shared lock, which a running capture's exclusive one refuses.  A lock file
+    nobody holds was left by a capture that was killed: it is not running.
+    """
+    import fcntl
+
+    try:
+        entries = sorted((archive / RUNNING_DIR).iterdir())
+    except OSError:
+        return set()
+    out: set[str] = set()
+    from archiver.manifest import CAPTURE_ID
+
+    for path in entries:
+        if not CAPTURE_ID.match(path.name.removesuffix(RUNNING_SUFFIX)):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                out.add(path.name.removesuffix(RUNNING_SUFFIX))
+            except OSError:
+                continue
+        finally:
+            os.close(fd)
+    return out
 
 
 def find(archive: Path) -> list[Leftover]:
@@ -106,6 +165,12 @@ def find(archive: Path) -> list[Leftover]:
                 Leftover(p, "a temporary file", "delete")
                 for p in sorted(folder.rglob(f"{TEMP_MARK}*"))
             ]
+    running = archive / RUNNING_DIR  # cleanup runs alone: no capture holds these
+    if running.is_dir():
+        out += [
+            Leftover(p, "the lock file of a capture that did not finish", "delete")
+            for p in sorted(running.iterdir())
+        ]
     spool = archive / SPOOL_DIR
     if spool.is_dir():
         out += [
@@ -120,7 +185,7 @@ def find(archive: Path) -> list[Leftover]:
 def cleanup(archive: Path, *, apply: bool) -> CleanupReport:
     """List the leftovers; with ``apply``, put them aside (see the module doc)."""
     report = CleanupReport(archive)
-    with capture_lock(archive, exclusive=True, blocking=False) as alone:
+    with capture_lock(archive, exclusive=True, blocking=False, reading=not apply) as alone:
         if not alone:
             raise CaptureRunning(f"a capture is running in {archive}; clean up when it ends")
         report.leftovers = find(archive)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -26,8 +27,15 @@ from archiver import __version__, batch, custody, ingest, query, sign, timestamp
 from archiver import config as configuration
 from archiver import extract as extraction
 from archiver import verify as verification
+from archiver.addresses import AddressPolicy, seed_refusals
 from archiver.atomic import atomic_path, output_problem
+from archiver.budget import (
+    DEFAULT_MAX_CAPTURE_SIZE,
+    DEFAULT_MAX_CAPTURE_TIME,
+    DEFAULT_MAX_REQUESTS,
+)
 from archiver.capture import Capturer, Progress
+from archiver.fetch import REDACTED, request_target
 from archiver.index import Index
 from archiver.manifest import (
     CAPTURE_ID,
@@ -39,6 +47,8 @@ from archiver.manifest import (
 from archiver.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_REDIRECTS,
+    DEFAULT_MIN_RATE,
+    DEFAULT_MIN_RATE_WINDOW,
     DEFAULT_TIMEOUT,
     DEFAULT_USER_AGENT,
     DEFAULT_WARC_MAX_SIZE,
@@ -48,8 +58,8 @@ from archiver.model import (
     Stamp,
     isoformat,
 )
-from archiver.text import counted
-from archiver.urls import InvalidURL, check_url
+from archiver.text import counted, printable
+from archiver.urls import split_credentials
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +67,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
 def archive_dir_option(func: Any) -> Any:
@@ -201,15 +212,7 @@ def capture_signer(
 # the chain of custody ---------------------------------------------------------
 def default_operator() -> str | None:
     """Who acts, for the custody log: ARCHIVER_OPERATOR, else the login name."""
-    import getpass
-
-    named = os.environ.get("ARCHIVER_OPERATOR")
-    if named:
-        return named
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return None
+    return custody.default_operator()
 
 
 def custody_signer(key_store: Path | None = None) -> sign.Signer | None:
@@ -239,36 +242,70 @@ def record_custody(
     files: list[custody.FileRef] | tuple[custody.FileRef, ...] = (),
     result: str = "ok",
     detail: str | None = None,
-) -> None:
-    """Append an event to the archive's custody log; a log that cannot be written (a
-    read-only copy being verified) is a warning, never a failure of the action."""
+) -> bool:
+    """Append an event to the archive's custody log; whether it was.  On a copy that
+    cannot be written (a write-blocked drive being verified) nothing is tried and a
+    note says so; a log that fails to be written is a warning: never the action's failure."""
     if not archive_dir.is_dir():
-        return
+        return False
+    if notes := read_only_notes(archive_dir, action):
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        return False
     log = custody.CustodyLog(archive_dir, signer, operator=operator or default_operator())
     try:
         log.append(action, captures=captures, files=files, result=result, detail=detail)
     except Exception as exc:  # a full disk, a read-only copy, a damaged log: never the action's
         click.echo(f"warning: the custody log was not written: {exc}", err=True)
+        return False
+    return True
 
 
-def capture_files(result: Capture, archive_dir: Path) -> list[custody.FileRef]:
-    """A capture's files with their SHA-256, for its custody event."""
-    refs = [custody.FileRef.of(f.path, archive_dir, f.sha256) for f in result.files]
-    if result.manifest is not None:
-        refs.append(custody.FileRef.of(result.manifest, archive_dir, result.manifest_sha256))
-        refs.append(custody.FileRef.of(signature_path(result.manifest), archive_dir))
-    refs += [custody.FileRef.of(p, archive_dir, None) for p in result.incomplete_files]
-    return refs
+def read_only_notes(archive_dir: Path, action: str) -> list[str]:
+    """What a command reading a copy that cannot be written says (stderr, and ``notes``
+    in JSON): it was read as it is, nothing logged, and a repair left undone; [] when
+    the archive can be written."""
+    index = Index(archive_dir)
+    reason = index.read_only()
+    if reason is None:
+        return []
+    logged = action in LOGGED  # list, show and query are never logged, on any copy
+    notes = [
+        f"{archive_dir} cannot be written ({reason}): read as it is (no lock file "
+        "created, nothing repaired)"
+        + (f"; this {action} was not logged to its custody log" if logged else "")
+    ]
+    if index.needs_repair():
+        read = "its rows were read as the repair would leave them; " if action in READERS else ""
+        notes.append(
+            "its index needs a repair (an interrupted compaction or rebuild left files "
+            f"behind) that was not done on this read-only copy: {read}"
+            "`archiver cleanup --apply` on a writable copy does it"
+        )
+    return notes
+
+
+READERS = ("list", "show", "query", "extract")
+"""Commands that read the index through :func:`query.run` (Index.readable_files)."""
+LOGGED = ("extract", "verify")
+"""Commands that write a custody event on a writable archive."""
 
 
 def record_stamps(
-    archive_dir: Path, stamps: list[Stamp], signer: sign.Signer | None, operator: str | None
+    archive_dir: Path,
+    stamps: list[Stamp],
+    signer: sign.Signer | None,
+    operator: str | None,
+    *,
+    head: str | None = None,
 ) -> None:
+    """One ``timestamp`` custody event per new token: over a capture's signature, or over
+    the custody log's head (``head`` names that event)."""
     for stamp in stamps:
         if stamp.already:
             continue
         files = []
-        if stamp.token is not None:
+        if stamp.token:
             files.append(custody.FileRef.of(archive_dir / stamp.token, archive_dir))
         detail = f"token time {isoformat(stamp.time)}" if stamp.time else str(stamp.error)
         if stamp.ok and stamp.root_checked is False:  # verify reads this mark (signed)
@@ -278,10 +315,10 @@ def record_stamps(
             "timestamp",
             signer,
             operator=operator,
-            captures=[stamp.capture_id],
+            captures=[] if head else [stamp.capture_id],
             files=files,
             result="ok" if stamp.ok else "failed",
-            detail=f"{stamp.authority} ({stamp.url}): {detail}",
+            detail=(f"{head}: " if head else "") + f"{stamp.authority} ({stamp.url}): {detail}",
         )
 
 
@@ -403,10 +440,57 @@ def show_stamp(stamp: Stamp) -> None:
     help="Seconds one response may take in all; a body cut by it is marked truncated.",
 )
 @click.option(
+    "--min-rate",
+    type=Size(),
+    default=DEFAULT_MIN_RATE,
+    show_default=True,
+    help="Bytes per second (e.g. 1K) a response must average over --min-rate-window; "
+    "one slower is cut, stored truncated (WARC-Truncated: time) and reported. 0: no minimum.",
+)
+@click.option(
+    "--min-rate-window",
+    type=Seconds(),
+    default=DEFAULT_MIN_RATE_WINDOW,
+    show_default=True,
+    help="Seconds over which --min-rate is averaged.",
+)
+@click.option(
     "--max-size",
     type=Size(),
     help="Largest body to store per response (e.g. 500M); larger ones are stored "
     "truncated and marked so. Default: unlimited.",
+)
+@click.option(
+    "--max-requests",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_REQUESTS,
+    show_default=True,
+    help="Requests one capture makes at most (0: no limit); what is left out is listed "
+    "and the capture is partial.",
+)
+@click.option(
+    "--max-capture-size",
+    type=Size(),
+    default=DEFAULT_MAX_CAPTURE_SIZE,
+    show_default="20G",
+    help="Bytes of bodies one capture stores at most (0: no limit); the body that reaches "
+    "it is stored truncated, and the capture is partial.",
+)
+@click.option(
+    "--max-capture-time",
+    type=click.FloatRange(min=0, max=7 * 86400),
+    default=DEFAULT_MAX_CAPTURE_TIME,
+    show_default=True,
+    help="Seconds one capture runs at most (0: no limit): then no request starts and "
+    "running ones are cut (marked truncated); the capture is partial.",
+)
+@click.option(
+    "--live-duration",
+    type=click.FloatRange(min=0, max=7 * 86400),
+    default=0.0,
+    show_default=True,
+    help="Seconds to keep reloading a live HLS playlist (no #EXT-X-ENDLIST), capturing "
+    "its new segments; 0: record it once, as a snapshot marked live.",
 )
 @click.option(
     "--concurrency",
@@ -433,6 +517,13 @@ def show_stamp(stamp: Stamp) -> None:
     "--insecure",
     is_flag=True,
     help="Capture even when a TLS certificate does not verify.",
+)
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Let the capture fetch loopback, private and link-local addresses (refused by "
+    "default, seed and requisites alike: a page must not make the capture fetch your own "
+    "network). For intranet captures; config file: [capture] allow_private = true.",
 )
 @click.option(
     "--platform-videos/--no-platform-videos",
@@ -516,11 +607,18 @@ def capture(
     user_agent: str,
     timeout: float,
     max_time: float | None,
+    min_rate: int,
+    min_rate_window: float,
     max_size: int | None,
+    max_requests: int,
+    max_capture_size: int,
+    max_capture_time: float,
+    live_duration: float,
     concurrency: int,
     warc_size: int,
     max_redirects: int,
     insecure: bool,
+    allow_private: bool,
     platform_videos: bool,
     follow_video_links: bool,
     max_video_size: int | None,
@@ -552,20 +650,46 @@ def capture(
       archiver capture --input urls.txt --collection belarus-2020 --format json
     """
     requested = [batch.Job(u) for u in urls]
+    problems: list[tuple[int, str]] = []  # every wrong line of --input, reported together
     if input_file is not None:
         try:
-            requested += batch.read_jobs(input_file)
+            jobs_read, problems = batch.read_batch(input_file)
         except batch.BatchInputError as exc:
             raise click.BadParameter(str(exc), param_hint="--input") from exc
-    if not requested:
+        requested += jobs_read
+    if not requested and not problems:
         raise click.UsageError("no URL given (pass URLs or --input FILE)")
     checked = []
     for job in requested:
-        where = f"--input line {job.line}" if job.line else "URL"
         try:
-            checked.append(replace(job, url=check_url(job.url)))
-        except InvalidURL as exc:
-            raise click.BadParameter(str(exc), param_hint=where) from exc
+            url, credentials = split_credentials(job.url)
+            if job.collection is not None:
+                CaptureOptions(collection=job.collection)  # the row's collection name
+        except ValueError as exc:  # InvalidURL too
+            if job.line is None:
+                raise click.BadParameter(str(exc), param_hint="URL") from exc
+            problems.append((job.line, str(exc)))
+            continue
+        checked.append(replace(job, url=url, credentials=credentials))
+    if problems and input_file is not None:
+        report_text = batch.problem_report(input_file, problems)
+        raise click.BadParameter(report_text, param_hint="--input")
+    for job in checked:
+        if job.credentials is not None:
+            click.echo(
+                f"note: {job.url}: the user name and password given in the URL are not "
+                f"stored or shown; they are sent as HTTP Basic authentication to "
+                f"{job.credentials.origin} only (never to another origin, nor after a "
+                f"redirect to one) and recorded as 'Authorization: {REDACTED}'",
+                err=True,
+            )
+    if not allow_private:  # a seed on the archivist's own network: said before anything is written
+        hosts = {job: request_target(job.url)[1:3] for job in checked}
+        refused = seed_refusals(hosts.values(), AddressPolicy())
+        for job in checked:
+            if hosts[job] in refused:
+                where = f"--input line {job.line}" if job.line else "URL"
+                raise click.BadParameter(f"{job.url}: {refused[hosts[job]]}", param_hint=where)
     try:
         options = CaptureOptions(
             archive_dir=archive_dir,
@@ -575,11 +699,18 @@ def capture(
             user_agent=user_agent,
             timeout=timeout,
             max_time=max_time,
+            min_rate=min_rate or None,
+            min_rate_window=min_rate_window,
             max_size=max_size,
+            max_requests=max_requests or None,
+            max_capture_size=max_capture_size or None,
+            max_capture_time=max_capture_time or None,
+            live_duration=live_duration,
             concurrency=concurrency,
             warc_max_size=warc_size,
             max_redirects=max_redirects,
             insecure=insecure,
+            allow_private=allow_private,
             platform_videos=platform_videos,
             follow_video_links=follow_video_links,
             max_video_size=max_video_size,
@@ -608,6 +739,7 @@ def capture(
             per_job[job] = replace(options, **row) if row else options
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=f"--input line {job.line}") from exc
+    require_writable(archive_dir, "a capture")  # before a key is made or a page fetched
     timestamper = make_timestamper(archive_dir, tsa, tsa_ca, tsa_timeout)
     signer = capture_signer(key_path, key_store, archive_dir)
     interactive = output_format == "text" and sys.stderr.isatty()
@@ -629,7 +761,7 @@ def capture(
     def capture_job(job: batch.Job, progress: Progress | None) -> Capture:
         capturer = Capturer(per_job[job], progress=progress, signer=signer, timestamper=timestamper)
         capturers.append(capturer)
-        return capturer.capture(job.url)
+        return capturer.capture(job.url, job.credentials)
 
     failures: list[str] = []
 
@@ -642,16 +774,13 @@ def capture(
             progress.page_done()
         trouble = result.failure or result.index_error or result.sign_error
         operator = per_job[job].operator
-        record_custody(
-            archive_dir,
-            "capture",
-            signer,
-            operator=operator,
-            captures=[result.capture_id],
-            files=capture_files(result, archive_dir),
-            result=result.status.value if result.manifest else "failed",
-            detail=f"{result.seed_url}" + (f": {trouble}" if trouble else ""),
-        )
+        if result.custody_error:  # the capture logs its own event (archiver.custody)
+            click.echo(
+                f"warning: {result.custody_error}; verify will fail capture "
+                f"{result.capture_id} as recorded by no custody event until "
+                "`archiver custody --adopt` records it",
+                err=True,
+            )
         record_stamps(archive_dir, result.timestamps, signer, operator)
         if result.status is CaptureStatus.FAILED or result.index_error or result.sign_error:
             failures.append(job.url)
@@ -727,6 +856,18 @@ def report(result: Capture) -> None:
         click.echo(f"  not captured: {err.url}: {err.reason}", err=True)
     for url in s["truncated"]:
         click.echo(f"  truncated: {url}", err=True)
+    for spent in result.budget_spent:
+        left = sum(1 for n in result.not_followed if n.get("reason", "").startswith(spent))
+        listed = counted(left, "entry", "entries")
+        click.echo(f"  partial: {spent}; {listed} in not_followed", err=True)
+    for live in result.live:
+        how = (
+            "recorded once, as a snapshot (--live-duration follows it)"
+            if live["snapshot"]
+            else f"followed for {live['followed_seconds']:.0f} s, fetched {live['polls']} times"
+        )
+        ended = "; the stream ended" if live["ended"] else ""
+        click.echo(f"  live stream: {live['url']}: {how}{ended}", err=True)
     for tls in result.tls_unverified:
         click.echo(
             f"  certificate not verified (--insecure): {tls.host}: {tls.problem};"
@@ -762,7 +903,10 @@ def emit(result: query.Result, output_format: str, output: Path | None) -> None:
     if output_format == "parquet":
         if output is None:
             raise click.UsageError("--format parquet needs --output FILE")
-        query.write_parquet(result, output)
+        try:  # a read-only place: said as for the other formats, not as a crash
+            query.write_parquet(result, output)
+        except OSError as exc:
+            raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
         return
     if output_format == "json":
         text = query.as_json(result) + "\n"
@@ -801,6 +945,28 @@ def require_archive(archive_dir: Path) -> None:
     sys.exit(EXIT_FAILED)
 
 
+def require_writable(archive_dir: Path, action: str) -> None:
+    """Exit 1 before anything is done when ``archive_dir`` cannot be written (a
+    write-blocked copy, someone else's folder): ``action`` would fail halfway."""
+    reason = Index(archive_dir).read_only()
+    if reason is not None:
+        click.echo(
+            f"error: {archive_dir} cannot be written ({reason}): {action} needs a writable "
+            "copy of the archive; nothing was done (list, show, query, extract, verify and "
+            "custody read a read-only copy)",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+
+
+def show_read_only(archive_dir: Path, action: str) -> list[str]:
+    """Say on stderr that a read-only copy was read as it is (:func:`read_only_notes`)."""
+    notes = read_only_notes(archive_dir, action)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    return notes
+
+
 def run_query(archive_dir: Path, sql: str, params: list[Any] | None = None) -> query.Result:
     try:
         return query.run(archive_dir, sql, params)
@@ -837,6 +1003,7 @@ def query_command(
         raise click.UsageError(problem)
     require_archive(archive_dir)
     emit(run_query(archive_dir, sql), output_format, output)
+    show_read_only(archive_dir, "query")
 
 
 @cli.command("list")
@@ -864,6 +1031,7 @@ def list_command(limit: int, collection: str | None, output_format: str, archive
     )
     params: list[Any] = [collection] if collection else []
     emit(run_query(archive_dir, sql, [*params, limit]), output_format, None)
+    show_read_only(archive_dir, "list")
 
 
 @cli.command("show")
@@ -892,21 +1060,23 @@ def show_command(capture_id: str, output_format: str, archive_dir: Path) -> None
     row = captures.rows[0]
     if output_format == "json":
         doc = {"capture": query.jsonable(row), "records": query.jsonable(records.rows)}
+        if read_only := show_read_only(archive_dir, "show"):
+            doc["notes"] = read_only
         click.echo(json.dumps(doc, ensure_ascii=False, indent=1))
         return
     for name in captures.columns:
         if name in ("errors", "outlinks", "libraries", "warc_files"):
             continue
         value = query.cell(row[name])
-        if value:
-            click.echo(f"{name:>16}: {value}")
+        if value:  # an operator, a note, a page title: escaped, never acted on
+            click.echo(f"{name:>16}: {printable(value)}")
     click.echo("\nWARC files:")
     for name in row["warc_files"] or []:
-        click.echo(f"  {name}")
+        click.echo(f"  {printable(name)}")
     if row["errors"]:
         click.echo("\nErrors:")
         for err in row["errors"]:
-            click.echo(f"  {err['url']}: {err['reason']}")
+            click.echo(f"  {printable(err['url'])}: {printable(err['reason'])}")
     click.echo(f"\nRecords ({len(records.rows)}):")
     shown = query.Result(
         ["warc_type", "role", "http_status", "content_type", "payload_length", "url"],
@@ -915,6 +1085,7 @@ def show_command(capture_id: str, output_format: str, archive_dir: Path) -> None
         ),
     )
     click.echo(query.as_text_table(shown), nl=False)
+    show_read_only(archive_dir, "show")
 
 
 @cli.command("extract")
@@ -987,7 +1158,7 @@ def extract(
             raise click.UsageError(str(exc)) from exc
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
-    record_custody(
+    logged = record_custody(  # on a read-only copy: not logged, and a note says so
         archive_dir,
         "extract",
         custody_signer(),
@@ -996,7 +1167,10 @@ def extract(
         detail=f"{result.url}, record {result.record_id}",
     )
     if output_format == "json":
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        doc = result.to_json()
+        doc["custody_logged"] = logged
+        doc["notes"] += read_only_notes(archive_dir, "extract")
+        click.echo(json.dumps(doc, ensure_ascii=False))
     else:
         click.echo(
             f"wrote {result.path}: {counted(result.bytes_written, 'byte')}, sha256 {result.sha256}"
@@ -1058,6 +1232,10 @@ def verify_command(
     directories; none means the whole archive.  WARC files from other tools have no
     signature: their digests are checked, and the report says that only internal
     consistency was; their quirks that touch no digest are notes, not failures.
+    The report ends with every signer's fingerprint and how many captures it
+    signed; captures signed by more than one key fail unless --trusted-key names
+    the keys that may sign.  A revisit counts only when its original is signed by
+    the same key or a trusted one.  Captures still running are left out, and said.
     Exit status: 0 when everything holds, 1 otherwise.
 
     \b
@@ -1075,22 +1253,31 @@ def verify_command(
             )
     except verification.VerifyUsage as exc:
         raise click.UsageError(str(exc)) from exc
+    problems = len(result.problems)
+    archive = result.archive or archive_dir
+
+    def log() -> bool:  # on a read-only copy: not logged, and a note says so
+        return record_custody(
+            archive,
+            "verify",
+            custody_signer(),
+            captures=[c.capture_id for c in result.captures],
+            files=[custody.FileRef(f.path, None) for f in result.unsigned],
+            result="ok" if result.ok else "failed",
+            detail=f"{counted(len(result.captures), 'capture')}, "
+            f"{counted(len(result.unsigned), 'unsigned file')}"
+            + (f", {counted(problems, 'problem')}" if problems else ", everything holds"),
+        )
+
     if output_format == "json":
-        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        doc = result.to_json()
+        doc["custody_logged"] = log()
+        if archive.is_dir() and (read_only := read_only_notes(archive, "verify")):
+            doc["notes"] = read_only
+        click.echo(json.dumps(doc, ensure_ascii=False))
     else:
         show_verification(result)
-    problems = len(result.problems)
-    record_custody(
-        result.archive or archive_dir,
-        "verify",
-        custody_signer(),
-        captures=[c.capture_id for c in result.captures],
-        files=[custody.FileRef(f.path, None) for f in result.unsigned],
-        result="ok" if result.ok else "failed",
-        detail=f"{counted(len(result.captures), 'capture')}, "
-        f"{counted(len(result.unsigned), 'unsigned file')}"
-        + (f", {counted(problems, 'problem')}" if problems else ", everything holds"),
-    )
+        log()
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -1171,29 +1358,71 @@ def show_verification(result: verification.Report) -> None:
     for problem in result.index_problems:
         where = f"capture {problem.capture_id}: " if problem.capture_id else ""
         click.echo(f"  - {where}{problem.text()}")
-    if result.custody is not None and result.custody.exists:
+    if result.custody is not None and (result.custody.exists or result.custody.problems):
         log = result.custody
         verdict = "OK" if log.ok else "FAILED"
         click.echo(
             f"{verdict} custody log {log.path}: {event_count(len(log.events))}, last {log.head}"
+            if log.exists
+            else f"FAILED custody log {log.path}: missing"
         )
         for message in log.problems:
             click.echo(f"  - {message}")
         for message in log.notes:
             click.echo(f"  note: {message}")
+    verified = {c.capture_id for c in result.captures}
+    for capture_id in result.in_progress:
+        if capture_id in verified:  # signed already: verified above, only its rows not
+            click.echo(
+                f"IN PROGRESS capture {capture_id}: still running (it holds its capture "
+                "lock); its signed manifest and files are verified above, its index rows "
+                "and custody event once it has ended"
+            )
+            continue
+        click.echo(
+            f"IN PROGRESS capture {capture_id}: running now (it holds its capture lock), so "
+            "left out of this verification: verify it once it has ended"
+        )
+    show_signers(result)
     problems = len(result.problems)
-    if result.nothing:
+    left_out = [c for c in result.in_progress if c not in verified]
+    aside = f" ({counted(len(left_out), 'capture')} in progress left out)" if left_out else ""
+    if result.nothing and result.in_progress:
+        click.echo(f"FAILED: nothing verified{aside}: verify once it has ended", err=True)
+    elif result.nothing:
         click.echo("FAILED: nothing to verify (no manifest and no WARC file found)", err=True)
     elif result.ok and result.unsigned:
         click.echo(
-            f"verified: no problem found; "
+            f"verified: no problem found{aside}; "
             f"{counted(len(result.unsigned), 'unsigned file was', 'unsigned files were')} "
             "checked for internal consistency only"
         )
     elif result.ok:
-        click.echo("verified: everything holds")
+        click.echo(f"verified: everything holds{aside}")
+    elif result.signers_problem is not None:  # said last, whatever else failed
+        others = f"{counted(problems - 1, 'other problem')}; " if problems > 1 else ""
+        click.echo(f"FAILED: {others}{result.signers_problem}{aside}", err=True)
     else:
-        click.echo(f"FAILED: {problems} problem{'s' if problems != 1 else ''}", err=True)
+        click.echo(f"FAILED: {problems} problem{'s' if problems != 1 else ''}{aside}", err=True)
+
+
+def show_signers(result: verification.Report) -> None:
+    """Every key whose signature holds on a capture verified, with how many it signed."""
+    signers = result.signers
+    if not signers:
+        return
+    if result.trusted_given:
+        click.echo(f"signers: {counted(len(signers), 'key')}")
+    else:
+        click.echo(
+            f"signers: {counted(len(signers), 'key')} (no --trusted-key given: compare each "
+            "fingerprint with the signer's, obtained another way)"
+        )
+    for fp, n in signers.items():
+        trust = ""
+        if result.trusted_given:
+            trust = ", a trusted key" if fp in result.trusted else ", NOT a trusted key"
+        click.echo(f"  {fp}: {counted(n, 'capture')}{trust}")
 
 
 @cli.command("cleanup")
@@ -1217,6 +1446,8 @@ def cleanup_command(apply_: bool, archive_dir: Path, output_format: str) -> None
 
     if not archive_dir.is_dir():
         raise click.UsageError(f"no archive at {archive_dir}")
+    if apply_:  # the dry run lists what a read-only copy holds
+        require_writable(archive_dir, "cleanup --apply")
     try:
         report = cleanup.cleanup(archive_dir, apply=apply_)
     except cleanup.CaptureRunning as exc:
@@ -1254,6 +1485,14 @@ def cleanup_command(apply_: bool, archive_dir: Path, output_format: str) -> None
     is_flag=True,
     help="Ask an authority that stamped a capture already for another token (both kept).",
 )
+@click.option(
+    "--custody",
+    "custody_head",
+    is_flag=True,
+    help="Time-stamp the custody log's last event (after the captures named, if any; "
+    "alone, no capture is stamped): verify then fails if the log is ever cut before it. "
+    "Kept as ARCHIVE_DIR/custody/stamps/<seq>-<sha256>.<authority>.tsr.",
+)
 @archive_dir_option
 @format_option("text", "json", default="text")
 def timestamp_command(
@@ -1262,6 +1501,7 @@ def timestamp_command(
     tsa_ca: tuple[Path, ...],
     tsa_timeout: float,
     again: bool,
+    custody_head: bool,
     archive_dir: Path,
     output_format: str,
 ) -> None:
@@ -1273,22 +1513,28 @@ def timestamp_command(
     authority stamped already are skipped (--again asks anew).  Exit 1 if an
     authority failed for a capture; its earlier tokens and the capture are kept.
 
+    --custody anchors the custody log's end: a token over its last event, so that
+    removing events from the end later (which leaves no trace in the log itself)
+    makes verify fail.  Run it after a batch of work, or on a schedule.
+
     \b
     Examples:
       archiver timestamp --tsa https://freetsa.org/tsr --tsa-ca freetsa-cacert.pem
       archiver timestamp 20200812100000-0123456789 --tsa http://timestamp.digicert.com
+      archiver timestamp --custody --tsa https://freetsa.org/tsr
     """
     if not tsa:
         raise click.UsageError(
             "no time-stamping authority: give --tsa URL (or tsa in the config file's "
             "[timestamp] table)"
         )
+    require_writable(archive_dir, "timestamp")  # its tokens are kept in the archive
     signer = custody_signer()
     stamper = make_timestamper(
         archive_dir, tsa, tsa_ca, tsa_timeout, mark_signed=signer is not None
     )
     assert stamper is not None
-    manifests = signed_manifests(archive_dir, captures)
+    manifests = signed_manifests(archive_dir, captures) if captures or not custody_head else []
     failed = False
     for manifest in manifests:
         problem = verification.signature_problem(manifest)
@@ -1310,8 +1556,52 @@ def timestamp_command(
         click.echo(f"capture {capture_id_of(manifest)}")
         for stamp in stamps:
             show_stamp(stamp)
+    if custody_head and not stamp_custody_head(archive_dir, stamper, signer, again, output_format):
+        failed = True
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+def stamp_custody_head(
+    archive_dir: Path,
+    stamper: timestamp.Timestamper,
+    signer: sign.Signer | None,
+    again: bool,
+    output_format: str,
+) -> bool:
+    """Time-stamp the custody log's last event and log each token; whether all held."""
+    log = custody.check(archive_dir)
+    head = custody.head_entry(log)
+    if head is None or head.event is None:
+        raise click.UsageError(f"no custody log in {archive_dir} to time-stamp")
+    seq, digest = head.event.seq, custody.entry_hash(head)
+    if not log.ok:  # a token would vouch for a log that does not hold
+        click.echo(
+            f"FAILED custody log: not time-stamped, its chain is broken "
+            f"({log.problems[0]}); run `archiver custody`",
+            err=True,
+        )
+        return False
+    stamps = stamper.stamp_head(archive_dir, head.raw, seq, again=again)
+    head_name = f"custody log head, event {seq} (sha256 {digest})"
+    record_stamps(archive_dir, stamps, signer, None, head=head_name)
+    if output_format == "json":
+        for stamp in stamps:
+            doc = {"custody_event": seq, "custody_event_sha256": digest, **stamp.to_json()}
+            del doc["capture_id"]
+            click.echo(json.dumps(doc, ensure_ascii=False))
+    else:
+        click.echo(f"custody log, event {seq} (sha256 {digest})")
+        for stamp in stamps:
+            if stamp.ok or stamp.already:
+                show_stamp(stamp)
+            else:
+                click.echo(
+                    f"  NOT time-stamped by {stamp.authority}: {stamp.error}; "
+                    "`archiver timestamp --custody` asks again",
+                    err=True,
+                )
+    return all(s.ok for s in stamps)
 
 
 def signed_manifests(archive_dir: Path, named: tuple[str, ...]) -> list[Path]:
@@ -1345,28 +1635,46 @@ def signed_manifests(archive_dir: Path, named: tuple[str, ...]) -> list[Path]:
 
 @cli.command("custody")
 @click.argument("capture", required=False, metavar="[CAPTURE_ID]")
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Record the signed captures no event of the log records (an archive written "
+    "before it had a custody log): one event, signed with your key, lists each with its "
+    "files as they are now; verify then names them as predating the log.",
+)
 @archive_dir_option
 @format_option("text", "json", default="text")
-def custody_command(capture: str | None, archive_dir: Path, output_format: str) -> None:
+def custody_command(
+    capture: str | None, adopt: bool, archive_dir: Path, output_format: str
+) -> None:
     """The chain of custody: every action on the archive, or on one capture, in order.
 
     Each event (capture, timestamp, verify, extract, index import/rebuild/compact,
     key generation, cleanup) says when, who, on which host, with which version,
     the captures and files concerned with their SHA-256, and the result.  Events
     are signed and each holds the hash of the one before, so the chain is checked
-    as it is shown.  Exit 1 if it is broken.  The last line gives the hash of the
-    last event: keep it elsewhere to detect later that events were removed from
-    the end.
+    as it is shown (verify also compares it with the archive).  Exit 1 if it is
+    broken.  The last line gives the hash of the last event: removing events from
+    the end leaves no trace in the log itself, so anchor it with `archiver timestamp
+    --custody --tsa URL` (verify then fails if the log is cut before a stamped
+    event), or keep the hash elsewhere.
 
     \b
     Examples:
       archiver custody
       archiver custody 20200812100000-0123456789 --format json
+      archiver custody --adopt
     """
     if not archive_dir.is_dir():
         raise click.UsageError(f"no archive at {archive_dir}")
     if capture is not None and not CAPTURE_ID.match(capture):
         raise click.BadParameter(f"{capture!r} is not a capture id", param_hint="CAPTURE_ID")
+    if adopt:
+        if capture is not None:
+            raise click.UsageError("--adopt records every capture without an event; name none")
+        require_writable(archive_dir, "custody --adopt")
+        adopt_captures(archive_dir)
+        return
     log = custody.check(archive_dir)
     events = custody.history(log, capture)
     if output_format == "json":
@@ -1374,21 +1682,21 @@ def custody_command(capture: str | None, archive_dir: Path, output_format: str) 
     elif not log.exists:
         click.echo(f"no custody log in {archive_dir} yet")
     else:
-        for event in events:
-            who = f"{event.operator or '-'}@{event.host}"
+        for event in events:  # every value from the log escaped: it cannot forge a line
+            who = printable(f"{event.operator or '-'}@{event.host}")
             signed = "" if event.signature else " (unsigned)"
             click.echo(
-                f"{event.seq:>5}  {isoformat(event.time)}  {event.action:<14} "
-                f"{event.result:<8} {who} {event.tool}{signed}"
+                f"{event.seq:>5}  {isoformat(event.time)}  {printable(event.action):<14} "
+                f"{printable(event.result):<8} {who} {printable(event.tool)}{signed}"
             )
             if event.detail:
-                click.echo(f"       {event.detail}")
+                click.echo(f"       {printable(event.detail)}")
             shown = event.captures if capture is None else ()
             if shown:
                 more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
-                click.echo(f"       captures: {', '.join(shown[:5])}{more}")
+                click.echo(f"       captures: {printable(', '.join(shown[:5]))}{more}")
             for ref in event.files[:20] if capture is not None else ():
-                click.echo(f"       {ref.path}  sha256 {ref.sha256 or '-'}")
+                click.echo(f"       {printable(ref.path)}  sha256 {printable(ref.sha256 or '-')}")
         if capture is not None and not events:
             click.echo(f"no event concerns capture {capture}")
         verdict = "intact" if log.ok else "BROKEN"
@@ -1396,12 +1704,116 @@ def custody_command(capture: str | None, archive_dir: Path, output_format: str) 
             f"chain {verdict}: {event_count(len(log.events))} in {log.path}; "
             f"last event sha256 {log.head}"
         )
+        stamped = sorted(custody.stamps_dir(archive_dir).glob("*.tsr"))
+        last = f"last stamped: {stamped[-1].name.split('-')[0].lstrip('0')}" if stamped else ""
+        click.echo(
+            f"  anchor the end: `archiver timestamp --custody --tsa URL` ({last or 'never'})"
+        )
         for message in log.problems:
-            click.echo(f"  - {message}", err=True)
+            click.echo(f"  - {printable(message)}", err=True)
         for message in log.notes:
-            click.echo(f"  note: {message}")
+            click.echo(f"  note: {printable(message)}")
     if not log.ok:
         sys.exit(EXIT_FAILED)
+
+
+def adopt_captures(archive_dir: Path) -> None:
+    """``archiver custody --adopt``: one signed ``adopt`` event recording every signed
+    capture that no signed event records, each checked first (its signature holds, its
+    files match its manifest), with the SHA-256 of its files as they are now."""
+    from archiver import cleanup
+
+    signer = custody_signer()
+    if signer is None:
+        click.echo(
+            "error: adopting captures needs your signing key (none usable in the key store; "
+            "an encrypted key needs ARCHIVER_KEY_PASSPHRASE): an unsigned event vouches for "
+            "nothing",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+    try:
+        with cleanup.capture_lock(archive_dir, exclusive=True, blocking=False) as alone:
+            if not alone:
+                click.echo(f"error: a capture is running in {archive_dir}; try later", err=True)
+                sys.exit(EXIT_FAILED)
+            ids, refs, refused = adoptable(archive_dir, signer)
+            if not ids:
+                click.echo("nothing to adopt: every signed capture has its event in the log")
+                sys.exit(EXIT_FAILED if refused else EXIT_OK)
+            event = custody.CustodyLog(archive_dir, signer, operator=default_operator()).append(
+                "adopt",
+                captures=ids,
+                files=refs,
+                detail=f"{counted(len(ids), 'capture')} found in the archive with no capture "
+                "event (written before it had a custody log), recorded as they are now; what "
+                "happened to them before is not logged",
+            )
+    except OSError as exc:
+        click.echo(f"error: the custody log was not written: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    digest = custody.entry_hash(custody.Entry(0, event.line()))
+    click.echo(
+        f"adopted {counted(len(ids), 'capture')} as predating the custody log: event "
+        f"{event.seq} (sha256 {digest}), signed by {signer.fingerprint}"
+    )
+    sys.exit(EXIT_FAILED if refused else EXIT_OK)
+
+
+def adoptable(
+    archive_dir: Path, signer: sign.Signer
+) -> tuple[list[str], list[custody.FileRef], int]:
+    """The signed captures no signed event records, that can be adopted (their ids and
+    files), and how many were refused (said on stderr)."""
+    from archiver.manifest import Manifest
+
+    log = custody.check(archive_dir)
+    if not log.ok:
+        click.echo(f"error: the custody log is broken ({log.problems[0]}); nothing adopted",
+                   err=True)  # fmt: skip
+        sys.exit(EXIT_FAILED)
+    recorded = custody.covered_ids(log)
+    root = archive_dir / "warc"
+    found = sorted(root.rglob(f"*{MANIFEST_SUFFIX}")) if root.is_dir() else []
+    ids: list[str] = []
+    refs: list[custody.FileRef] = []
+    refused = 0
+    for path in found:
+        capture_id = capture_id_of(path)
+        if capture_id in recorded or not signature_path(path).is_file():
+            continue
+        why = verification.signature_problem(path) or adoption_problem(path, archive_dir)
+        if why is not None:
+            refused += 1
+            click.echo(f"not adopted: capture {capture_id}: {why}; see `archiver verify`", err=True)
+            continue
+        manifest = Manifest.from_bytes(path.read_bytes())
+        ids.append(capture_id)
+        refs.append(custody.FileRef.of(path, archive_dir))
+        refs.append(custody.FileRef.of(signature_path(path), archive_dir))
+        refs += [custody.FileRef(f.path, f.sha256) for f in manifest.files]
+        if manifest.key_fingerprint != signer.fingerprint:
+            click.echo(
+                f"note: capture {capture_id} is signed by {manifest.key_fingerprint}, not by "
+                f"your key {signer.fingerprint}: verify counts this event for it only with "
+                "--trusted-key naming your key",
+                err=True,
+            )
+    return ids, refs, refused
+
+
+def adoption_problem(manifest_path: Path, archive_dir: Path) -> str | None:
+    """Why a signed capture's files do not match its manifest (None when they do)."""
+    from archiver.manifest import Manifest, ManifestError
+
+    try:
+        manifest = Manifest.from_bytes(manifest_path.read_bytes())
+    except (OSError, ManifestError) as exc:
+        return str(exc)
+    for entry in manifest.files:
+        if custody.file_sha256(archive_dir / entry.path) != entry.sha256:
+            return f"{entry.path} does not match its manifest"
+    return None
 
 
 @cli.group("index")
@@ -1427,6 +1839,7 @@ def index_rebuild(archive_dir: Path, output_format: str) -> None:
     """
     if not archive_dir.is_dir():
         raise click.UsageError(f"no archive directory {archive_dir}")
+    require_writable(archive_dir, "index rebuild")
     with scan_progress(output_format == "text" and sys.stderr.isatty()) as progress:
         count, reports = ingest.rebuild(archive_dir, progress)
     problems = [(r.path, o, m) for r in reports for o, m in r.problems]
@@ -1480,6 +1893,7 @@ def index_import(
         CaptureOptions(collection=collection)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--collection") from exc
+    require_writable(archive_dir, "index import")
     bad = 0
     with scan_progress(output_format == "text" and sys.stderr.isatty()) as progress:
         results = list(ingest.import_files(archive_dir, paths, collection, progress))
@@ -1550,6 +1964,7 @@ def index_compact(archive_dir: Path) -> None:
     Example:
       archiver index compact
     """
+    require_writable(archive_dir, "index compact")
     merged = Index(archive_dir).compact()
     record_custody(
         archive_dir,
@@ -1839,16 +2254,32 @@ def progress_display(interactive: bool, pages: int = 1) -> Iterator[TerminalProg
         display.close()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: the same clean stop, another exit status."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (`kill`, a service manager, a container stopping) stops the command the way
+    Ctrl-C does: running captures end as interrupted, their whole records kept under
+    ``.open`` names; the exit status is 143 (128 + 15), as a shell reports it."""
+    _terminated.set()
+    raise Terminated
+
+
+_terminated = threading.Event()
+
+
 def main() -> None:
-    """Entry point: run the CLI; exit 130 on Ctrl-C; no traceback unless --debug."""
+    """Entry point: run the CLI; exit 130 on Ctrl-C, 143 on SIGTERM; no traceback unless
+    --debug."""
     debug = "--debug" in sys.argv[1:]
     if not debug:  # library warnings (cryptography, pyarrow, …) never reach the terminal
         warnings.simplefilter("ignore")
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:  # click's form of KeyboardInterrupt
-        click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # Abort: click's KeyboardInterrupt
+        code = EXIT_INTERRUPTED
     except click.UsageError as exc:  # one line, naming what was wrong
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
@@ -1860,4 +2291,10 @@ def main() -> None:
             raise
         click.echo(f"error: {exc} (run with --debug for details)", err=True)
         sys.exit(EXIT_FAILED)
+    if code == EXIT_INTERRUPTED:
+        if _terminated.is_set():
+            click.echo("terminated (SIGTERM)", err=True)
+            code = EXIT_TERMINATED
+        else:
+            click.echo("interrupted", err=True)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

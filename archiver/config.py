@@ -65,7 +65,12 @@ def load(path: Path | None = None) -> dict[str, dict[str, Any]]:
 
 
 LISTS = ("tsa", "tsa_ca")
-NUMBERS = ("tsa_timeout", "timeout", "max_time", "per_host_delay")
+NUMBERS: tuple[str, ...] = ("tsa_timeout", "timeout", "max_time", "per_host_delay")
+NUMBERS += ("min_rate_window",)
+NUMBERS += ("max_capture_time", "live_duration")  # the capture's budget (archiver.budget)
+COUNTS = ("max_requests",)
+SIZES = ("max_capture_size",)  # bytes, or text such as "20G"
+FLAGS = ("allow_private",)
 
 
 def _checked(path: Path, command: str, name: str, value: Any) -> Any:
@@ -79,6 +84,12 @@ def _checked(path: Path, command: str, name: str, value: Any) -> Any:
         return value
     if name in NUMBERS and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise ConfigError(f"{where} must be a number of seconds")
+    if name in COUNTS and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where} must be a whole number")
+    if name in SIZES and (isinstance(value, bool) or not isinstance(value, int | str)):
+        raise ConfigError(f'{where} must be a number of bytes or a size such as "20G"')
+    if name in FLAGS and not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false")
     if isinstance(value, dict | list) and name not in LISTS:
         raise ConfigError(f"{where} must be a single value")
     return value

@@ -25,16 +25,21 @@ import tinycss2.bytes  # type: ignore[import-untyped,unused-ignore]
 import webencodings  # type: ignore[import-untyped,unused-ignore]
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from archiver.urls import URL_SAFE
+from archiver.urls import URL_SAFE, ascii_netloc
 
 __all__ = [
     "MAX_BODY",
     "MAX_SEGMENTS",
     "Found",
+    "HlsPlaylist",
     "PageInfo",
     "Role",
+    "Unfetched",
+    "hls_playlist",
     "is_dash",
     "is_hls",
+    "iter_dash",
+    "iter_hls",
     "parse_css",
     "parse_dash",
     "parse_hls",
@@ -58,7 +63,9 @@ MAX_BODY = 50 * 1024 * 1024
 """Only this many leading bytes of a body are parsed."""
 
 MAX_SEGMENTS = 100_000
-"""Most media segments returned for one DASH representation."""
+"""Most media segments made for one DASH representation, and most items :func:`parse_hls`
+and :func:`parse_dash` return (a capture takes :func:`iter_hls` and :func:`iter_dash` as
+far as its budget allows)."""
 
 DEFAULT_CHARSET = "cp1252"  # codecs.lookup("windows-1252").name
 
@@ -103,6 +110,50 @@ class Found:
 
 
 @dataclass(frozen=True)
+class Unfetched:
+    """A reference to something archiver does not fetch (another scheme than http(s)),
+    listed in the capture's ``not_followed`` with the reason."""
+
+    url: str  # shortened to SHOWN_URL characters
+    via: str
+    reason: str
+
+
+DATA_URL_LISTED = 4096
+"""A ``data:`` URL longer than this is listed as not fetched; a shorter one (an icon, a
+pixel) is not: either way its bytes are in the document, which is kept as served."""
+MAX_UNFETCHED = 1000
+"""Most references not fetched listed for one document (one line says more were left)."""
+SHOWN_URL = 200
+# Schemes never listed: ``about:blank`` and the like are empty documents, not evidence.
+_QUIET_SCHEMES = ("http", "https", "about")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def _unfetched(raw: str | None, via: str) -> Unfetched | None:
+    """Why a reference that is no http(s) URL is not fetched; None if not worth listing."""
+    if raw is None:
+        return None
+    value = raw.strip(_ASCII_WS).replace("\t", "").replace("\n", "").replace("\r", "")
+    match = _SCHEME.match(value)
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    if scheme in _QUIET_SCHEMES or (scheme == "data" and len(value) <= DATA_URL_LISTED):
+        return None
+    if scheme == "data":
+        reason = f"data: URL of {len(value)} characters: inside the document, not fetched"
+    elif scheme == "file":
+        reason = "file: URL (a file on the reader's own computer): not fetched"
+    elif scheme == "javascript":
+        reason = "javascript: URL (a script, not a resource): not fetched"
+    else:
+        reason = f"{scheme}: URL: not fetched (only http and https are)"
+    shown = value if len(value) <= SHOWN_URL else value[: SHOWN_URL - 1] + "…"
+    return Unfetched(shown, via, reason)
+
+
+@dataclass(frozen=True)
 class PageInfo:
     """Metadata and references of an HTML page."""
 
@@ -113,6 +164,7 @@ class PageInfo:
     charset: str
     resources: tuple[Found, ...]
     outlinks: tuple[Found, ...]
+    unfetched: tuple[Unfetched, ...] = ()  # references with schemes not fetched
 
 
 # When one URL is referenced several ways, the strongest role wins: a video that
@@ -135,9 +187,10 @@ def _strength(found: Found) -> tuple[int, bool]:
 class _Collector:
     """Ordered, URL-deduplicated results; a later, stronger reference upgrades in place."""
 
-    def __init__(self) -> None:
+    def __init__(self, unfetched: list[Unfetched] | None = None) -> None:
         self._items: list[Found] = []
         self._index: dict[str, int] = {}
+        self.unfetched = unfetched  # where references not fetched are listed, if anywhere
 
     def add(self, found: Found) -> None:
         i = self._index.get(found.url)
@@ -153,6 +206,20 @@ class _Collector:
         url = _resolve(base, raw)
         if url is not None:
             self.add(Found(url, role, via, expand))
+        elif self.unfetched is not None:
+            self._note_unfetched(raw, via)
+
+    def _note_unfetched(self, raw: str | None, via: str) -> None:
+        listed = self.unfetched
+        if listed is None or len(listed) > MAX_UNFETCHED:
+            return
+        item = _unfetched(raw, via)
+        if item is None or any(u.url == item.url for u in listed[-16:]):
+            return
+        if len(listed) == MAX_UNFETCHED:
+            more = f"more references not fetched: not listed (at most {MAX_UNFETCHED} a page)"
+            item = Unfetched("", via, more)
+        listed.append(item)
 
     def extend(self, items: Iterable[Found]) -> None:
         for item in items:
@@ -182,9 +249,8 @@ def _resolve(base: str, raw: str | None) -> str | None:
         if scheme not in ("http", "https") or not parts.hostname:
             return None
         netloc = parts.netloc
-        if not netloc.isascii():
-            host = parts.hostname
-            netloc = netloc.replace(host, host.encode("idna").decode("ascii"))
+        if not netloc.isascii():  # the host name as browsers encode it (UTS #46)
+            netloc = ascii_netloc(netloc)
         path = quote(parts.path or "/", safe=URL_SAFE)
         query = quote(parts.query, safe=URL_SAFE)
         return urlunsplit((scheme, netloc, path, query, ""))
@@ -366,9 +432,12 @@ def _css_walk(tokens: list[object], base: str, out: _Collector) -> None:
             stack.append(iter(list(getattr(token, "content", None) or ())))
 
 
-def parse_css(body: bytes | str, base_url: str) -> tuple[Found, ...]:
-    """url() references (requisites) and @import targets (expand=True)."""
-    out = _Collector()
+def parse_css(
+    body: bytes | str, base_url: str, unfetched: list[Unfetched] | None = None
+) -> tuple[Found, ...]:
+    """url() references (requisites) and @import targets (expand=True); references with
+    schemes not fetched are added to ``unfetched`` if given."""
+    out = _Collector(unfetched)
     try:
         if isinstance(body, bytes):
             decoded = tinycss2.bytes.decode_stylesheet_bytes(body[:MAX_BODY])
@@ -499,7 +568,8 @@ class _HtmlScan:
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.resources = _Collector()
+        self.unfetched: list[Unfetched] = []  # outlinks (mailto: and all) are never fetched
+        self.resources = _Collector(self.unfetched)
         self.outlinks = _Collector()
         self.title: str | None = None
         self.language: str | None = None
@@ -517,7 +587,7 @@ class _HtmlScan:
 
     def css(self, text: str | None) -> None:
         if text:
-            self.resources.extend(parse_css(text, self.base))
+            self.resources.extend(parse_css(text, self.base, self.unfetched))
 
     def srcset(self, raw: str | None, via: str) -> None:
         for url in _srcset_urls(raw or ""):
@@ -638,6 +708,7 @@ class _HtmlScan:
                 for child in inner.traverse():
                     inner_scan.element(child)
             self.resources.extend(f for f in inner_scan.resources.result() if f.role != "redirect")
+            self.unfetched.extend(inner_scan.unfetched[: MAX_UNFETCHED - len(self.unfetched)])
 
     def tag_frame(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         self.res(attrs.get("src"), "iframe", "frame[src]", True)
@@ -769,6 +840,7 @@ def parse_html(body: bytes, base_url: str, content_type: str | None = None) -> P
         charset=charset,
         resources=scan.resources.result(),
         outlinks=scan.outlinks.result(),
+        unfetched=tuple(scan.unfetched),
     )
 
 
@@ -829,31 +901,100 @@ def _hls_master(playlist: object, url: str, out: _Collector) -> None:
             out.add_url(url, uri, "video-manifest", "hls subtitles", True)
 
 
-def _hls_media(playlist: object, url: str, out: _Collector) -> None:
-    for segment in getattr(playlist, "segments", None) or ():
-        init = getattr(segment, "init_section", None)
-        out.add_url(url, getattr(init, "uri", None), "video-segment", "hls map")
-        key = getattr(segment, "key", None)
-        if (getattr(key, "method", None) or "").upper() != "NONE":
-            out.add_url(url, getattr(key, "uri", None), "video-segment", "hls key")
-        out.add_url(url, getattr(segment, "uri", None), "video-segment", "hls segment")
+_HLS_ATTR = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
+_HLS_LINE = re.compile(r"[^\r\n]+")
+_TARGET_DURATION = re.compile(rb"#EXT-X-TARGETDURATION:\s*(\d+(?:\.\d+)?)")
+
+
+def _hls_attrs(text: str) -> dict[str, str]:
+    return {m.group(1): m.group(2).strip('"') for m in _HLS_ATTR.finditer(text)}
+
+
+def _hls_media_lazy(text: str, url: str) -> Iterator[Found]:
+    """A media playlist's map, key and segment URLs, one at a time, as the lines are read:
+    a playlist naming a million segments never exists as a million objects."""
+    seen: set[str] = set()
+    init: str | None = None
+    key: str | None = None
+    expect_segment = False
+
+    def new(raw: str | None, via: str) -> Found | None:
+        found = _resolve(url, raw)
+        if found is None or found in seen:
+            return None
+        seen.add(found)
+        return Found(found, "video-segment", via)
+
+    for match in _HLS_LINE.finditer(text):
+        line = match.group(0).strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            if line.startswith(("#EXTINF", "#EXT-X-BYTERANGE")):
+                expect_segment = True
+            elif line.startswith("#EXT-X-MAP:"):
+                init = _hls_attrs(line[11:]).get("URI")
+            elif line.startswith("#EXT-X-KEY:"):
+                attrs = _hls_attrs(line[11:])
+                key = None if attrs.get("METHOD", "").upper() == "NONE" else attrs.get("URI")
+            continue
+        if not expect_segment:
+            continue
+        expect_segment = False
+        for raw, via in ((init, "hls map"), (key, "hls key"), (line, "hls segment")):
+            if raw is not None and (item := new(raw, via)) is not None:
+                yield item
+
+
+@dataclass(frozen=True)
+class HlsPlaylist:
+    """What a media playlist says about itself: live (no ``#EXT-X-ENDLIST``: more
+    segments are to come) and how often it should be reloaded."""
+
+    live: bool
+    target_duration: float | None
+
+
+def hls_playlist(body: bytes) -> HlsPlaylist | None:
+    """A media playlist's liveness; None for a master playlist or what is no playlist."""
+    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"#EXTM3U") or b"#EXT-X-STREAM-INF" in body:
+        return None
+    match = _TARGET_DURATION.search(body)
+    return HlsPlaylist(
+        live=b"#EXT-X-ENDLIST" not in body,
+        target_duration=float(match.group(1)) if match else None,
+    )
+
+
+def iter_hls(body: bytes, url: str) -> Iterator[Found]:
+    """Variants/renditions of a master playlist, or a media playlist's segments, lazily."""
+    try:
+        text = body[:MAX_BODY].decode("utf-8", errors="replace").removeprefix("\ufeff")
+        if "#EXT-X-STREAM-INF" not in text:  # a media playlist (as m3u8 decides it)
+            yield from _hls_media_lazy(text, url)
+            return
+        # a master playlist: m3u8 reads it, without the segment lines it would
+        # otherwise turn into objects (a master has none to give)
+        masters = "\n".join(
+            m.group(0)
+            for m in _HLS_LINE.finditer(text)
+            if not m.group(0).startswith(("#EXTINF", "#EXT-X-BYTERANGE"))
+        )
+        playlist = _m3u8_load(masters)
+        if playlist is None:
+            return
+        out = _Collector()
+        _hls_master(playlist, url, out)
+        yield from out.result()
+    except Exception:  # malformed input: keep what was found
+        return
 
 
 def parse_hls(body: bytes, url: str) -> tuple[Found, ...]:
-    """Variants/renditions of a master playlist, or a media playlist's segments."""
-    out = _Collector()
-    try:
-        text = body[:MAX_BODY].decode("utf-8", errors="replace").removeprefix("\ufeff")
-        playlist = _m3u8_load(text)
-        if playlist is None:
-            return ()
-        if getattr(playlist, "is_variant", False):
-            _hls_master(playlist, url, out)
-        else:
-            _hls_media(playlist, url, out)
-    except Exception:  # malformed input: keep what was found
-        pass
-    return out.result()
+    """:func:`iter_hls` as a tuple, of at most MAX_SEGMENTS items (for reading back
+    a stored playlist; a capture takes :func:`iter_hls` as far as its budget goes)."""
+    return tuple(itertools.islice(iter_hls(body, url), MAX_SEGMENTS))
 
 
 # --------------------------------------------------------------------- DASH
@@ -983,14 +1124,32 @@ def _innermost(elements: list[Element], name: str) -> Element | None:
     return None
 
 
+MAX_DASH_IDLE = MAX_SEGMENTS
+"""Most segment URLs a DASH manifest may make that give nothing new (a repeat of one
+given already, or no http(s) URL) before the rest of it is left unread: each costs
+time, and none is counted by the capture's budget (a 25 kB manifest of periods whose
+``media`` template is ``mailto:$Number$`` kept the parser turning for minutes)."""
+
+
+def _note_cut(cut: list[str] | None, reason: str) -> None:
+    if cut is not None and reason not in cut:
+        cut.append(reason)
+
+
 def _dash_representation(
     rep: Element,
     levels: list[Element],
     base: str,
     mpd_url: str,
     period_seconds: Fraction | None,
-    out: _Collector,
-) -> None:
+    cut: list[str] | None = None,
+) -> Iterator[tuple[str, str | None, str]]:
+    """(base, raw URL, via) of a representation's init and media segments, lazily; at most
+    MAX_SEGMENTS media segments, saying so in ``cut`` if it names more."""
+    more = (
+        f"representation {rep.get('id', '')!r} names more than {MAX_SEGMENTS} segments:"
+        f" only the first {MAX_SEGMENTS} were taken"
+    )
     kind, attrs, elements = _segment_info(levels)
     values: dict[str, int | str] = {
         "RepresentationID": rep.get("id", ""),
@@ -999,13 +1158,10 @@ def _dash_representation(
     init_el = _innermost(elements, "Initialization")
     init_src = init_el.get("sourceURL") if init_el is not None else None
 
-    def emit(raw: str | None, via: str) -> None:
-        out.add_url(base, raw, "video-segment", via)
-
     if kind == "SegmentTemplate":
         init = attrs.get("initialization") or init_src
         if init:
-            emit(_expand_template(init, values), "dash init")
+            yield base, _expand_template(init, values), "dash init"
         media = attrs.get("media")
         if not media:
             return
@@ -1031,24 +1187,31 @@ def _dash_representation(
             if end_number >= start:
                 count = min(count, end_number - start + 1)
             times = (offset + i * duration for i in range(max(0, count)))
-        for number, time in zip(itertools.count(start), itertools.islice(times, MAX_SEGMENTS)):
-            emit(
-                _expand_template(media, {**values, "Number": number, "Time": time}), "dash segment"
-            )
+        if "$Number" not in media and "$Time" not in media:
+            times = itertools.islice(times, 1)  # one URL, however many segments it names
+        for number, time in zip(itertools.count(start), itertools.islice(times, MAX_SEGMENTS + 1)):
+            if number - start == MAX_SEGMENTS:
+                _note_cut(cut, more)
+                return
+            url = _expand_template(media, {**values, "Number": number, "Time": time})
+            yield base, url, "dash segment"
     elif kind == "SegmentList":
         if init_el is not None:
-            emit(init_src or base, "dash init")
+            yield base, init_src or base, "dash init"
         seg_owner = next(
             (e for e in reversed(elements) if _child(e, "SegmentURL") is not None), None
         )
         if seg_owner is None:
             return
-        for seg in itertools.islice(_children(seg_owner, "SegmentURL"), MAX_SEGMENTS):
-            emit(seg.get("media") or base, "dash segment")
+        segments = _children(seg_owner, "SegmentURL")
+        if len(segments) > MAX_SEGMENTS:
+            _note_cut(cut, more)
+        for seg in itertools.islice(segments, MAX_SEGMENTS):
+            yield base, seg.get("media") or base, "dash segment"
     else:
-        emit(init_src, "dash init")
+        yield base, init_src, "dash init"
         if base != mpd_url and not urlsplit(base).path.endswith("/"):
-            emit(base, "dash segment")
+            yield base, base, "dash segment"
 
 
 def _period_durations(periods: list[Element], total: Fraction | None) -> list[Fraction | None]:
@@ -1075,16 +1238,20 @@ def _period_durations(periods: list[Element], total: Fraction | None) -> list[Fr
     return durations
 
 
-def parse_dash(body: bytes, url: str) -> tuple[Found, ...]:
-    """Init and media segments of the best Representation of each AdaptationSet."""
-    out = _Collector()
+def iter_dash(body: bytes, url: str, cut: list[str] | None = None) -> Iterator[Found]:
+    """Init and media segments of the best Representation of each AdaptationSet, lazily:
+    a 23 kB manifest can name ten million segments (periods x adaptation sets x
+    repeats), which exist here one at a time, as the caller asks for them.  What a
+    limit (MAX_SEGMENTS, MAX_DASH_IDLE) left unread is said in ``cut``."""
     try:
         root: Element = SafeET.fromstring(body[:MAX_BODY])
     except Exception:  # invalid XML, entity bombs, external entities
-        return ()
+        return
+    seen: set[str] = set()
+    idle = 0  # URLs made that gave nothing new
     try:
         if _local(root.tag) != "MPD":
-            return ()
+            return
         mpd_base = _base_of(url, root)
         total = _iso_duration(root.get("mediaPresentationDuration"))
         periods = _children(root, "Period")
@@ -1096,7 +1263,25 @@ def parse_dash(body: bytes, url: str) -> tuple[Found, ...]:
                     continue
                 best = max(reps, key=lambda r: _int(r.get("bandwidth"), 0))
                 rep_base = _base_of(_base_of(period_base, aset), best)
-                _dash_representation(best, [period, aset, best], rep_base, url, seconds, out)
+                levels = [period, aset, best]
+                made = _dash_representation(best, levels, rep_base, url, seconds, cut)
+                for base, raw, via in made:
+                    found = _resolve(base, raw)
+                    if found is not None and found not in seen:
+                        seen.add(found)
+                        yield Found(found, "video-segment", via)
+                    elif (idle := idle + 1) > MAX_DASH_IDLE:
+                        _note_cut(
+                            cut,
+                            f"more than {MAX_DASH_IDLE} of its segment URLs repeat others or"
+                            " are no http(s) URLs: the rest of it was not read",
+                        )
+                        return
     except Exception:  # malformed input: keep what was found
-        pass
-    return out.result()
+        return
+
+
+def parse_dash(body: bytes, url: str) -> tuple[Found, ...]:
+    """:func:`iter_dash` as a tuple, of at most MAX_SEGMENTS items (for reading back a
+    stored manifest; a capture takes :func:`iter_dash` as far as its budget goes)."""
+    return tuple(itertools.islice(iter_dash(body, url), MAX_SEGMENTS))

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from archiver.addresses import AddressPolicy
 from archiver.urls import encode_path, encode_query
+from archiver.warcrules import warcio_blank
 
 CHUNK_SIZE = 1024 * 1024
 MAX_HEAD_BYTES = 256 * 1024
@@ -48,10 +50,18 @@ class ProtocolError(OSError):
     """The peer broke HTTP framing (treated like a broken connection)."""
 
 
+class TooSlow(TimeoutError):
+    """Fewer bytes arrived over the rate window than the minimum rate asks for."""
+
+
 class Wire:
     """A connected socket with an idle timeout, an optional deadline and a stop flag.
 
     Every wait polls the stop flag, so a stopped capture never hangs on a quiet peer.
+    With ``min_rate`` (bytes per second), every ``window`` seconds at least
+    ``min_rate`` times the time since the last check must have arrived, else the next
+    read raises :class:`TooSlow`: a peer that sends a byte now and then, never idle
+    long enough for ``timeout``, cannot hold the exchange open for ever.
     """
 
     POLL = 0.25
@@ -62,11 +72,31 @@ class Wire:
         timeout: float,
         deadline: float | None,
         stop: threading.Event | None,
+        min_rate: float | None = None,
+        window: float = 60.0,
     ) -> None:
         self.sock = sock
         self.timeout = timeout
         self.deadline = deadline
         self.stop = stop
+        self.min_rate = min_rate or None
+        self.window = window
+        self.window_start = time.monotonic()
+        self.window_bytes = 0  # received since window_start
+
+    def _check_rate(self, now: float) -> None:
+        """Raise :class:`TooSlow` when a window has passed with too few bytes."""
+        rate = self.min_rate
+        elapsed = now - self.window_start
+        if rate is None or elapsed < self.window:
+            return
+        if self.window_bytes < rate * elapsed:
+            raise TooSlow(
+                f"{self.window_bytes} bytes in {elapsed:.0f} s "
+                f"({self.window_bytes / elapsed:.1f} bytes/s), below the minimum rate of "
+                f"{rate:g} bytes/s over {self.window:g} s"
+            )
+        self.window_start, self.window_bytes = now, 0
 
     def deadline_passed(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -94,6 +124,7 @@ class Wire:
         while True:
             if self.stop is not None and self.stop.is_set():
                 raise Interrupted
+            self._check_rate(time.monotonic())
             end = idle_end if self.deadline is None else min(idle_end, self.deadline)
             left = end - time.monotonic()
             if left <= 0:
@@ -108,13 +139,17 @@ class Wire:
         sock = self.sock
         if sock is None:
             return 0
-        return self._read(lambda: sock.recv_into(target))
+        n = self._read(lambda: sock.recv_into(target))
+        self.window_bytes += n
+        return n
 
     def recv(self, size: int) -> bytes:
         sock = self.sock
         if sock is None:
             return b""
-        return self._read(lambda: sock.recv(size))
+        data = self._read(lambda: sock.recv(size))
+        self.window_bytes += len(data)
+        return data
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
@@ -158,6 +193,7 @@ class Response:
     _deferred: OSError | None = field(default=None, repr=False)
     truncated: str | None = None  # set while reading: "length", "time" or "disconnect"
     error: str | None = None  # why the connection failed mid-body ("disconnect")
+    slow: str | None = None  # why the body was cut below the minimum rate ("time")
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -209,9 +245,11 @@ class Response:
 
         Stops at the end of the message, at ``max_size`` bytes (``truncated`` =
         "length"), at the deadline ("time") or when the peer goes away early
-        ("disconnect", with ``error`` saying why).  A yielded view is valid only
-        until the next one is requested.  With ``read_ahead`` > 0 a thread keeps
-        receiving up to that many chunks ahead while the caller processes one.
+        ("disconnect", with ``error`` saying why), or when it arrives more slowly
+        than the minimum rate ("time", with ``slow`` saying how slowly).  A yielded
+        view is valid only until the next one is requested.  With ``read_ahead`` > 0
+        a thread keeps receiving up to that many chunks ahead while the caller
+        processes one.
         :meth:`close` stops the reading, that thread included, wherever it is.
         """
         body: Generator[memoryview, None, None] = self._iter_raw(max_size, buffers=1)
@@ -278,6 +316,9 @@ class Response:
                     sent += len(data)
                 if done:
                     break
+        except TooSlow as exc:
+            self.truncated = "time"  # a limit, as --max-time is: what came is kept
+            self.slow = str(exc)
         except TimeoutError:
             if self._wire.deadline_passed():
                 self.truncated = "time"  # a limit the archivist set, not a failure
@@ -592,6 +633,12 @@ class FetchSettings:
     timeout: float = 30.0  # connect, and longest wait for any bytes
     max_time: float | None = None  # whole exchange, body included
     insecure: bool = False
+    # which addresses may be connected to (a capture always sets one); None: any
+    addresses: AddressPolicy | None = None
+    # bytes per second a response must average over each min_rate_window seconds,
+    # head included; None: no minimum (the idle timeout alone applies)
+    min_rate: float | None = None
+    min_rate_window: float = 60.0
 
 
 def open_exchange(
@@ -629,13 +676,17 @@ def open_exchange(
             if info and info[0].startswith("TLS_"):
                 cipher = info[0]  # OpenSSL uses the IANA name for TLS 1.3 suites
         sock.sendall(request.raw)
-        wire = Wire(sock, settings.timeout, deadline, stop)
+        wire = Wire(
+            sock, settings.timeout, deadline, stop, settings.min_rate, settings.min_rate_window
+        )
         head, rest = _read_head(wire, url)
         version, status, reason, headers = _parse_head(head, url)
     except BaseException as exc:
         sock.close()
         if isinstance(exc, (FetchError, Interrupted)):
             raise
+        if isinstance(exc, TooSlow):
+            raise FetchError(url, f"the response head arrived too slowly: {exc}") from exc
         if isinstance(exc, TimeoutError):
             if deadline is not None and time.monotonic() >= deadline:
                 raise FetchError(url, "time limit reached waiting for the response") from exc
@@ -661,19 +712,52 @@ def open_exchange(
 
 
 def _connect(request: Request, settings: FetchSettings) -> socket.socket:
+    """A socket connected to one of the host's addresses that ``settings.addresses`` allows.
+
+    The host is resolved once; each address is checked before the socket connects to
+    exactly that address, and the peer address is checked again once connected, so a
+    name that resolves differently from one lookup to the next gains nothing.
+    """
     url = request.url
+    policy = settings.addresses
     try:
-        return socket.create_connection((request.host, request.port), timeout=settings.timeout)
+        found = socket.getaddrinfo(request.host, request.port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise FetchError(
             url, f"DNS lookup failed for {request.host}: {exc.strerror or exc}"
         ) from exc
-    except TimeoutError as exc:
-        raise FetchError(url, f"timed out connecting to {request.host}:{request.port}") from exc
     except (OSError, UnicodeError) as exc:
         raise FetchError(
             url, f"cannot connect to {request.host}:{request.port}: {_reason(exc)}"
         ) from exc
+    refused: str | None = None
+    failure: OSError | None = None
+    for family, kind, proto, _, address in found:
+        why = policy.refusal(str(address[0]), request.port, request.host) if policy else None
+        if why:
+            refused = refused or why
+            continue
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(settings.timeout)
+            sock.connect(address)
+            peer = sock.getpeername()
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        why = policy.refusal(str(peer[0]), int(peer[1]), request.host) if policy else None
+        if why:  # cannot differ from the address checked; checked all the same
+            sock.close()
+            raise FetchError(url, why)
+        return sock
+    if failure is None:
+        raise FetchError(url, refused or f"DNS lookup for {request.host} gave no address")
+    if isinstance(failure, TimeoutError):
+        raise FetchError(url, f"timed out connecting to {request.host}:{request.port}") from failure
+    raise FetchError(
+        url, f"cannot connect to {request.host}:{request.port}: {_reason(failure)}"
+    ) from failure
 
 
 def _tls(sock: socket.socket, request: Request, *, verify: bool) -> ssl.SSLSocket:
@@ -705,14 +789,13 @@ def _read_head(wire: Wire, url: str) -> tuple[bytes, bytes]:
     data = bytearray()
     scanned = 0
     while True:
-        end = _head_end(data, scanned)
+        end, scanned = _head_end(data, scanned)
         if end is not None:
             if _INTERIM.match(data):
                 del data[:end]
                 scanned = 0
                 continue
             return bytes(data[:end]), bytes(data[end:])
-        scanned = max(0, len(data) - 3)
         if len(data) > MAX_HEAD_BYTES:
             raise FetchError(url, f"response head larger than {MAX_HEAD_BYTES} bytes")
         piece = wire.recv(65536)
@@ -727,11 +810,22 @@ _INTERIM = re.compile(rb"HTTP/1\.[01] 1[0-9][0-9][ \r\n]")
 _STATUS = re.compile(r"[1-9][0-9][0-9]")
 
 
-def _head_end(data: bytearray, start: int) -> int | None:
-    crlf = data.find(b"\r\n\r\n", start)
-    lf = data.find(b"\n\n", start)
-    ends = [i + 4 for i in (crlf,) if i >= 0] + [i + 2 for i in (lf,) if i >= 0]
-    return min(ends) if ends else None
+def _head_end(data: bytearray, start: int) -> tuple[int | None, int]:
+    """Where the head in ``data`` ends (None: not yet), and where to look next time.
+
+    The head ends after the first line, the status line apart, that holds nothing but
+    white space: the rule of warcio's parser, which pywb, cdxj-indexer and our own
+    reader follow.  So the payload whose digest we write is the payload every WARC
+    reader finds, even when a hostile server ends lines with CR CR LF or sends a line
+    of spaces among its headers (CR LF CR LF alone would read on past them).
+    ``start`` is the start of a line not read to its end yet.
+    """
+    pos = start
+    while (newline := data.find(b"\n", pos)) >= 0:
+        if pos > 0 and warcio_blank(data[pos:newline]):
+            return newline + 1, newline + 1
+        pos = newline + 1
+    return None, pos
 
 
 def _parse_head(head: bytes, url: str) -> tuple[str, int, str, list[tuple[str, str]]]:

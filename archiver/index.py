@@ -28,19 +28,26 @@ import os
 import secrets
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from archiver import TOOL_NAME, __version__, schema
-from archiver.atomic import TEMP_MARK, atomic_path, fsync_dir
+from archiver.atomic import (
+    READ_ONLY_ERRNOS,
+    TEMP_MARK,
+    atomic_path,
+    fsync_dir,
+    open_lock,
+    unwritable,
+)
 
 if TYPE_CHECKING:  # pyarrow is imported where it is used: commands start faster
     import pyarrow as pa
 
-    from archiver.model import Capture
+    from archiver.model import Capture, RecordEntry
 
 INDEX_DIR = "index"
 COMPACT_PREFIX = "compact-"
@@ -115,7 +122,7 @@ class CaptureRow:
     manifest_sha256: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per record, 100,000 for a large page
 class RecordRow:
     """One row of the ``records`` table (see schemas/records.v1.json)."""
 
@@ -167,12 +174,37 @@ def to_table(table: str, rows: Iterable[CaptureRow] | Iterable[RecordRow]) -> pa
     import pyarrow as pa
 
     arrow = schema.arrow_schema(table)
+    if table == "records":
+        # column by column, no dict per row (asdict): for the 40,000 records of a page
+        # of 20,000 images that held 25 MB more at the capture's peak; the table is the same
+        listed = rows if isinstance(rows, list) else list(rows)
+        columns = [pa.array([getattr(r, f.name, None) for r in listed], type=f.type) for f in arrow]
+        return pa.Table.from_arrays(columns, schema=arrow)
     data = [asdict(r) for r in rows]
     if table == "captures":
         for row in data:
             if row["libraries"] is not None:
                 row["libraries"] = sorted(row["libraries"].items())
     return pa.Table.from_pylist(data, schema=arrow)
+
+
+# Rows per row group of a records file written by a capture: its Arrow table is built and
+# written a group at a time.  The 100,000 records of a page of 50,000 images held as one
+# table (and pyarrow's buffers to write it) took 60 MB more at the capture's peak.
+WRITE_GROUP_ROWS = 10_000
+
+
+def write_rows(path: Path, table: str, rows: Sequence[CaptureRow] | Sequence[RecordRow]) -> None:
+    """``rows`` as one Parquet file (zstd), in row groups of at most WRITE_GROUP_ROWS rows:
+    up to that many, the same bytes as ``pq.write_table(to_table(table, rows), path)``."""
+    import pyarrow.parquet as pq
+
+    if len(rows) <= WRITE_GROUP_ROWS:
+        pq.write_table(to_table(table, rows), path, **PARQUET_OPTIONS)
+        return
+    with pq.ParquetWriter(path, schema.arrow_schema(table), **PARQUET_OPTIONS) as writer:
+        for start in range(0, len(rows), WRITE_GROUP_ROWS):
+            writer.write_table(to_table(table, rows[start : start + WRITE_GROUP_ROWS]))
 
 
 def from_table(table: str, data: pa.Table) -> list[Any]:
@@ -206,14 +238,98 @@ class Index:
 
     # locking -------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, exclusive: bool) -> Iterator[None]:
-        self.archive_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.archive_dir / ".index.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    def lock(self, exclusive: bool, *, reading: bool = False) -> Iterator[None]:
+        """Hold ``.index.lock``; on a copy that cannot be written, see :func:`open_lock`."""
+        fd = open_lock(self.archive_dir / ".index.lock", reading=reading)
+        if fd is None:  # a read-only copy without the file: nothing can write there
+            yield
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
         finally:
             os.close(fd)  # releases the lock
+
+    # reading -------------------------------------------------------------
+    def read_only(self) -> str | None:
+        """Why this archive cannot be written (a write-blocked copy, a folder of someone
+        else's), or None.  Readers then take no lock they would create, repair nothing,
+        and read the index as a repair would leave it (:meth:`readable_files`)."""
+        if not self.archive_dir.is_dir():
+            return None
+        reason = unwritable(self.archive_dir)
+        if reason is None and self.root.is_dir():
+            reason = unwritable(self.root)
+        return reason
+
+    def repair_if_possible(self) -> bool:
+        """Repair what a crash left, if need be and if this copy can be written; False
+        when a repair is needed but was not done (a read-only copy: nothing is touched)."""
+        if not self.needs_repair():
+            return True
+        if self.read_only() is not None:
+            return False
+        try:
+            self.repair()
+        except OSError as exc:  # refused only on trying (an immutable flag, root squashed)
+            if exc.errno not in READ_ONLY_ERRNOS:
+                raise
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the index for reading: repaired first if possible, then a shared lock
+        (compaction and rebuild wait).  On a copy that cannot be written neither is
+        created: the lock is taken on the existing file (read-only), or not at all where
+        nothing can write; read :meth:`readable_files` then.  An archive that does not
+        exist is not created by asking it a question."""
+        if not self.archive_dir.is_dir():
+            yield
+            return
+        self.repair_if_possible()
+        with self.lock(exclusive=False, reading=True):
+            yield
+
+    def readable_root(self) -> Path:
+        """Where the index is: ``index``, or ``index.new`` when a rebuild finished all but
+        its last rename (a crash that only a repair, which needs a writable copy, ends)."""
+        fresh = self.archive_dir / (INDEX_DIR + ".new")
+        if not self.root.exists() and (fresh / ".complete").exists():
+            return fresh
+        return self.root
+
+    def readable_files(self, table: str) -> list[Path]:
+        """The files of ``table`` as :meth:`repair` would leave them, found without
+        changing anything (for a read-only copy that needs a repair); :meth:`files`
+        when nothing needs repair.  A finished compaction's sources, named in its
+        ``.replaces`` listing, are left out (their rows are in the merged file), as are
+        records files whose capture row was never written; an unfinished rebuild is
+        ignored, a rebuild interrupted before its last rename is read."""
+        if not self.needs_repair():
+            return self.files(table)
+        root = self.readable_root()
+        directory = root / table
+        if not directory.is_dir():
+            return []
+        found = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
+        replaced: set[str] = set()
+        for listing, target in _listings(root, table):
+            if target.exists():
+                with contextlib.suppress(OSError, UnicodeDecodeError):
+                    names = listing.read_text("utf-8").split()
+                    replaced.update(n for n in names if _replaceable(n, target.name))
+        captures = root / "captures"
+        return [
+            p
+            for p in found
+            if p.name not in replaced
+            and not (
+                table == "records"
+                and not p.name.startswith(COMPACT_PREFIX)
+                and not (captures / p.name).exists()
+            )
+        ]
 
     # writing -------------------------------------------------------------
     @contextlib.contextmanager
@@ -232,7 +348,7 @@ class Index:
     def write_capture(
         self,
         capture: CaptureRow,
-        records: list[RecordRow],
+        records: Sequence[RecordRow],
         *,
         held: bool = False,
         overwrite: bool = False,
@@ -249,19 +365,17 @@ class Index:
         self,
         name: str,
         captures: list[CaptureRow],
-        records: list[RecordRow],
+        records: Sequence[RecordRow],
         *,
         overwrite: bool,
         root: Path | None = None,
     ) -> None:
-        import pyarrow.parquet as pq
-
         base = root or self.root
         # records first: a reader that sees the capture row finds its records
         for table, rows in (("records", records), ("captures", captures)):
             target = base / table / f"{name}.parquet"
             with atomic_path(target, overwrite=overwrite) as temp:
-                pq.write_table(to_table(table, rows), temp, **PARQUET_OPTIONS)
+                write_rows(temp, table, rows)
 
     def replace_all(self, groups: Iterable[tuple[str, list[CaptureRow], list[RecordRow]]]) -> int:
         """Replace the whole index with ``groups`` (name, captures, records); see rebuild.
@@ -479,15 +593,42 @@ def read_rows(index: Index, table: str) -> list[Any]:
     return out
 
 
-def rows_for_capture(capture: Capture) -> tuple[CaptureRow, list[RecordRow]]:
-    """The index rows of a capture that has just been written."""
-    archive = capture.options.archive_dir
-    warc_files = [relative_path(p, archive) for p in capture.warc_files]
-    folder = {p.name: rel for p, rel in zip(capture.warc_files, warc_files, strict=True)}
-    entries = sorted(capture.records, key=lambda r: (r.warc_filename, r.warc_offset))
-    records = [
-        RecordRow(
-            capture_id=capture.capture_id,
+class RecordRows(Sequence[RecordRow]):
+    """The ``records`` rows of a capture just written, in file order, each made from its
+    entry when read (by the manifest, then by the index a row group at a time): not
+    held all at once beside the entries (100,000 rows, 20 MB, for a page of 50,000
+    images)."""
+
+    def __init__(self, capture_id: str, entries: list[RecordEntry], folder: dict[str, str]):
+        self.capture_id = capture_id
+        self.entries = entries
+        self.folder = folder  # WARC file name -> its path relative to the archive
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @overload
+    def __getitem__(self, i: int) -> RecordRow: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[RecordRow]: ...
+    def __getitem__(self, i: int | slice) -> RecordRow | list[RecordRow]:
+        if isinstance(i, slice):
+            return [self._row(r) for r in self.entries[i]]
+        return self._row(self.entries[i])
+
+    def __iter__(self) -> Iterator[RecordRow]:
+        return map(self._row, self.entries)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _row(self, r: RecordEntry) -> RecordRow:
+        return RecordRow(
+            capture_id=self.capture_id,
             record_id=r.record_id,
             warc_type=r.warc_type,
             url=r.url,
@@ -505,12 +646,19 @@ def rows_for_capture(capture: Capture) -> tuple[CaptureRow, list[RecordRow]]:
             discovered_via=r.discovered_via,
             concurrent_to=r.concurrent_to,
             refers_to=r.refers_to,
-            warc_filename=folder.get(r.warc_filename, r.warc_filename),
+            warc_filename=self.folder.get(r.warc_filename, r.warc_filename),
             warc_offset=r.warc_offset,
             warc_length=r.warc_length,
         )
-        for r in entries
-    ]
+
+
+def rows_for_capture(capture: Capture) -> tuple[CaptureRow, RecordRows]:
+    """The index rows of a capture that has just been written."""
+    archive = capture.options.archive_dir
+    warc_files = [relative_path(p, archive) for p in capture.warc_files]
+    folder = {p.name: rel for p, rel in zip(capture.warc_files, warc_files, strict=True)}
+    entries = sorted(capture.records, key=lambda r: (r.warc_filename, r.warc_offset))
+    records = RecordRows(capture.capture_id, entries, folder)
     libraries = dict(capture.libraries)
     options = capture.options
     row = CaptureRow(
@@ -543,14 +691,14 @@ def rows_for_capture(capture: Capture) -> tuple[CaptureRow, list[RecordRow]]:
         video_count=len(capture.videos),
         warc_files=warc_files,
         record_count=len(records),
-        total_bytes=payload_bytes(records),
+        total_bytes=payload_bytes(entries),
         warc_bytes=sum(p.stat().st_size for p in capture.warc_files),
         errors=[{"url": e.url, "reason": e.reason} for e in capture.errors],
     )
     return row, records
 
 
-def payload_bytes(records: Iterable[RecordRow]) -> int:
+def payload_bytes(records: Iterable[RecordRow] | Iterable[RecordEntry]) -> int:
     """Bytes of HTTP payload captured: what ``captures.total_bytes`` counts."""
     return sum(r.payload_length or 0 for r in records if r.warc_type == "response")
 

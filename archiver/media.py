@@ -258,7 +258,15 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -
         # yt-dlp's own downloaders only: ffmpeg as a downloader would fetch the media
         # itself, around the recording handler
         "external_downloader": {"default": "native"},
+        # ...but yt-dlp still hands to ffmpeg a stream its native downloader cannot read
+        # (a live one, SAMPLE-AES, AES-128 without pycryptodomex): ffmpeg may then open
+        # no URL at all, or it would fetch the page's choice of address unchecked and
+        # unrecorded (ffmpeg for merging local files is not concerned)
+        "external_downloader_args": {"ffmpeg_i": ["-protocol_whitelist", "none"]},
         "hls_prefer_native": True,
+        # no proxy from http_proxy/HTTPS_PROXY: archiver.fetch connects directly (a proxy
+        # would reach addresses the check never sees), and ArchiverRH takes no proxy
+        "proxy": "",
         "cachedir": False,
         "updatetime": False,
         "color": {"stdout": "never", "stderr": "never"},
@@ -290,6 +298,11 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -
             clean = ydl.sanitize_info(info) if info else None
     except DownloadError as exc:
         result.error = _message(str(exc))
+        if any("delegated to ffmpeg" in w for w in log.warnings) or "ffmpeg exited" in str(exc):
+            result.error = (
+                f"{result.error}: yt-dlp hands this stream to ffmpeg, which would fetch it "
+                "itself, around the recording and the address check; not downloaded"
+            )
         if skipped:
             result.skipped, result.error = skipped[0], None
         elif "max-video-size" in (result.error or ""):
@@ -371,6 +384,22 @@ def _recording_ydl(params: dict[str, Any], exchange: Exchange, limits: MediaLimi
                 handler.exchange = exchange
                 handler.limits = limits
             return director
+
+        def dl(self, name: str, info: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            """No downloader that runs a program (ffmpeg, rtmpdump) to fetch by itself."""
+            from yt_dlp.downloader import get_suitable_downloader
+            from yt_dlp.downloader.external import ExternalFD
+            from yt_dlp.downloader.rtmp import RtmpFD
+            from yt_dlp.utils import DownloadError
+
+            chosen = get_suitable_downloader(dict(info), self.params, to_stdout=name == "-")
+            if chosen is not None and issubclass(chosen, (ExternalFD, RtmpFD)):
+                program = chosen.get_basename() if issubclass(chosen, ExternalFD) else "rtmpdump"
+                raise DownloadError(
+                    f"yt-dlp hands this stream to {program}, which would fetch "
+                    "it itself, around the recording and the address check; not downloaded"
+                )
+            return super().dl(name, info, *args, **kwargs)
 
     return RecordingYDL(params)
 

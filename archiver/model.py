@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -12,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from archiver import TOOL_NAME, __version__
+from archiver.budget import (
+    DEFAULT_MAX_CAPTURE_SIZE,
+    DEFAULT_MAX_CAPTURE_TIME,
+    DEFAULT_MAX_REQUESTS,
+)
 
 # No home page in it: the project has none of its own yet, and a placeholder URL would send
 # site owners who look into their logs nowhere.  `--user-agent` or `[capture] user_agent`
@@ -21,7 +27,18 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_WARC_MAX_SIZE = 1_000_000_000
 DEFAULT_CONCURRENCY = 4
 DEFAULT_MAX_REDIRECTS = 20
+# A response is cut (WARC-Truncated: time) when it averages fewer than DEFAULT_MIN_RATE
+# bytes per second over DEFAULT_MIN_RATE_WINDOW seconds.  1 KiB/s is 8 kbit/s: below
+# a dial-up modem (56 kbit/s), below the lowest bitrate any audio or video stream is
+# served at (about 24 kbit/s), so a slow but working connection carrying video stays
+# far above it; over a whole minute, stalls of a CDN or of TCP recovery average out.
+DEFAULT_MIN_RATE = 1024
+DEFAULT_MIN_RATE_WINDOW = 60.0
 COLLECTION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# A collection is the folder warc/<collection>/; these names are the archive's own
+# folders inside it (warc/<collection>/imported/ holds imported WARC files), so a
+# collection of that name would pass for them (and fail verify forever).
+RESERVED_COLLECTIONS = ("imported",)
 
 
 class CaptureStatus(StrEnum):
@@ -66,11 +83,23 @@ class CaptureOptions:
     user_agent: str = DEFAULT_USER_AGENT
     timeout: float = DEFAULT_TIMEOUT
     max_time: float | None = None
+    # a response averaging less than min_rate bytes/s over min_rate_window s is cut
+    min_rate: int | None = DEFAULT_MIN_RATE  # None or 0: no minimum
+    min_rate_window: float = DEFAULT_MIN_RATE_WINDOW
     max_size: int | None = None
+    # the capture's budget (see archiver.budget); None: no limit
+    max_requests: int | None = DEFAULT_MAX_REQUESTS
+    max_capture_size: int | None = DEFAULT_MAX_CAPTURE_SIZE
+    max_capture_time: float | None = DEFAULT_MAX_CAPTURE_TIME
+    live_duration: float = 0.0  # seconds a live HLS playlist is followed (0: a snapshot)
     concurrency: int = DEFAULT_CONCURRENCY
     warc_max_size: int = DEFAULT_WARC_MAX_SIZE
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     insecure: bool = False
+    # loopback, private, link-local... addresses are refused unless allowed (see archiver.addresses)
+    allow_private: bool = False
+    # (address, port) pairs allowed even so: one intranet server, or a test's own seed
+    allow_private_endpoints: frozenset[tuple[str, int]] = frozenset()
     # platform videos, through yt-dlp (see archiver.media)
     platform_videos: bool = True
     follow_video_links: bool = False
@@ -87,14 +116,39 @@ class CaptureOptions:
                 f"invalid collection name {self.collection!r}: use 1-64 letters, digits, "
                 "'.', '_' or '-', starting with a letter or digit"
             )
+        if self.collection.lower() in RESERVED_COLLECTIONS:
+            raise ValueError(
+                f"collection name {self.collection!r} is reserved: the archive uses a folder "
+                "of that name (warc/<collection>/imported/ holds imported WARC files); "
+                "choose another name"
+            )
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in self.user_agent):
             raise ValueError("the user agent must not contain control characters or newlines")
+        for name, value in (("operator name", self.operator), ("note", self.note)):
+            try:  # bytes that are not UTF-8 (a Latin-1 terminal) reach us as surrogates
+                (value or "").encode("utf-8")
+            except UnicodeEncodeError:
+                raw = (value or "").encode("utf-8", "surrogateescape")
+                raise ValueError(
+                    f"the {name} is not UTF-8 text: '{raw.decode('utf-8', 'backslashreplace')}'"
+                    " (give it in UTF-8: set a UTF-8 locale, e.g. LANG=C.UTF-8)"
+                ) from None
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if self.max_size is not None and self.max_size < 0:
             raise ValueError("max size must not be negative")
+        if self.min_rate is not None and self.min_rate < 0:
+            raise ValueError("min rate must not be negative")
+        if not 0 < self.min_rate_window <= 7 * 86400:
+            raise ValueError("min rate window must be more than 0 and at most 604800 seconds")
+        for name in ("max_requests", "max_capture_size", "max_capture_time"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < math.inf:  # nan: a deadline never met
+                raise ValueError(f"{name} must be positive (or None: no limit)")
+        if not 0 <= self.live_duration <= 7 * 86400:
+            raise ValueError("live duration must be 0 to 604800 seconds")
         if self.warc_max_size < 1024:
             raise ValueError("WARC size limit must be at least 1024 bytes")
 
@@ -107,11 +161,18 @@ class CaptureOptions:
             "user_agent": self.user_agent,
             "timeout": self.timeout,
             "max_time": self.max_time,
+            "min_rate": self.min_rate or None,
+            "min_rate_window": self.min_rate_window,
             "max_size": self.max_size,
+            "max_requests": self.max_requests,
+            "max_capture_size": self.max_capture_size,
+            "max_capture_time": self.max_capture_time,
+            "live_duration": self.live_duration,
             "concurrency": self.concurrency,
             "warc_max_size": self.warc_max_size,
             "max_redirects": self.max_redirects,
             "insecure": self.insecure,
+            "allow_private": self.allow_private or _endpoints(self.allow_private_endpoints),
             "platform_videos": self.platform_videos,
             "follow_video_links": self.follow_video_links,
             "max_video_size": self.max_video_size,
@@ -120,6 +181,11 @@ class CaptureOptions:
             "cookies": "given (values never recorded)" if self.cookies else None,
             "dedup": self.dedup,
         }
+
+
+def _endpoints(pairs: frozenset[tuple[str, int]]) -> list[str] | bool:
+    """The (address, port) pairs allowed as ``address:port`` texts; False when none."""
+    return sorted(f"[{a}]:{p}" if ":" in a else f"{a}:{p}" for a, p in pairs) or False
 
 
 @dataclass(frozen=True)
@@ -132,7 +198,7 @@ class CaptureError:
         return {"url": self.url, "reason": self.reason, "role": self.role}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a page of 50,000 images has 100,000 of them
 class RecordEntry:
     """Provenance of one WARC record written by a capture."""
 
@@ -254,9 +320,11 @@ class Capture:
     """One capture of one seed URL: its state, provenance and records."""
 
     capture_id: str
-    seed_url: str
+    seed_url: str  # ASCII, without credentials (see archiver.urls)
     options: CaptureOptions
     started_at: datetime
+    seed_url_unicode: str | None = None  # the seed as given, when not ASCII (an IDN host)
+    auth_origin: str | None = None  # the seed's credentials were sent there (Basic auth)
     status: CaptureStatus = CaptureStatus.FAILED
     finished_at: datetime | None = None
     final_url: str | None = None
@@ -271,6 +339,8 @@ class Capture:
     records: list[RecordEntry] = field(default_factory=list)
     errors: list[CaptureError] = field(default_factory=list)
     not_followed: list[dict[str, str]] = field(default_factory=list)
+    budget_spent: list[str] = field(default_factory=list)  # budgets that ran out (partial)
+    live: list[dict[str, Any]] = field(default_factory=list)  # live HLS playlists recorded
     tls_unverified: list[UnverifiedTLS] = field(default_factory=list)
     warc_files: list[Path] = field(default_factory=list)
     failure: str | None = None
@@ -286,6 +356,7 @@ class Capture:
     manifest_sha256: str | None = None
     timestamps: list[Stamp] = field(default_factory=list)  # RFC 3161 tokens asked for
     sign_error: str | None = None  # the WARCs are complete but the capture is not signed
+    custody_error: str | None = None  # its custody event could not be written
 
     @property
     def total_bytes(self) -> int:
@@ -300,6 +371,8 @@ class Capture:
         return {
             "capture_id": self.capture_id,
             "seed_url": self.seed_url,
+            "seed_url_unicode": self.seed_url_unicode,
+            "auth_origin": self.auth_origin,
             "final_url": self.final_url,
             "status": self.status.value,
             "http_status": self.http_status,
@@ -315,6 +388,9 @@ class Capture:
             "total_bytes": self.total_bytes,
             "truncated": [r.url for r in self.truncated],
             "errors": [e.to_json() for e in self.errors],
+            "not_followed": self.not_followed,
+            "budget_spent": self.budget_spent,
+            "live": self.live,
             "tls_unverified": [t.to_json() for t in self.tls_unverified],
             "warc_files": [str(p) for p in self.warc_files],
             "interrupted": self.interrupted,

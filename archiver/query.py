@@ -7,7 +7,6 @@ An empty index gives empty views with the current schema.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from archiver import schema
 from archiver.index import Index
+from archiver.text import printable
 
 if TYPE_CHECKING:  # DuckDB and pyarrow load when a query runs: other commands start faster
     import duckdb
@@ -65,15 +65,15 @@ def connect(
     import duckdb
 
     index = Index(archive_dir)
-    if repair and index.needs_repair():  # a crash mid-compaction would show rows twice
-        index.repair()
+    if repair:  # a crash mid-compaction would show rows twice
+        index.repair_if_possible()  # a read-only copy is read as the repair would leave it
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         for table in schema.TABLES:
-            files = index.files(table)
+            files = index.readable_files(table)
             if files:
                 listed = ", ".join(_quote(str(p)) for p in files)
                 con.execute(
@@ -84,7 +84,7 @@ def connect(
                 empty = schema.arrow_schema(table).empty_table()
                 con.register(f"_{table}_empty", empty)
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
-        allowed = _quote(str(index.root.resolve()) + "/")
+        allowed = _quote(str(index.readable_root().resolve()) + "/")
         con.execute(f"SET allowed_directories = [{allowed}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
@@ -104,12 +104,9 @@ def run(archive_dir: Path, sql: str, params: Sequence[Any] | None = None) -> Res
     import duckdb
     import pyarrow as pa
 
-    index = Index(archive_dir)
-    if index.needs_repair():  # before the shared lock: repairing takes it exclusively
-        index.repair()
-    # (an archive that does not exist yet is not created by asking it a question)
-    locked = index.lock(exclusive=False) if archive_dir.is_dir() else contextlib.nullcontext()
-    with locked:
+    # repaired first (a repair takes the lock exclusively), then a shared lock; a
+    # read-only copy is neither repaired nor locked by creating a file (Index.reading)
+    with Index(archive_dir).reading():
         con = connect(archive_dir, repair=False)
         try:
             try:
@@ -218,7 +215,7 @@ def as_text_table(result: Result, max_cell: int = 100) -> str:
     """A plain aligned table for a terminal; long cells are shortened with '…'."""
 
     def short(value: Any) -> str:
-        text = cell(value).replace("\n", " ")
+        text = printable(cell(value))  # a value cannot move the cursor or forge a line
         return text if len(text) <= max_cell else text[: max_cell - 1] + "…"
 
     rows = [[short(r[c]) for c in result.columns] for r in result.rows]

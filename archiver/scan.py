@@ -44,7 +44,7 @@ from typing import Any, cast
 from zlib_ng import zlib_ng
 
 from archiver.gzipmember import Inflater
-from archiver.warcrules import bare_target_uri
+from archiver.warcrules import bare_target_uri, warcio_blank
 
 CHUNK = 1024 * 1024
 """Bytes read, and at most inflated, at a time."""
@@ -176,7 +176,8 @@ def header_fields(head: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _head_end(data: bytearray, start: int) -> int | None:
-    """Where an HTTP head ends as fetch reads it: after CRLF CRLF, or LF LF."""
+    """Where an HTTP head ends after CRLF CRLF, or LF LF (how most HTTP clients read it):
+    a head that warcio's rule ends elsewhere gets a note."""
     ends = []
     crlf = data.find(b"\r\n\r\n", start)
     if crlf >= 0:
@@ -187,21 +188,9 @@ def _head_end(data: bytearray, start: int) -> int | None:
     return min(ends) if ends else None
 
 
-def _warcio_blank(line: bytes) -> bool:
-    """Whether warcio ends a head at ``line`` (its bytes up to the LF): it decodes each
-    line as UTF-8 (else ISO-8859-1) and ends the head at the first that ``str.rstrip()``
-    empties, so a line of form feeds, vertical tabs, \\x1c-\\x1f, NEL, NBSP or other
-    Unicode spaces ends it as an empty line does."""
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        text = line.decode("latin-1")
-    return not text.rstrip()
-
-
 class _BlankLineEnd:
     """Where a head ends as warcio reads it: after the first line that holds nothing but
-    white space in Python's sense (see :func:`_warcio_blank`): CR LF, LF, the CR CR LF
+    white space in Python's sense (see :func:`warcio_blank`): CR LF, LF, the CR CR LF
     of some writers, but also a form feed, NBSP...  ``first``: whether the first line
     can end it (it does so in warcio's reading of an HTTP head, not of a WARC head).
 
@@ -222,7 +211,7 @@ class _BlankLineEnd:
                 self.searched = len(data)
                 return None
             start, self.line = self.line, lf + 1
-            if (start or self.first) and _warcio_blank(bytes(data[start:lf])):
+            if (start or self.first) and warcio_blank(data[start:lf]):
                 return lf + 1
 
 
@@ -444,7 +433,6 @@ class _Reader:
         self.http_head_missing = False
         # the WARC head's lines do not end in CR LF: the writer's HTTP heads are read as
         # warcio reads them (never so for archiver's own records, whose heads fetch ended)
-        self.odd_lines = False
         self.warc_end = _BlankLineEnd(first=False)  # the WARC head's end, searched so far
         self.http_end = _BlankLineEnd(first=True)  # the HTTP head's, read the warcio way
         self.kept: bytearray | None = None
@@ -585,7 +573,6 @@ class _Reader:
         self._start(raw.decode("utf-8", "replace"))
         quirk = _line_quirk(raw, "WARC")
         if quirk is not None and self.rec is not None:
-            self.odd_lines = True
             self.rec.notes.append(quirk)
         return data[end - before :]
 
@@ -628,33 +615,21 @@ class _Reader:
     def _http_head(
         self, data: memoryview, blocks: list[memoryview], payload: list[memoryview]
     ) -> memoryview:
-        """The HTTP head, ended as fetch ends it (CRLF CRLF or LF LF).
-
-        Other tools' heads are ended as warcio ends them (at a line of white space,
-        such as the CR CR LF of some writers) when the record's WARC head already had
-        such lines, or when the fetch way finds no end in the block: archiver's own
-        records always have that end, so they are read exactly as they were written.
-        A block that ends before any such line is all head, as warcio reads it.
+        """The HTTP head, ended as warcio ends it: at the first line of white space (an
+        empty line, but also the CR CR LF of some writers, or a line of spaces). Capture
+        ends a response's head by the same rule, so our records, other tools' and every
+        reader's view of them agree. A block that ends before any such line is all head,
+        as warcio reads it.
         """
         piece = data[: self.left]
         before = len(self.head)
         self.head += piece
-        if self.odd_lines:
-            end = self.http_end(self.head)
-        else:
-            end = _head_end(self.head, max(0, before - 3))
+        end = self.http_end(self.head)  # warcio's rule, which capture follows too
         if end is None:
             blocks.append(piece)
             self.left -= len(piece)
             over = len(self.head) > HEAD_LIMIT
             if over or not self.left:
-                end = self.http_end(self.head)  # the warcio way (resumed, if searched)
-                if end is not None and end <= HEAD_LIMIT:  # the rest of it is payload
-                    rest = memoryview(bytes(self.head[end:]))
-                    self._http_ended(end)
-                    if len(rest):
-                        payload.append(rest)
-                    return data[len(piece) :]
                 assert self.rec is not None
                 if not self.left and not over:
                     # older crawlers and recorders wrote a head without its empty line
@@ -690,7 +665,7 @@ class _Reader:
                 f"the HTTP head of this {self.rec.warc_type} has no empty line after it (the "
                 "block ends first): read as a head without a body"
             )
-        elif _head_end(bytearray(head), 0) != end:  # not where fetch would have ended it
+        elif _head_end(bytearray(head), 0) != end:  # not where CRLF CRLF would end it
             quirk = _line_quirk(head, "HTTP") or "the HTTP head ends as warcio reads it"
             self.rec.notes.append(quirk)
         self._http_message(head.decode("latin-1"))

@@ -1,4 +1,4 @@
-"""Words for people: counts with the right plural."""
+"""Words for people: counts with the right plural, values made safe to print."""
 
 from __future__ import annotations
 
@@ -10,3 +10,36 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     if n == 1:
         return f"{n} {noun}"
     return f"{n} {plural if plural is not None else noun + 's'}"
+
+
+# What a terminal would act on rather than show: C0 and C1 controls (ESC starts the
+# sequences that move the cursor or recolour text; CR returns to the start of the line
+# and lets the rest overwrite it), and the Unicode marks that reorder or hide text (the
+# BiDi overrides and isolates, U+202E; the line and paragraph separators).
+_UNSEEN = {
+    **{c: None for c in range(0x20)},
+    **{c: None for c in range(0x7F, 0xA0)},
+    **{c: None for c in (0x061C, 0x200E, 0x200F, 0x2028, 0x2029)},
+    **{c: None for c in range(0x202A, 0x202F)},
+    **{c: None for c in range(0x2066, 0x206A)},
+}
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: what a terminal would act on (ESC sequences,
+    CR, NUL, BiDi overrides such as U+202E) is shown escaped (``\\x1b``, ``\\r``,
+    ``\\u202e``), so a value cannot forge or hide lines.  Only for showing: the stored
+    value is unchanged (``--format json`` gives it exactly)."""
+    if text.isprintable() and not any(ord(ch) in _UNSEEN for ch in text):
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code not in _UNSEEN:
+            out.append(ch)
+        elif ch in _NAMED:
+            out.append(_NAMED[ch])
+        else:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)

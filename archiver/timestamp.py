@@ -30,6 +30,7 @@ itself is in :mod:`archiver.sign`.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import http.client
 import re
@@ -61,6 +62,7 @@ from archiver.urls import check_url
 
 TOKEN_SUFFIX = ".tsr"
 TSA_DIR = "tsa"
+HEAD_STAMPS = "stamps"  # under custody/: tokens over the custody log's last event
 UNCHECKED_CHAIN_SUFFIX = ".unchecked.pem"  # a chain saved as far as the token's certificates go
 # the mark of a token kept although its chain reached no root the capturing machine
 # trusted (no --tsa-ca given): in the custody event's detail, where verify looks for it
@@ -155,14 +157,23 @@ def token_path(manifest: Path, authority: str) -> Path:
     return manifest.with_name(f"{manifest.name}.sig.{authority}{TOKEN_SUFFIX}")
 
 
-def tokens_of(manifest: Path) -> list[tuple[str, Path]]:
-    """The tokens stored for a manifest's signature: (authority, file), by name."""
+def tokens_of(manifest: Path, listed: list[str] | None = None) -> list[tuple[str, Path]]:
+    """The tokens stored for a manifest's signature: (authority, file), by name.
+    ``listed``: the names in the manifest's folder, sorted, when the caller has them
+    (verify lists each folder once, not once per capture: in time linear in captures)."""
     prefix = f"{manifest.name}.sig."
     found = []
-    try:
-        names = sorted(p.name for p in manifest.parent.iterdir())
-    except OSError:
-        return []
+    names: list[str] = []
+    if listed is not None:  # sorted: the names that start with the prefix are together
+        at = bisect.bisect_left(listed, prefix)
+        while at < len(listed) and listed[at].startswith(prefix):
+            names.append(listed[at])
+            at += 1
+    else:
+        try:
+            names = sorted(p.name for p in manifest.parent.iterdir())
+        except OSError:
+            return []
     for name in names:
         if name.startswith(prefix) and name.endswith(TOKEN_SUFFIX):
             authority = name[len(prefix) : -len(TOKEN_SUFFIX)]
@@ -178,6 +189,15 @@ def manifest_of_token(path: Path) -> Path | None:
     if not name.endswith(TOKEN_SUFFIX) or marker not in name:
         return None
     return path.with_name(name[: name.rindex(marker)] + MANIFEST_SUFFIX)
+
+
+def head_token_path(archive: Path, seq: int, digest: str, authority: str) -> Path:
+    """Where a token over the custody log's event ``seq`` (whose line hashes to
+    ``digest``) is kept: ``custody/stamps/<seq>-<sha256>.<authority>.tsr``."""
+    return archive / "custody" / HEAD_STAMPS / f"{seq:08d}-{digest}.{authority}{TOKEN_SUFFIX}"
+
+
+_HEAD_TOKEN = re.compile(r"^(\d{8,})-([0-9a-f]{64})\.(.+)\.tsr$")
 
 
 class Timestamper:
@@ -236,16 +256,52 @@ class Timestamper:
                     stamp.error = f"the token there cannot be read: {exc}"
                 stamps.append(stamp)
                 continue
-            try:
-                self._stamp(stamp, authority, signature, signed_at, target, archive)
-            except sign.TokenProblem as exc:
-                stamp.error = f"{authority.url}: {exc}"
-            except OSError as exc:
-                stamp.error = f"cannot write the token {target}: {exc.strerror or exc}"
-            except Exception as exc:  # whatever an answer does, the other authorities are asked
-                stamp.error = f"{authority.url}: the answer cannot be checked ({exc!r})"
+            self._stamp_kept(stamp, authority, signature, signed_at, target, archive)
             stamps.append(stamp)
         return stamps
+
+    def stamp_head(
+        self, archive: Path, line: bytes, seq: int, *, again: bool = False
+    ) -> list[Stamp]:
+        """A token from every authority over the custody log's last event (``line``, its
+        ``seq``): it proves the log reached that event by the token's time, so a tail cut
+        later is found (:func:`check_head_tokens`).  Kept as :func:`head_token_path`."""
+        from archiver.custody import Event
+
+        when = Event.from_line(line).time
+        digest = hashlib.sha256(line).hexdigest()
+        stamps = []
+        for authority in self.authorities:
+            target = head_token_path(archive, seq, digest, authority.name)
+            stamp = Stamp("", authority.name, authority.url)
+            if target.exists() and not again:
+                stamp.already = True
+                stamp.token = _shown(target, archive)
+                stamps.append(stamp)
+                continue
+            self._stamp_kept(stamp, authority, line, when, target, archive)
+            stamps.append(stamp)
+        return stamps
+
+    def _stamp_kept(
+        self,
+        stamp: Stamp,
+        authority: Authority,
+        data: bytes,
+        when: datetime,
+        target: Path,
+        archive: Path,
+    ) -> None:
+        """:meth:`_stamp`, any failure kept in ``stamp.error``: the other authorities are
+        asked whatever one of them answers."""
+        try:
+            self._stamp(stamp, authority, data, when, target, archive)
+        except sign.TokenProblem as exc:
+            stamp.error = f"{authority.url}: {exc}"
+        except OSError as exc:
+            stamp.error = f"cannot write the token {target}: {exc.strerror or exc}"
+        except Exception as exc:  # whatever an answer does, the other authorities are asked
+            stamp.error = f"{authority.url}: the answer cannot be checked ({exc!r})"
 
     def _stamp(
         self,
@@ -421,6 +477,7 @@ def check_tokens(
     now: datetime | None = None,
     saved: list[x509.Certificate] | None = None,
     unchecked: Collection[str] = (),
+    listed: list[str] | None = None,
 ) -> list[TokenCheck]:
     """Check every token stored for ``manifest``'s signature, offline.
 
@@ -434,13 +491,14 @@ def check_tokens(
     token whose chain reaches no saved root holds when everything but the root does
     (:func:`sign.check_token_unrooted`): the report says how far its chain goes, and no
     time is trusted.  With ``given_roots`` it is judged like any other token.
+    ``listed``: the sorted names in the manifest's folder (see :func:`tokens_of`).
     """
     if saved is None:
         saved = saved_certificates(archive)
     roots = given_roots if given_roots else [c for c in saved if sign.is_self_issued(c)]
     now = now or utcnow()
     checks = []
-    for authority, path in tokens_of(manifest):
+    for authority, path in tokens_of(manifest, listed):
         check = TokenCheck(authority, _shown(path, archive), False)
         check.unchecked_at_capture = check.file in unchecked
         checks.append(check)
@@ -534,3 +592,92 @@ def trusted_time(checks: list[TokenCheck]) -> datetime | None:
         if c.ok and c.anchored and c.time is not None
     ]
     return min(times) if times else None
+
+
+def check_head_tokens(
+    archive: Path,
+    events: dict[str, tuple[int, bytes, datetime]],
+    given_roots: list[x509.Certificate] | None,
+    *,
+    saved: list[x509.Certificate] | None = None,
+    logged: dict[str, str] | None = None,
+    unchecked: Collection[str] = (),
+    now: datetime | None = None,
+) -> tuple[list[str], list[str]]:
+    """Check the tokens over custody events (``custody/stamps/``) offline: problems and notes.
+
+    ``events``: the log's events by the SHA-256 of their line: (seq, line, time).  A
+    token whose event is no longer in the log is a problem (the tail was cut after
+    it was stamped, or the log replaced), as is a token that does not hold like a
+    capture's (:func:`check_tokens`), one changed since its signed ``timestamp`` event
+    logged it, or one such an event logged that is gone (``logged``: file -> SHA-256)."""
+    if saved is None:
+        saved = saved_certificates(archive)
+    roots = given_roots if given_roots else [c for c in saved if sign.is_self_issued(c)]
+    now = now or utcnow()
+    problems: list[str] = []
+    notes: list[str] = []
+    folder = archive / "custody" / HEAD_STAMPS
+    try:
+        paths = sorted(p for p in folder.iterdir() if p.name.endswith(TOKEN_SUFFIX))
+    except OSError:
+        paths = []
+    present = {_shown(p, archive) for p in paths}
+    prefix = f"custody/{HEAD_STAMPS}/"
+    for gone in sorted(p for p in (logged or {}) if p.startswith(prefix) and p not in present):
+        problems.append(f"{gone}: a time-stamp of the custody log the log recorded is missing")
+    last: int | None = None
+    for path in paths:
+        shown = _shown(path, archive)
+        match = _HEAD_TOKEN.match(path.name)
+        if match is None:
+            problems.append(f"{shown}: not named as a token over a custody event")
+            continue
+        seq, digest, authority = int(match.group(1)), match.group(2), match.group(3)
+        found = events.get(digest)
+        if found is None or found[0] != seq:
+            problems.append(
+                f"{shown}: custody event {seq} (sha256 {digest[:16]}…) was time-stamped, and "
+                "it is no longer in the log: events were removed from the log's end after "
+                "that stamp, or the log was replaced"
+            )
+            continue
+        check = TokenCheck(authority, shown, False)
+        check.unchecked_at_capture = shown in unchecked
+        try:
+            _check_token_file(check, path, found[1], found[2], roots, saved, now, given_roots)
+        except Exception as exc:  # a planted file is a failed check, never a crash
+            check.problem = f"the token cannot be checked ({exc!r})"
+        expected = (logged or {}).get(shown)
+        if check.ok and expected is not None and check.sha256 != expected:
+            check.ok = False
+            check.problem = (
+                f"the token file is not the one received (SHA-256 {check.sha256}, the custody "
+                f"log recorded {expected}): changed in the archive"
+            )
+        if not check.ok or check.time is None:
+            problems.append(f"{shown}: time-stamp of custody event {seq}: {check.problem}")
+            continue
+        source = "" if check.anchored else " (its chain to a root saved in the archive)"
+        notes.append(
+            f"custody event {seq} (sha256 {digest[:16]}…) time-stamped by {authority} at "
+            f"{isoformat(check.time)}{source}: the log held it by then"
+        )
+        last = max(last or 0, seq)
+    if last is None and not paths and events:  # the log alone cannot tell a tail cut
+        seq, digest = max((s, d) for d, (s, _l, _t) in events.items())
+        notes.append(
+            f"the custody log's end is not time-stamped: events removed from its end (with "
+            f"the captures they record) would leave no trace; its last event is {seq} "
+            f"(sha256 {digest}): compare that with a hash kept elsewhere, or anchor it with "
+            "`archiver timestamp --custody --tsa URL`"
+        )
+    if last is not None:
+        after = sum(1 for s, _l, _t in events.values() if s > last)
+        if after:
+            those = "event after it is" if after == 1 else f"{after} events after it are"
+            notes.append(
+                f"the log's last time-stamped event is {last}; the {those} not "
+                "(`archiver timestamp --custody --tsa URL` anchors the end)"
+            )
+    return problems, notes

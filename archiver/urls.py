@@ -1,10 +1,19 @@
-"""Which URLs may be captured: absolute http(s) URLs with a host, nothing else."""
+"""Which URLs may be captured: absolute http(s) URLs with a host, nothing else.
+
+A URL as stored and shown is ASCII (an internationalised host name in its IDNA form,
+``xn--…``; the path and query percent-encoded as UTF-8) and holds no credentials: a
+``user:password@`` in it is taken out (:func:`split_credentials`), never stored.
+"""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
-from urllib.parse import quote, urlsplit, urlunsplit
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import idna
 
 ALLOWED_SCHEMES = ("http", "https")
 # What stays as it is in a path or query; everything else is percent-encoded as
@@ -18,9 +27,10 @@ class InvalidURL(ValueError):
 
 
 def check_url(text: str) -> str:
-    """Return the URL (fragment removed) or raise :class:`InvalidURL` saying why."""
+    """Return the URL (fragment and credentials removed, ASCII) or raise
+    :class:`InvalidURL` saying why (the message never shows the credentials)."""
     value = text.strip()
-    shown = value if len(value) <= 200 else value[:200] + "…"
+    shown, garbled = _shown(value)
     if not value:
         raise InvalidURL("empty URL")
     if _BAD_CHARS.search(value):
@@ -29,7 +39,8 @@ def check_url(text: str) -> str:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        raise InvalidURL(f"not a valid URL: {shown!r} ({exc})") from exc
+        why = _GARBLED if garbled else str(exc)  # exc may quote a piece of the password
+        raise InvalidURL(f"not a valid URL: {shown!r} ({why})") from exc
     scheme = parts.scheme.lower()
     if not scheme:
         hint = f" (did you mean https://{value}?)" if "." in value.split("/")[0] else ""
@@ -41,12 +52,121 @@ def check_url(text: str) -> str:
     if port == 0:
         raise InvalidURL(f"invalid port in URL {shown!r}")
     try:
-        parts.hostname.encode("idna")
+        netloc = ascii_netloc(parts.netloc)
     except UnicodeError as exc:
         raise InvalidURL(f"invalid host name in {shown!r}: {exc}") from exc
-    return urlunsplit(
-        (scheme, parts.netloc, encode_path(parts.path), encode_query(parts.query), "")
-    )
+    return urlunsplit((scheme, netloc, encode_path(parts.path), encode_query(parts.query), ""))
+
+
+def ascii_netloc(netloc: str) -> str:
+    """``netloc`` without credentials, its host name in IDNA form (``bücher.example`` is
+    ``xn--bcher-kva.example``); an ASCII host keeps its case.  UnicodeError if the
+    host name cannot be encoded."""
+    hostport = netloc.rpartition("@")[2]
+    if hostport.startswith("["):  # an IPv6 literal: ASCII already
+        return hostport
+    host, colon, port = hostport.partition(":")
+    if not host.isascii():
+        host = idna_host(host)
+    else:
+        host.encode("idna")  # an empty label, a label too long: refused as before
+    return host + colon + port
+
+
+# what no host name holds, even once mapped (the WHATWG URL standard's forbidden ones)
+_FORBIDDEN_IN_HOST = re.compile(r"[\x00-\x20\x7f#%/:<>?@\[\\\]^|]")
+
+
+def idna_host(host: str) -> str:
+    """A Unicode host name in ASCII as browsers make it (UTS #46, nontransitional, as the
+    WHATWG URL standard): ``bücher.example`` is ``xn--bcher-kva.example``, ``faß.de`` is
+    ``xn--fa-hia.de``.  Not Python's ``idna`` codec (IDNA 2003), which maps ``faß.de``
+    to ``fass.de``, another domain.  UnicodeError if it cannot be encoded."""
+    mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)  # IDNAError too
+    if _FORBIDDEN_IN_HOST.search(mapped):
+        raise UnicodeError(f"a character no host name holds in {host!r}")
+    labels = mapped.split(".")
+    for i, label in enumerate(labels):
+        if not label.isascii():
+            labels[i] = label = "xn--" + label.encode("punycode").decode("ascii")
+        if not 0 < len(label) <= 63 and not (label == "" and i == len(labels) - 1 > 0):
+            raise UnicodeError("label empty or too long")
+    return ".".join(labels)
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/*)([^/?#@]*@)+")
+
+
+# an authority as it may be: host (or [IPv6]) and port, no user information
+_PLAIN_AUTHORITY = re.compile(r"(\[[^\]]*\]|[^:@\[\]]*)(:\d*)?")
+_GARBLED = (
+    "a user name or password must be percent-encoded: '/' as %2F, '?' as %3F, "
+    "'#' as %23, '@' as %40"
+)
+
+
+def _shown(value: str) -> tuple[str, bool]:
+    """``value`` for a message, shortened, and whether credentials that make it invalid
+    were taken out: a password holding ``/``, ``?`` or ``#`` not percent-encoded ends
+    the authority early (``http://user:pa/ss@host/`` has the port ``pa``), so the
+    ``user:password@`` is everything before the last ``@``."""
+    shown = hide_credentials(value)
+    scheme, sep, rest = shown.partition("://")
+    authority = re.split(r"[/?#\\]", rest, maxsplit=1)[0]
+    garbled = bool(sep) and "@" in rest and not _PLAIN_AUTHORITY.fullmatch(authority)
+    if garbled:
+        shown = scheme + sep + rest.rpartition("@")[2]
+    return (shown if len(shown) <= 200 else shown[:200] + "…"), garbled
+
+
+def hide_credentials(text: str) -> str:
+    """``text`` with the ``user:password@`` of a URL taken out, for messages."""
+    return _USERINFO.sub(r"\1", text, count=1)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The user name and password a URL was given with, for the origin it names.
+
+    Sent as HTTP Basic authentication to that origin only, never stored in clear
+    (the WARC request record keeps ``Authorization: [redacted by archiver]``)."""
+
+    origin: str  # scheme://host:port, see origin()
+    user: str = field(repr=False)
+    password: str = field(repr=False)
+
+    def header(self) -> str:
+        """The ``Authorization`` header value (RFC 7617, UTF-8)."""
+        pair = f"{self.user}:{self.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def split_credentials(text: str) -> tuple[str, Credentials | None]:
+    """The checked URL (see :func:`check_url`) and the credentials it held, if any."""
+    url = check_url(text)
+    parts = urlsplit(text.strip())
+    if parts.username is None and parts.password is None:
+        return url, None
+    user = unquote(parts.username or "")
+    password = unquote(parts.password or "")
+    return url, Credentials(origin(url), user, password)
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of an http(s) URL, the port always given, host lowercased:
+    two URLs are of the same origin when this is equal."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    with contextlib.suppress(UnicodeError):
+        host = host if host.isascii() else idna_host(host)
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{scheme}://{host}:{port or (443 if scheme == 'https' else 80)}"
 
 
 def encode_path(path: str) -> str:
@@ -62,7 +182,7 @@ def referer(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     with contextlib.suppress(UnicodeError):
-        host = host.encode("idna").decode("ascii")
+        host = host if host.isascii() else idna_host(host)
     if ":" in host:
         host = f"[{host}]"
     netloc = host if parts.port is None else f"{host}:{parts.port}"

@@ -455,6 +455,7 @@ def run_archiver(bench: Bench, url: str, what: str, checker: Tool | None) -> Run
         *bench.archiver_cmd,
         "capture",
         url,
+        "--allow-private",  # the bench server is on 127.0.0.1
         "--archive-dir",
         str(scratch / "archive"),
         "--format",

@@ -1052,7 +1052,8 @@ def fixture_overhead(work: Path) -> dict[str, int]:
     with FixtureSite() as site:
         for _ in range(FIXTURE_CAPTURES):
             # timeout=2: the fixture's /hang/forever.js waits for the capture timeout
-            Capturer(CaptureOptions(archive_dir=archive, timeout=2)).capture(site.url("/article"))
+            options = CaptureOptions(archive_dir=archive, timeout=2, allow_private=True)
+            Capturer(options).capture(site.url("/article"))
     index = Index(archive)
 
     def index_bytes() -> dict[str, int]:

@@ -105,6 +105,7 @@ def make_capture(bench: Bench, archive: Path) -> Capture:
         *bench.archiver_cmd,
         "capture",
         bench.page_url,
+        "--allow-private",  # the bench server is on 127.0.0.1
         "--archive-dir",
         str(archive),
         "--format",

@@ -40,7 +40,12 @@ def isolated_keys(
     """Every test gets an empty key store of its own; the user's keys are never touched."""
     store = tmp_path_factory.mktemp("key-store")
     monkeypatch.setenv("ARCHIVER_KEY_STORE", str(store))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(store.parent / (store.name + "-xdg")))
+    xdg = store.parent / (store.name + "-xdg")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    # the fixture sites are on 127.0.0.1, which captures refuse by default: opt in, as an
+    # intranet user would (tests/test_private.py checks the refusal with its own config)
+    (xdg / "archiver").mkdir(parents=True, exist_ok=True)
+    (xdg / "archiver" / "config.toml").write_text("[capture]\nallow_private = true\n", "utf-8")
     for name in ("ARCHIVER_KEY", "ARCHIVER_KEY_PASSPHRASE"):
         monkeypatch.delenv(name, raising=False)
     return store
@@ -60,7 +65,12 @@ def site() -> Iterator[FixtureSite]:
 @pytest.fixture
 def make_capturer(tmp_path: Path) -> Callable[..., Capturer]:
     def make(signer: Signer | None = fixed_signer(), **overrides: object) -> Capturer:  # noqa: B008
-        options = {"archive_dir": tmp_path / "archives", "timeout": 1.5, "concurrency": 4}
+        options = {
+            "archive_dir": tmp_path / "archives",
+            "timeout": 1.5,
+            "concurrency": 4,
+            "allow_private": True,  # the fixture sites are on 127.0.0.1
+        }
         options.update(overrides)
         return Capturer(
             CaptureOptions(**options),  # type: ignore[arg-type]

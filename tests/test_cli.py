@@ -540,7 +540,9 @@ def test_the_default_user_agent_has_no_placeholder_and_the_config_sets_another(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     config = tmp_path / "config.toml"
-    config.write_text('[capture]\nuser_agent = "Newsroom archive (archive@example.org)"\n')
+    config.write_text(
+        '[capture]\nuser_agent = "Newsroom archive (archive@example.org)"\nallow_private = true\n'
+    )
     try:
         assert run("capture", url, "--archive-dir", str(tmp_path / "a")).returncode == 0
         configured = run(

@@ -280,11 +280,14 @@ def test_custody_of_a_capture_with_no_log_and_bad_input(
     tmp_path: Path, make_capturer: Callable[..., Capturer], site: FixtureSite
 ) -> None:
     archive = tmp_path / "archives"
-    make_capturer().capture(site.url(site.PLAIN))  # the library alone logs nothing
-    out = run("custody", "--archive-dir", str(archive))
+    make_capturer().capture(site.url(site.PLAIN))  # the library logs its capture too
+    (event,) = events_of(archive)
+    assert event["action"] == "capture" and event["host"] == "test-host"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = run("custody", "--archive-dir", str(empty))
     assert out.returncode == 0 and "no custody log" in out.stdout
     assert run("custody", "--archive-dir", str(tmp_path / "none")).returncode == 2
-    custody.log_path(archive).parent.mkdir()
     custody.log_path(archive).write_bytes(b"not json at all\n{}\n")
     broken = run("custody", "--archive-dir", str(archive))
     assert broken.returncode == 1 and "line 1: not a custody event" in broken.stderr

@@ -60,7 +60,7 @@ def archive(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) -> Arch
     """One capture of the fixture article, shared by the tests (read-only)."""
     path = tmp_path_factory.mktemp("extract") / "archives"
     capturer = Capturer(
-        CaptureOptions(archive_dir=path, timeout=1.0, concurrency=4),
+        CaptureOptions(archive_dir=path, timeout=1.0, concurrency=4, allow_private=True),
         clock=FixedClock(),
         new_record_id=sequential_ids(),
         hostname="test-host",

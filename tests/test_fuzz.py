@@ -50,7 +50,9 @@ def signed_stamped_archive(archive: Path, page: str, pki_dir: Path) -> Path:
     time-stamp token and a custody log; it verifies."""
     with FixtureSite(slow_seconds=0.1) as site:
         capture = Capturer(
-            CaptureOptions(archive_dir=archive, timeout=1.5, platform_videos=False),
+            CaptureOptions(
+                archive_dir=archive, timeout=1.5, platform_videos=False, allow_private=True
+            ),
             clock=FixedClock(),
             new_id=lambda moment: "20200812100000-0123456789",
             new_record_id=sequential_ids(),

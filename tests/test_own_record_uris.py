@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from archiver import query
 from archiver.capture import Capturer
@@ -21,6 +22,7 @@ from archiver.ingest import rebuild
 from archiver.urls import own_record_uri
 from archiver.verify import verify
 from archiver.warcrules import check_record
+from tests.conftest import fixed_signer
 from tests.site import FixtureSite
 from tests.warcs import read_all
 
@@ -111,8 +113,17 @@ def test_a_capture_written_before_urn_target_uris_still_verifies_rebuilds_and_ex
     # no index yet: rebuild it from the WARC file alone, then verify against the signature
     count, reports = rebuild(archive)
     assert count == 1 and all(r.ok for r in reports), [r.problems for r in reports]
+    # no custody log either: recorded as predating it (tests/test_custody_archive.py)
+    signing = tmp_path / "archivist.key.pem"
+    signing.write_bytes(
+        fixed_signer().key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
+    adopt = ["custody", "--adopt", "--archive-dir", str(archive)]
+    adopted = CliRunner().invoke(cli, adopt, env={"ARCHIVER_KEY": str(signing)})
+    assert adopted.exit_code == 0, adopted.output
     report = verify(archive, trusted=[str(key)])
-    assert report.ok, [p.message for c in report.captures for p in c.problems]
+    assert report.ok, [p.text() for p in report.problems]
+    assert report.custody is not None and "predate the custody log" in report.custody.notes[0]
     (result,) = report.captures
     assert result.trusted and result.status == "complete"
     (ours,) = rows(archive, "select url, role from records where warc_type = 'metadata'")

@@ -365,7 +365,9 @@ def test_capture_with_authorities_from_the_config_file(
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[timestamp]\ntsa = ["{tsa_a.url}"]\ntsa_ca = ["{pkis["a"].root_cert}"]\n', "utf-8"
+        f'[timestamp]\ntsa = ["{tsa_a.url}"]\ntsa_ca = ["{pkis["a"].root_cert}"]\n'
+        "[capture]\nallow_private = true\n",  # the site is on 127.0.0.1
+        "utf-8",
     )
     archive = tmp_path / "archives"
     env = {"ARCHIVER_CONFIG": str(config)}
@@ -620,7 +622,10 @@ def test_one_authority_as_text_in_the_config_file(
     tmp_path: Path, site: FixtureSite, tsa_a: LocalTSA, pkis: dict[str, Pki]
 ) -> None:
     config = tmp_path / "config.toml"
-    config.write_text(f'[timestamp]\ntsa = "{tsa_a.url}"\ntsa_ca = "{pkis["a"].root_cert}"\n')
+    config.write_text(
+        f'[timestamp]\ntsa = "{tsa_a.url}"\ntsa_ca = "{pkis["a"].root_cert}"\n'
+        "[capture]\nallow_private = true\n"  # the site is on 127.0.0.1
+    )
     out = run("capture", site.url(site.PLAIN), "--archive-dir", str(tmp_path / "archives"),
               env={"ARCHIVER_CONFIG": str(config)})  # fmt: skip
     assert out.returncode == 0 and "time-stamped by 127.0.0.1-" in out.stdout, out.stderr

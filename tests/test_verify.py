@@ -62,7 +62,11 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         ):
             capturer = Capturer(
                 CaptureOptions(
-                    archive_dir=archive, timeout=1.5, warc_max_size=size, operator="A. Archivist"
+                    archive_dir=archive,
+                    timeout=1.5,
+                    warc_max_size=size,
+                    operator="A. Archivist",
+                    allow_private=True,
                 ),
                 clock=FixedClock(),
                 new_id=lambda moment, cid=capture_id: cid,  # type: ignore[misc]
