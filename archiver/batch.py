@@ -141,8 +141,9 @@ def _plain_jobs(text: str) -> list[Job]:
     ]
 
 
-def completed(archive_dir: Path) -> dict[str, str]:
-    """Seed URL -> the id of a complete capture of it in the archive (not imported)."""
+def completed(archive_dir: Path) -> dict[tuple[str, str], str]:
+    """(seed URL, collection) -> the id of a complete capture of it in the archive (not
+    imported): a batch for another collection captures the URL again."""
     from archiver.index import Index
 
     files = Index(archive_dir).files("captures")
@@ -151,12 +152,11 @@ def completed(archive_dir: Path) -> dict[str, str]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    out: dict[str, str] = {}
+    out: dict[tuple[str, str], str] = {}
     for path in files:
         try:
-            table = pq.read_table(
-                path, columns=["seed_url", "capture_id", "status", "imported", "manifest_sha256"]
-            )
+            columns = ["seed_url", "collection", "capture_id", "status", "imported"]
+            table = pq.read_table(path, columns=[*columns, "manifest_sha256"])
         except Exception:  # a damaged index file: those URLs are captured again
             continue
         done = table.filter(  # complete and signed: an unsigned capture is taken again
@@ -167,7 +167,7 @@ def completed(archive_dir: Path) -> dict[str, str]:
         )
         for row in done.to_pylist():
             if row["seed_url"]:
-                out.setdefault(row["seed_url"], row["capture_id"])
+                out.setdefault((row["seed_url"], row["collection"]), row["capture_id"])
     return out
 
 

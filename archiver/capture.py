@@ -17,6 +17,7 @@ import hashlib
 import json
 import mimetypes
 import platform
+import signal
 import socket
 import ssl
 import sys
@@ -431,6 +432,32 @@ class _CaptureRun:
         return fields, self.c.warcinfo_block(self.capture, filename)
 
     # main flow -----------------------------------------------------------
+    @contextlib.contextmanager
+    def _signals_held(self) -> Iterator[None]:
+        """Ctrl-C and SIGTERM wait while the WARCs are published, signed, indexed and logged
+        (a few milliseconds): a signal there left a published WARC without its manifest and
+        a report naming a ``.open`` file that was not there. After it, the signal's own
+        handler runs and the capture, which stands, is marked interrupted. Main thread
+        only (a batch's captures run elsewhere; their main thread stops them by ``stop``)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        held: list[int] = []
+        kinds = (signal.SIGINT, signal.SIGTERM)
+        before = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in kinds}
+        try:
+            yield
+        finally:
+            for s, handler in before.items():
+                signal.signal(s, handler)
+            for signum in dict.fromkeys(held):
+                handler = before[signal.Signals(signum)]
+                if callable(handler):
+                    try:
+                        handler(signum, None)
+                    except KeyboardInterrupt:
+                        self.capture.interrupted = True
+
     def run(self) -> Capture:
         """Run the capture; whatever happens, leave nothing that looks complete."""
         try:
@@ -441,9 +468,10 @@ class _CaptureRun:
                 captured = self._run_guarded()
                 # its custody event, while the lock is held: verify never sees the
                 # capture without it (see archiver.custody.compare)
-                captured.custody_error = custody.log_capture(
-                    captured, self.options.archive_dir, self.c.signer, self.c.hostname
-                )
+                with self._signals_held():
+                    captured.custody_error = custody.log_capture(
+                        captured, self.options.archive_dir, self.c.signer, self.c.hostname
+                    )
                 return captured
         except OSError as exc:  # the lock itself: the archive cannot be written
             self.capture.status = CaptureStatus.FAILED
@@ -554,14 +582,16 @@ class _CaptureRun:
                 )
             with self.series.lock:
                 self._write_metadata()
-                capture.warc_files = self.series.close()
-                capture.files = [StoredFile(*d) for d in self.series.digests()]
-            self._note_warcinfo()
-            row, records = rows_for_capture(capture)
-            if self.c.signer is not None:
-                row = self._sign(self.c.signer, row, records)
-            if capture.sign_error is None and capture.index_error is None:
-                self._index(index, row, records)
+            with self._signals_held():  # published, then signed and indexed, or nothing
+                with self.series.lock:
+                    capture.warc_files = self.series.close()
+                    capture.files = [StoredFile(*d) for d in self.series.digests()]
+                self._note_warcinfo()
+                row, records = rows_for_capture(capture)
+                if self.c.signer is not None:
+                    row = self._sign(self.c.signer, row, records)
+                if capture.sign_error is None and capture.index_error is None:
+                    self._index(index, row, records)
             if capture.manifest is not None and self.c.timestamper is not None:
                 self._timestamp(self.c.timestamper, capture.manifest)
         if capture.sign_error is not None:  # stored but not signed: never reported as done

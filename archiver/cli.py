@@ -452,7 +452,7 @@ def show_stamp(stamp: Stamp) -> None:
     type=Seconds(),
     default=DEFAULT_MIN_RATE_WINDOW,
     show_default=True,
-    help="Seconds over which --min-rate is averaged.",
+    help="Seconds over which --min-rate is averaged, from a response's first byte.",
 )
 @click.option(
     "--max-size",
@@ -748,10 +748,11 @@ def capture(
     summary = batch.BatchSummary()
     todo = []
     for job in checked:
-        if job.line is not None and job.url in done_before:  # batches resume; URLs given
+        before = done_before.get((job.url, per_job[job].collection))  # in this collection
+        if job.line is not None and before is not None:  # batches resume; URLs given
             # on the command line are captured again, as asked
-            reason = f"captured completely already ({done_before[job.url]}); --recapture"
-            summary.add(job.url, "skipped", done_before[job.url], reason)
+            reason = f"captured completely already ({before}); --recapture"
+            summary.add(job.url, "skipped", before, reason)
             if output_format == "text":
                 click.echo(f"skipped {job.url}: {reason}", err=True)
         else:
@@ -2261,8 +2262,12 @@ class Terminated(KeyboardInterrupt):
 def _on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM (`kill`, a service manager, a container stopping) stops the command the way
     Ctrl-C does: running captures end as interrupted, their whole records kept under
-    ``.open`` names; the exit status is 143 (128 + 15), as a shell reports it."""
+    ``.open`` names; the exit status is 143 (128 + 15), as a shell reports it. Later
+    SIGTERMs (and Ctrl-C) are ignored: raised again, they cut that stop short (a traceback from
+    the threads' shutdown, or the process killed by the default action, exit -15)."""
     _terminated.set()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the same for a Ctrl-C after it
     raise Terminated
 
 

@@ -81,14 +81,18 @@ class Wire:
         self.stop = stop
         self.min_rate = min_rate or None
         self.window = window
-        self.window_start = time.monotonic()
+        # the first window starts with the first byte: until then ``timeout`` alone says
+        # how long to wait (a user who raised it for a slow server to start answering)
+        self.window_start: float | None = None
         self.window_bytes = 0  # received since window_start
 
     def _check_rate(self, now: float) -> None:
         """Raise :class:`TooSlow` when a window has passed with too few bytes."""
         rate = self.min_rate
+        if rate is None or self.window_start is None:
+            return
         elapsed = now - self.window_start
-        if rate is None or elapsed < self.window:
+        if elapsed < self.window:
             return
         if self.window_bytes < rate * elapsed:
             raise TooSlow(
@@ -140,15 +144,20 @@ class Wire:
         if sock is None:
             return 0
         n = self._read(lambda: sock.recv_into(target))
-        self.window_bytes += n
+        self._received(n)
         return n
+
+    def _received(self, n: int) -> None:
+        if self.window_start is None:
+            self.window_start = time.monotonic()
+        self.window_bytes += n
 
     def recv(self, size: int) -> bytes:
         sock = self.sock
         if sock is None:
             return b""
         data = self._read(lambda: sock.recv(size))
-        self.window_bytes += len(data)
+        self._received(len(data))
         return data
 
     def close(self) -> None:
@@ -789,9 +798,10 @@ def _read_head(wire: Wire, url: str) -> tuple[bytes, bytes]:
     data = bytearray()
     scanned = 0
     while True:
-        end, scanned = _head_end(data, scanned)
+        interim = _INTERIM.match(data) is not None  # known once the status line is in
+        end, scanned = _head_end(data, scanned, interim=interim)
         if end is not None:
-            if _INTERIM.match(data):
+            if interim:
                 del data[:end]
                 scanned = 0
                 continue
@@ -810,7 +820,7 @@ _INTERIM = re.compile(rb"HTTP/1\.[01] 1[0-9][0-9][ \r\n]")
 _STATUS = re.compile(r"[1-9][0-9][0-9]")
 
 
-def _head_end(data: bytearray, start: int) -> tuple[int | None, int]:
+def _head_end(data: bytearray, start: int, *, interim: bool = False) -> tuple[int | None, int]:
     """Where the head in ``data`` ends (None: not yet), and where to look next time.
 
     The head ends after the first line, the status line apart, that holds nothing but
@@ -819,10 +829,15 @@ def _head_end(data: bytearray, start: int) -> tuple[int | None, int]:
     reader finds, even when a hostile server ends lines with CR CR LF or sends a line
     of spaces among its headers (CR LF CR LF alone would read on past them).
     ``start`` is the start of a line not read to its end yet.
+
+    An ``interim`` (1xx) head is not stored, so no WARC reader sees it: it ends, as
+    HTTP clients end it, at the first line holding nothing but CRs (a line of spaces in
+    it must not make its next header line pass for the final status line).
     """
     pos = start
     while (newline := data.find(b"\n", pos)) >= 0:
-        if pos > 0 and warcio_blank(data[pos:newline]):
+        line = data[pos:newline]
+        if pos > 0 and (not line.strip(b"\r") if interim else warcio_blank(line)):
             return newline + 1, newline + 1
         pos = newline + 1
     return None, pos

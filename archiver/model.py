@@ -360,7 +360,8 @@ class Capture:
 
     @property
     def total_bytes(self) -> int:
-        return sum(r.payload_length or 0 for r in self.records)
+        """Bytes of HTTP payload (responses only), as the index's ``captures.total_bytes``."""
+        return sum(r.payload_length or 0 for r in self.records if r.warc_type == "response")
 
     @property
     def truncated(self) -> list[RecordEntry]:

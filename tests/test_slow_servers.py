@@ -111,6 +111,21 @@ def test_a_trickling_head_is_a_fetch_error_naming_the_rate() -> None:
     assert "too slowly" in caught.value.reason and "bytes/s" in caught.value.reason
 
 
+def test_a_server_slow_to_start_answering_is_waited_for_as_long_as_timeout_says() -> None:
+    """The rate's first window starts with the first byte: until then ``--timeout`` alone
+    governs the wait (a review found a raised --timeout cut short by the window)."""
+
+    def serve(conn: socket.socket, request: bytes) -> None:
+        time.sleep(3)
+        conn.sendall(ok(b"x" * 100_000, b"image/png"))
+
+    with raw_server(serve) as base:
+        settings = FetchSettings(timeout=5, min_rate=1024, min_rate_window=2.0)
+        response = open_exchange(build_request(base + "/", []), settings)
+        body = response.read_all()
+    assert len(body) == 100_000 and response.truncated is None and response.slow is None
+
+
 def test_a_trickling_image_ends_the_capture_truncated_and_reported(
     make_capturer: Callable[..., Capturer],
 ) -> None:
