@@ -241,7 +241,9 @@ def build(
 
 
 def write_signed(path: Path, built: Manifest, sign: Callable[[bytes], bytes]) -> str:
-    """Write ``built`` and its signature as :func:`write` does; returns its SHA-256.
+    """Write ``built``, then its signature (whole files, never over existing ones);
+    returns the manifest's SHA-256.  The signature comes last: a manifest without one is
+    a capture whose signing did not finish, and verify says so.
 
     The lines go to the file as they are made; the signature and the digest are then
     taken over the file as written, mapped into memory (Ed25519 signs the whole message
@@ -256,19 +258,6 @@ def write_signed(path: Path, built: Manifest, sign: Callable[[bytes], bytes]) ->
     with atomic_path(signature_path(path)) as temp:
         temp.write_bytes(signature)
     return digest
-
-
-def write(path: Path, data: bytes, signature: bytes) -> str:
-    """Write the manifest, then its signature (whole files, never over existing ones).
-
-    The signature comes last: a manifest without one is a capture whose signing did
-    not finish, and verify says so.  Returns the manifest's SHA-256.
-    """
-    with atomic_path(path) as temp:
-        temp.write_bytes(data)
-    with atomic_path(signature_path(path)) as temp:
-        temp.write_bytes(signature)
-    return hashlib.sha256(data).hexdigest()
 
 
 # rows as JSON -------------------------------------------------------------------
