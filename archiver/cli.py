@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -1190,6 +1191,16 @@ def extract(
         click.echo(f"note: {note}", err=True)
 
 
+def _event_hashes(values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if not re.fullmatch(r"[0-9a-fA-F]{16,64}", value):
+            raise click.BadParameter(
+                f"{value!r} is not the SHA-256 of a custody event (16 to 64 hex digits)",
+                param_hint="--custody-head",
+            )
+    return values
+
+
 @cli.command("verify")
 @click.argument("paths", nargs=-1)
 @click.option(
@@ -1214,6 +1225,16 @@ def extract(
     help="Root certificate(s) of the time-stamping authorities you trust, PEM "
     "(repeatable). Without it, tokens are checked against the roots saved in the archive.",
 )
+@click.option(
+    "--custody-head",
+    "custody_heads",
+    multiple=True,
+    metavar="SHA256",
+    callback=lambda ctx, param, values: _event_hashes(values),
+    help="The SHA-256 of a custody event kept outside the archive (`archiver custody` "
+    "prints the last one; 16 or more hex digits), which must still be in the log: "
+    "events cut from its end fail (repeatable).",
+)
 @archive_dir_option
 @format_option("text", "json", default="text")
 def verify_command(
@@ -1221,6 +1242,7 @@ def verify_command(
     trusted: tuple[str, ...],
     deep: bool,
     tsa_ca: tuple[Path, ...],
+    custody_heads: tuple[str, ...],
     archive_dir: Path,
     output_format: str,
 ) -> None:
@@ -1250,7 +1272,13 @@ def verify_command(
     try:
         with scan_progress(interactive) as progress:
             result = verification.verify(
-                archive_dir, paths, trusted, progress, deep=deep, tsa_roots=roots
+                archive_dir,
+                paths,
+                trusted,
+                progress,
+                deep=deep,
+                tsa_roots=roots,
+                custody_heads=custody_heads,
             )
     except verification.VerifyUsage as exc:
         raise click.UsageError(str(exc)) from exc

@@ -669,8 +669,8 @@ def check_head_tokens(
         notes.append(
             f"the custody log's end is not time-stamped: events removed from its end (with "
             f"the captures they record) would leave no trace; its last event is {seq} "
-            f"(sha256 {digest}): compare that with a hash kept elsewhere, or anchor it with "
-            "`archiver timestamp --custody --tsa URL`"
+            f"(sha256 {digest}): compare it with a hash kept elsewhere (`archiver verify "
+            "--custody-head SHA256`), or anchor it with `archiver timestamp --custody --tsa URL`"
         )
     if last is not None:
         after = sum(1 for s, _l, _t in events.values() if s > last)

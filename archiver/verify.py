@@ -546,11 +546,14 @@ def verify(
     *,
     deep: bool = False,
     tsa_roots: list[x509.Certificate] | None = None,
+    custody_heads: Iterable[str] = (),
 ) -> Report:
     """Verify what ``paths`` name (the whole archive when none); see the module doc.
 
     Time-stamp tokens are checked against ``tsa_roots`` when given, else against the
-    roots saved in the archive."""
+    roots saved in the archive.  ``custody_heads``: SHA-256s (or prefixes of at least 16
+    hex digits) of custody events kept outside the archive, each of which must still be
+    in the log: events removed from its end, or a log replaced, fail."""
     keys = trusted_keys(trusted)
     todo = plan(archive_dir, paths)
     progress = progress or NoProgress()
@@ -614,6 +617,7 @@ def verify(
             )
     _resolve_revisits(report, signed, todo.archive, keys)
     _compare_custody(todo, report, signed, digests, tsa_roots, logged, unchecked_tokens)
+    _check_heads_kept(report, [h.lower() for h in custody_heads])
     report.index_problems += todo.missing
     if not report.captures and not report.unsigned and not todo.missing:
         report.nothing = True
@@ -728,6 +732,21 @@ def _compare_custody(
     )
     log.problems += problems
     log.notes += notes
+
+
+def _check_heads_kept(report: Report, heads: list[str]) -> None:
+    """Each event hash kept outside the archive (``--custody-head``) is in the log."""
+    log = report.custody
+    if not heads or log is None:
+        return
+    present = [custody.entry_hash(e) for e in log.entries if e.event is not None]
+    for head in heads:
+        if not any(h.startswith(head) for h in present):
+            log.problems.append(
+                f"{log.path}: no event with SHA-256 {head} (given with --custody-head) is in "
+                "the log: events were removed from its end after that hash was kept, or the "
+                "log was replaced"
+            )
 
 
 def _verify_capture(

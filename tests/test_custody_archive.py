@@ -295,3 +295,28 @@ def test_captures_older_than_the_log_are_adopted_explicitly(tmp_path: Path, key_
     rebuild(archive)
     code, text = verified(archive)
     assert code == 1 and f"custody event 1 (adopt of {FIRST}" in text, text
+
+
+def test_a_head_kept_elsewhere_catches_a_tail_cut_with_the_capture_it_recorded(
+    archive: Path,
+) -> None:
+    """No time-stamp of the head: removing the second capture whole and its event from
+    the log's end leaves an archive that holds together; the head hash the archivist
+    kept (`archiver custody` prints it) is what finds the cut (--custody-head)."""
+    kept = custody.entry_hash(custody.check(archive).entries[-1])  # event 2, SECOND's
+    code, text = verified(archive, "--custody-head", kept)
+    assert code == 0, text
+    code, text = verified(archive, "--custody-head", kept[:16].upper())  # a prefix, any case
+    assert code == 0, text
+    for path in files_of(archive, SECOND):
+        path.unlink()
+    rebuild(archive)
+    lines = custody.log_path(archive).read_bytes().splitlines(keepends=True)
+    custody.log_path(archive).write_bytes(lines[0])  # only the first capture's event
+    code, text = verified(archive)
+    assert code == 0 and "not time-stamped" in text, text  # what the archive alone can say
+    code, text = verified(archive, "--custody-head", kept)
+    assert code == 1 and f"no event with SHA-256 {kept}" in text, text
+    assert "removed from its end" in text
+    code, text = verified(archive, "--custody-head", "not-a-hash")
+    assert code == 2 and "--custody-head" in text
