@@ -1,6 +1,6 @@
 """`python -m archiver` runs the command-line interface."""
 
-from archiver.cli import main
+from archiver.cli.app import main
 
 if __name__ == "__main__":
     main()

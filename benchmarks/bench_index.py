@@ -15,7 +15,7 @@ WARC files: one line per response and metadata record, sorted).  It then times t
 lookups, median of ``--repeat`` runs each:
 
 (a) every record of one URL; (b) the videos of one host in August; (c) bytes per
-content type -- with ``archiver.query`` (a fresh connection per run, as ``archiver
+content type -- with ``archiver.index.query`` (a fresh connection per run, as ``archiver
 query`` opens one, and on one warm connection) and with ``grep``/``awk`` over the
 CDXJ file.  It also reports the index size against the WARC bytes it describes, and
 the index overhead of real captures of the test fixture site.
@@ -60,8 +60,9 @@ PROJECT_ROOT = SCRIPT.parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))  # `tests.site` and a source-tree `archiver`
 
-from archiver import TOOL_NAME, __version__, query, schema  # noqa: E402
-from archiver.index import (  # noqa: E402
+from archiver import TOOL_NAME, __version__  # noqa: E402
+from archiver.index import query, schema  # noqa: E402
+from archiver.index.store import (  # noqa: E402
     COMPACT_PREFIX,
     PARQUET_OPTIONS,
     CaptureRow,
@@ -1044,8 +1045,8 @@ def footer_seconds(path: Path, repeat: int) -> float:
 
 def fixture_overhead(work: Path) -> dict[str, int]:
     """Index bytes against WARC bytes for real captures, before and after compaction."""
-    from archiver.capture import Capturer
-    from archiver.model import CaptureOptions
+    from archiver.capture.run import Capturer
+    from archiver.core.model import CaptureOptions
     from tests.site import FixtureSite
 
     archive = work / "fixture-archive"
@@ -1087,7 +1088,7 @@ def peak_rss_mb() -> float:
 
 
 def query_rss_mb(layout: Layout, queries: list[Query]) -> float:
-    """Peak RSS of a fresh process that runs the three queries with archiver.query.run()."""
+    """Peak RSS of a fresh process that runs the three queries with archiver.index.query.run()."""
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--internal-query-rss", str(layout.archive)]
         + [q.sql for q in queries],
@@ -1160,7 +1161,7 @@ def print_table(size: int, layouts: list[Layout], queries: list[Query], repeat: 
     )
     print()
     print(
-        f"N = {size:,} records, median of {repeat} runs. archiver: archiver.query.run() "
+        f"N = {size:,} records, median of {repeat} runs. archiver: archiver.index.query.run() "
         "(fresh connection, as `archiver query`); warm: one open connection; grep: "
         "LC_ALL=C grep/awk over the CDXJ"
     )
@@ -1317,7 +1318,7 @@ def run_size(args: argparse.Namespace, size: int, work: Path) -> bool:
     rss = ", ".join(f"{lay.name} {query_rss_mb(lay, queries):,.0f} MiB" for lay in layouts)
     grep_rss = grep_rss_mb(queries)
     print(
-        f"peak RSS: a process running the three queries with archiver.query.run(): {rss}; "
+        f"peak RSS: a process running the three queries with archiver.index.query.run(): {rss}; "
         f"grep/awk: {'n/a' if grep_rss is None else f'{grep_rss:,.0f} MiB'}; this benchmark "
         f"process (generation included): {peak_rss_mb():,.0f} MiB"
     )

@@ -2,7 +2,7 @@
 
 Makes a test PKI and a local TSA (``openssl ts -reply`` on loopback, as the tests do),
 asks it for N tokens over N random 64-byte "signatures" through archiver's
-Timestamper-level calls, then checks every token with ``archiver.sign.check_token``
+Timestamper-level calls, then checks every token with ``archiver.trust.sign.check_token``
 (in process) and with ``openssl ts -verify`` (one process per token, as a third party
 would run it), and prints both rates and their ratio.  A benchmark reports; it does
 not gate (exit 0 unless a token fails to verify: exit 1).
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archiver import sign
+from archiver.trust import sign
 from tests.tsa import LocalTSA, make_pki
 
 

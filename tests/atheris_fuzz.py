@@ -35,9 +35,10 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["archiver"]):
-    from archiver import custody, ingest
-    from archiver.discover import parse_css, parse_dash, parse_hls, parse_html
-    from archiver.verify import verify
+    from archiver.ops import ingest
+    from archiver.ops.verify import verify
+    from archiver.trust import custody
+    from archiver.web.discover import parse_css, parse_dash, parse_hls, parse_html
 
 from tests.test_fuzz import accepted_events_are_original, signed_stamped_archive
 

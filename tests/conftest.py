@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from archiver.capture import Capturer
-from archiver.model import CaptureOptions
-from archiver.sign import Signer
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureOptions
+from archiver.trust.sign import Signer
 from tests.site import FixtureSite
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.atomic import _renameat2_noreplace, atomic_path, rename_no_replace
+from archiver.core.atomic import _renameat2_noreplace, atomic_path, rename_no_replace
 
 
 def test_atomic_path_appears_only_when_complete(tmp_path: Path) -> None:

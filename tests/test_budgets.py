@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archiver import cli as cli_module
-from archiver.capture import Capturer
-from archiver.discover import hls_playlist, iter_dash, iter_hls
-from archiver.model import Capture, CaptureOptions, CaptureStatus
+from archiver.capture.run import Capturer
+from archiver.cli import app as cli_module
+from archiver.core.model import Capture, CaptureOptions, CaptureStatus
+from archiver.web.discover import hls_playlist, iter_dash, iter_hls
 from tests.rawserver import raw_server
 from tests.warcs import read_all
 

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 from fastwarc.warc import ArchiveIterator as FastIterator
 
-from archiver.capture import METADATA_SCHEMA, Capturer
-from archiver.model import Capture, CaptureStatus
-from archiver.warcrules import check_record
+from archiver.capture.run import METADATA_SCHEMA, Capturer
+from archiver.core.model import Capture, CaptureStatus
+from archiver.warc.rules import check_record
 from tests.site import FixtureSite
 from tests.warcs import ReadRecord, read_all, responses_by_url
 

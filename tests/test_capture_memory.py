@@ -21,12 +21,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from archiver import index as index_module
-from archiver.capture import _metadata_json
-from archiver.index import Index, RecordRow, read_rows
-from archiver.manifest import Manifest, signature_path, write_signed
-from archiver.model import RecordEntry
-from archiver.sign import signature_holds
+from archiver.capture.run import _metadata_json
+from archiver.core.model import RecordEntry
+from archiver.index import store as index_module
+from archiver.index.store import Index, RecordRow, read_rows
+from archiver.trust.manifest import Manifest, signature_path, write_signed
+from archiver.trust.sign import signature_holds
 from tests.conftest import fixed_signer
 from tests.test_manifest import golden_manifest
 

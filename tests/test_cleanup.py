@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.cleanup import CaptureRunning, capture_lock, cleanup
+from archiver.ops.cleanup import CaptureRunning, capture_lock, cleanup
 from tests.rawserver import raw_server
 
 BIN = Path(sys.executable).parent

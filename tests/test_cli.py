@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from archiver.cli import cli
+from archiver.cli.app import cli
 from tests.site import FixtureSite
 from tests.warcs import read_all, responses_by_url
 
@@ -479,7 +479,7 @@ def test_a_batch_runs_concurrently_one_capture_per_host_at_a_time(
 
 
 def test_csv_input_edge_cases(tmp_path: Path, site: FixtureSite) -> None:
-    from archiver.batch import BatchInputError, read_jobs
+    from archiver.capture.batch import BatchInputError, read_jobs
 
     commented = tmp_path / "a.csv"
     commented.write_text(f"# my batch\nurl,note\n{site.url(site.PLAIN)},x\n", encoding="utf-8")

@@ -14,10 +14,10 @@ import jsonschema
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from archiver import custody
-from archiver.capture import Capturer
-from archiver.model import parse_timestamp
-from archiver.sign import Signer
+from archiver.capture.run import Capturer
+from archiver.core.model import parse_timestamp
+from archiver.trust import custody
+from archiver.trust.sign import Signer
 from tests.conftest import FixedClock, fixed_signer
 from tests.site import FixtureSite
 from tests.test_cli import run

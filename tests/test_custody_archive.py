@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from archiver import custody
-from archiver.capture import Capturer
-from archiver.ingest import rebuild
-from archiver.verify import Report, verify
+from archiver.capture.run import Capturer
+from archiver.ops.ingest import rebuild
+from archiver.ops.verify import Report, verify
+from archiver.trust import custody
 from tests.conftest import fixed_signer
 from tests.site import FixtureSite
 from tests.test_cli import run

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import Capturer
-from archiver.dedup import REVISIT_PROFILE
-from archiver.extract import extract
-from archiver.index import Index, read_rows
-from archiver.model import Capture
-from archiver.verify import verify
+from archiver.capture.run import Capturer
+from archiver.core.model import Capture
+from archiver.index.dedup import REVISIT_PROFILE
+from archiver.index.store import Index, read_rows
+from archiver.ops.extract import extract
+from archiver.ops.verify import verify
 from tests.conftest import sequential_ids
 from tests.site import FixtureSite
 from tests.warcs import read_all

@@ -1,4 +1,4 @@
-"""Tests for archiver.discover: real parsing of inline fixtures, no network."""
+"""Tests for archiver.web.discover: real parsing of inline fixtures, no network."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from archiver import discover
-from archiver.discover import (
+from archiver.web import discover
+from archiver.web.discover import (
     Found,
     PageInfo,
     is_dash,
@@ -1024,7 +1024,7 @@ def test_srcdoc_lends_its_resources_but_not_its_title_links_or_refresh() -> None
 
 
 def test_the_parsed_copy_is_capped_at_512_levels_and_keeps_attributes() -> None:
-    from archiver.discover import MAX_DEPTH, shallow
+    from archiver.web.discover import MAX_DEPTH, shallow
 
     deep = "<div>" * 600 + "<DIV style='background:url(/bg.png)'>x</DIV>" + "</div>" * 600
     flat = shallow(deep)

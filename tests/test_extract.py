@@ -19,9 +19,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from archiver import ingest
-from archiver.capture import Capturer
-from archiver.extract import (
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureOptions, CaptureStatus
+from archiver.index.store import RecordRow
+from archiver.ops import ingest
+from archiver.ops.extract import (
     CHUNK_SIZE,
     ExtractionFailed,
     SelectionError,
@@ -31,9 +33,7 @@ from archiver.extract import (
     find_record,
     stream_tracks,
 )
-from archiver.fetch import Dechunker
-from archiver.index import RecordRow
-from archiver.model import CaptureOptions, CaptureStatus
+from archiver.web.http import Dechunker
 from tests.conftest import FixedClock, sequential_ids
 from tests.site import FixtureSite
 

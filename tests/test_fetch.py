@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import Capturer
-from archiver.fetch import FetchError, FetchSettings, Response, build_request, open_exchange
-from archiver.model import CaptureStatus
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureStatus
+from archiver.web.http import FetchError, FetchSettings, Response, build_request, open_exchange
 from tests.rawserver import Handler, raw_server
 from tests.warcs import read_all, responses_by_url
 

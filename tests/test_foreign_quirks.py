@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from archiver.scan import read_stored
-from archiver.warcrules import check_record
+from archiver.warc.reader import read_stored
+from archiver.warc.rules import check_record
 from tests.warcs import read_warc
 
 BIN = Path(sys.executable).parent
@@ -403,7 +403,7 @@ def test_a_head_with_a_white_line_is_split_as_warcio_splits_it(
 
 
 def test_the_field_rules_want_a_bare_target_uri() -> None:
-    from archiver.warcrules import bare_target_uri  # here: the other tests run without it
+    from archiver.warc.rules import bare_target_uri  # here: the other tests run without it
 
     assert bare_target_uri("<http://example.com/>") == "http://example.com/"
     assert bare_target_uri("http://example.com/") == "http://example.com/"
@@ -432,7 +432,7 @@ def test_a_head_ends_exactly_where_warcio_ends_it(line: bytes) -> None:
 
     from warcio.statusandheaders import StatusAndHeadersParser
 
-    from archiver.scan import _BlankLineEnd
+    from archiver.warc.reader import _BlankLineEnd
 
     head = b"HTTP/1.1 200 OK\r\nX: a\r\n" + line + b"\r\nY: b\r\n\r\nbody"
     stream = BytesIO(head)

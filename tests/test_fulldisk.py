@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.atomic import TEMP_MARK
+from archiver.core.atomic import TEMP_MARK
 from tests.rawserver import raw_server
 from tests.test_hostile import ok, site
 from tests.warcs import read_warc

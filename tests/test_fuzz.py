@@ -20,12 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archiver import custody, ingest
-from archiver.capture import Capturer
-from archiver.extract import ExtractError, extract
-from archiver.model import CaptureOptions
-from archiver.timestamp import Authority, Timestamper
-from archiver.verify import verify
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureOptions
+from archiver.ops import ingest
+from archiver.ops.extract import ExtractError, extract
+from archiver.ops.verify import verify
+from archiver.trust import custody
+from archiver.trust.timestamp import Authority, Timestamper
 from tests.conftest import FixedClock, fixed_signer, sequential_ids
 from tests.site import FixtureSite
 from tests.tsa import LocalTSA, make_pki

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from archiver.capture import Capturer
+from archiver.capture.run import Capturer
 from tests.site import FixtureSite
 from tests.warcs import read_all
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import Capturer
-from archiver.fetch import FetchSettings, build_request, open_exchange
-from archiver.model import CaptureStatus
-from archiver.warc import WarcSeries
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureStatus
+from archiver.warc.writer import WarcSeries
+from archiver.web.http import FetchSettings, build_request, open_exchange
 from tests.rawserver import raw_server
 from tests.warcs import read_all, read_warc, responses_by_url
 
@@ -285,8 +285,8 @@ def test_nothing_runs_after_the_capture_returns() -> None:
 FULL_DISK = r"""
 import json, resource, signal, sys, threading
 from pathlib import Path
-from archiver.capture import Capturer
-from archiver.model import CaptureOptions
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureOptions
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (300 * 1024, 300 * 1024))
 options = CaptureOptions(archive_dir=Path(sys.argv[2]), concurrency=1, allow_private=True)
@@ -385,9 +385,9 @@ def test_a_latin1_location_is_percent_encoded_byte_for_byte(
 def test_small_records_wait_for_the_writer_once_the_backlog_is_full(
     make_capturer: Callable[..., Capturer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import archiver.capture
+    import archiver.capture.run
 
-    monkeypatch.setattr(archiver.capture, "BACKLOG_LIMIT", 1)
+    monkeypatch.setattr(archiver.capture.run, "BACKLOG_LIMIT", 1)
     images = [f"/i{n}.png".encode() for n in range(5)]
     page = b'<video src="/slow.mp4"></video>' + b"".join(b'<img src="%s">' % i for i in images)
 

@@ -19,10 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver import ingest, schema
-from archiver.capture import Capturer
-from archiver.index import Index, read_rows, replaces_listing
-from archiver.model import Capture, CaptureOptions, CaptureStatus
+from archiver.capture.run import Capturer
+from archiver.core.model import Capture, CaptureOptions, CaptureStatus
+from archiver.index import schema
+from archiver.index.store import Index, read_rows, replaces_listing
+from archiver.ops import ingest
 from tests.conftest import FixedClock, sequential_ids
 from tests.site import FixtureSite
 from tests.terminal import stderr_on_terminal

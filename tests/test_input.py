@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archiver.batch import BatchInputError, read_jobs
-from archiver.capture import Capturer
-from archiver.cli import cli
+from archiver.capture.batch import BatchInputError, read_jobs
+from archiver.capture.run import Capturer
+from archiver.cli.app import cli
 from tests.rawserver import raw_server
 from tests.warcs import read_all
 
@@ -325,7 +325,7 @@ def test_custody_and_show_print_control_characters_escaped(tmp_path: Path) -> No
 
 
 def test_printable_escapes_what_a_terminal_acts_on() -> None:
-    from archiver.text import printable
+    from archiver.core.text import printable
 
     assert printable("Алесь Навіцкі, O'Brien") == "Алесь Навіцкі, O'Brien"
     assert printable("a\x00b\x9bc\u2066d\u2029e\tf") == "a\\x00b\\x9bc\\u2066d\\u2029e\\tf"

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from archiver import sign
+from archiver.trust import sign
 
 BIN = Path(sys.executable).parent
 

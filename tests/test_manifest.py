@@ -22,10 +22,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from archiver.capture import Capturer
-from archiver.index import CaptureRow, RecordRow
-from archiver.manifest import FileEntry, Manifest, ManifestError, build
-from archiver.sign import public_pem
+from archiver.capture.run import Capturer
+from archiver.index.store import CaptureRow, RecordRow
+from archiver.trust.manifest import FileEntry, Manifest, ManifestError, build
+from archiver.trust.sign import public_pem
 from tests.conftest import fixed_signer
 from tests.site import FixtureSite
 

@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from archiver import query
-from archiver.capture import Capturer
-from archiver.cli import cli
-from archiver.extract import extract, find_record
-from archiver.ingest import rebuild
-from archiver.urls import own_record_uri
-from archiver.verify import verify
-from archiver.warcrules import check_record
+from archiver.capture.run import Capturer
+from archiver.cli.app import cli
+from archiver.core.urls import own_record_uri
+from archiver.index import query
+from archiver.ops.extract import extract, find_record
+from archiver.ops.ingest import rebuild
+from archiver.ops.verify import verify
+from archiver.warc.rules import check_record
 from tests.conftest import fixed_signer
 from tests.site import FixtureSite
 from tests.warcs import read_all

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
-from archiver.capture import PARSE_LIMIT, Capturer
-from archiver.model import Capture, CaptureStatus
+from archiver.capture.run import PARSE_LIMIT, Capturer
+from archiver.core.model import Capture, CaptureStatus
 from tests.rawserver import raw_server
 from tests.test_hostile import ok, site
 from tests.warcs import read_all, responses_by_url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archiver.platforms import PLATFORMS, platform_of
+from archiver.web.platforms import PLATFORMS, platform_of
 
 VIDEOS = {
     "telegram": [

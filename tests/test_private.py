@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from archiver import timestamp
-from archiver.addresses import AddressPolicy, why_private
-from archiver.capture import Capturer
-from archiver.fetch import FetchError, FetchSettings, build_request, open_exchange
-from archiver.model import CaptureStatus
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureStatus
+from archiver.trust import timestamp
+from archiver.web.addresses import AddressPolicy, why_private
+from archiver.web.http import FetchError, FetchSettings, build_request, open_exchange
 from tests.tsa import LocalTSA, make_pki
 from tests.warcs import read_all
 
@@ -309,7 +309,7 @@ def test_a_name_rebound_to_loopback_after_the_seed_check_is_still_refused(
     resolver is a stand-in for a DNS server: there is none to run offline.)"""
     from click.testing import CliRunner
 
-    from archiver.cli import cli
+    from archiver.cli.app import cli
 
     real = socket.getaddrinfo
     answers: list[str] = []

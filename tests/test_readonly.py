@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from archiver.index import Index, replaces_listing
+from archiver.index.store import Index, replaces_listing
 from tests.rawserver import raw_server
 from tests.test_hostile import ok, site
 

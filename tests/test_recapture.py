@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import Capturer
-from archiver.model import CaptureStatus
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureStatus
 from tests.unchanged_site import VIDEO, serve_unchanged
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import Capturer
-from archiver.model import Capture
+from archiver.capture.run import Capturer
+from archiver.core.model import Capture
 from tests.site import FixtureSite
 
 BIN = Path(sys.executable).parent

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archiver import cli as cli_module
-from archiver.capture import Capturer
-from archiver.discover import MAX_SEGMENTS, iter_dash
-from archiver.model import CaptureStatus
+from archiver.capture.run import Capturer
+from archiver.cli import app as cli_module
+from archiver.core.model import CaptureStatus
+from archiver.web.discover import MAX_SEGMENTS, iter_dash
 from tests.rawserver import raw_server
 
 HLS = b"application/vnd.apple.mpegurl"

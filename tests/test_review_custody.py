@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from archiver import custody
-from archiver.capture import Capturer
-from archiver.verify import verify
+from archiver.capture.run import Capturer
+from archiver.ops.verify import verify
+from archiver.trust import custody
 from tests.conftest import fixed_signer, sequential_ids
 from tests.site import FixtureSite
 from tests.test_cli import run

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archiver.capture import Capturer
-from archiver.cli import cli
-from archiver.urls import InvalidURL, check_url
+from archiver.capture.run import Capturer
+from archiver.cli.app import cli
+from archiver.core.urls import InvalidURL, check_url
 from tests.test_input import header, page, redirect, server
 
 # ruff: noqa: RUF001

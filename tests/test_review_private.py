@@ -11,9 +11,9 @@ from typing import ClassVar
 
 import pytest
 
-from archiver.addresses import why_private
-from archiver.capture import Capturer
-from archiver.model import CaptureStatus
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureStatus
+from archiver.web.addresses import why_private
 from tests.test_private import Page, Tripwire, only_seed
 
 

@@ -219,7 +219,7 @@ def test_head_end_search_is_linear_in_tiny_gzip_blocks(where: str, tmp_path: Pat
     code = textwrap.dedent(
         f"""
         from pathlib import Path
-        from archiver.scan import Unreadable, read_stored
+        from archiver.warc.reader import Unreadable, read_stored
         path = Path({str(path)!r})
         try:
             read_stored(path, 0, path.stat().st_size)

@@ -117,7 +117,7 @@ def test_an_unsigned_capture_is_not_complete_after_index_rebuild_nor_skipped_by_
 
 
 def test_cleanup_says_1_leftover_not_1_leftovers(tmp_path: Path) -> None:
-    """The counts in the CLI now take the right plural (archiver.text.counted), but
+    """The counts in the CLI now take the right plural (archiver.core.text.counted), but
     `archiver cleanup` still prints "1 leftovers, to do ...".  Use
     counted(len(report.leftovers), "leftover")."""
     archive = tmp_path / "archives"

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from archiver import sign
-from archiver.manifest import Manifest
-from archiver.verify import verify
+from archiver.ops.verify import verify
+from archiver.trust import sign
+from archiver.trust.manifest import Manifest
 from tests.unchanged_site import serve_unchanged
 
 

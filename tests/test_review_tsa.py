@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from archiver import sign
+from archiver.trust import sign
 from tests.site import FixtureSite
 from tests.test_cli import run
 from tests.tsa import LocalTSA, Mode, Pki, _der_oid, _read_tlv, _tlv, make_pki, sign_query
@@ -339,8 +339,8 @@ def test_verify_reports_a_planted_token_with_an_odd_certificate(
     """A token file planted in the archive whose certificate makes cryptography raise
     KeyError: `archiver verify` stops with `error: 13` and no report at all.  It should
     report that token as a failed check (exit 1) and everything else as usual."""
-    from archiver import timestamp
-    from archiver.manifest import signature_path
+    from archiver.trust import timestamp
+    from archiver.trust.manifest import signature_path
 
     archive = tmp_path / "archives"
     assert run("capture", site.url(site.PLAIN), "--archive-dir", str(archive)).returncode == 0

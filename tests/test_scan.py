@@ -1,4 +1,4 @@
-"""The one reader of a stored record (archiver.scan.read_stored), on real files."""
+"""The one reader of a stored record (archiver.warc.reader.read_stored), on real files."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from archiver.scan import CHUNK, Sink, StoredRecord, Unreadable, read_stored
-from archiver.warc import WarcFile, WrittenRecord, render_head
+from archiver.warc.reader import CHUNK, Sink, StoredRecord, Unreadable, read_stored
+from archiver.warc.writer import WarcFile, WrittenRecord, render_head
 from tests.warcs import read_warc
 
 ROOT = Path(__file__).resolve().parent.parent

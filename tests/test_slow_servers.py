@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import Capturer
-from archiver.fetch import FetchError, FetchSettings, build_request, open_exchange
-from archiver.model import CaptureStatus
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureStatus
+from archiver.web.http import FetchError, FetchSettings, build_request, open_exchange
 from tests.rawserver import raw_server
 from tests.warcs import read_all, responses_by_url
 

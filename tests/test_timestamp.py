@@ -23,10 +23,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from rfc3161_client import VerifierBuilder, decode_timestamp_response
 
-from archiver import sign, timestamp
-from archiver.capture import Capturer
-from archiver.manifest import signature_path
-from archiver.verify import verify
+from archiver.capture.run import Capturer
+from archiver.ops.verify import verify
+from archiver.trust import sign, timestamp
+from archiver.trust.manifest import signature_path
 from tests.conftest import FixedClock
 from tests.rawserver import raw_server
 from tests.site import FixtureSite

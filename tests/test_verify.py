@@ -24,13 +24,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from archiver import sign
-from archiver.capture import Capturer
-from archiver.index import Index, read_rows
-from archiver.ingest import rebuild
-from archiver.manifest import Manifest, public_key_name, signature_path
-from archiver.model import CaptureOptions, CaptureStatus
-from archiver.verify import Problem, Report, verify
+from archiver.capture.run import Capturer
+from archiver.core.model import CaptureOptions, CaptureStatus
+from archiver.index.store import Index, read_rows
+from archiver.ops.ingest import rebuild
+from archiver.ops.verify import Problem, Report, verify
+from archiver.trust import sign
+from archiver.trust.manifest import Manifest, public_key_name, signature_path
 from tests.conftest import FixedClock, fixed_signer, sequential_ids
 from tests.site import FixtureSite
 from tests.terminal import stderr_on_terminal

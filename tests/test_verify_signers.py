@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from archiver import sign
-from archiver.ingest import rebuild
-from archiver.manifest import Manifest, public_key_name, signature_path
-from archiver.verify import verify
+from archiver.ops.ingest import rebuild
+from archiver.ops.verify import verify
+from archiver.trust import sign
+from archiver.trust.manifest import Manifest, public_key_name, signature_path
 from tests.rawserver import raw_server
 from tests.unchanged_site import VIDEO, serve_unchanged
 

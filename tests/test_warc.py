@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from fastwarc.warc import ArchiveIterator as FastIterator
 
-from archiver.gzipmember import GapMember, Inflater, crc32_combine, stored_blocks, whole_member
-from archiver.warc import WarcFile, WarcSeries, render_head
-from archiver.warcrules import check_record
+from archiver.warc.gzipmember import GapMember, Inflater, crc32_combine, stored_blocks, whole_member
+from archiver.warc.rules import check_record
+from archiver.warc.writer import WarcFile, WarcSeries, render_head
 from tests.warcs import read_warc
 
 BIN = Path(sys.executable).parent

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from archiver.capture import Capturer
-from archiver.fetch import REDACTED
-from archiver.ingest import rebuild
-from archiver.model import Capture
-from archiver.verify import verify
+from archiver.capture.run import Capturer
+from archiver.core.model import Capture
+from archiver.ops.ingest import rebuild
+from archiver.ops.verify import verify
+from archiver.web.http import REDACTED
 from tests.site import FixtureSite
 from tests.warcs import read_all
 

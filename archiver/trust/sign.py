@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-from archiver.atomic import flocked, fsync_dir, rename_no_replace
+from archiver.core.atomic import flocked, fsync_dir, rename_no_replace
 
 PublicKey = Ed25519PublicKey  # what verifies a signature (other modules name it so)
 

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from archiver.atomic import fsync_dir
-from archiver.gzipmember import GapMember, whole_member, write_all
+from archiver.core.atomic import fsync_dir
+from archiver.warc.gzipmember import GapMember, whole_member, write_all
 
 WARC_VERSION = b"WARC/1.1"
 OPEN_SUFFIX = ".open"
@@ -84,7 +84,7 @@ class WrittenRecord:
 
 
 class StreamingRecord:
-    """A record whose block is written as it arrives; see :mod:`archiver.gzipmember`."""
+    """A record whose block is written as it arrives; see :mod:`archiver.warc.gzipmember`."""
 
     def __init__(
         self,

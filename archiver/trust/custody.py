@@ -48,11 +48,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from archiver import __version__, sign
-from archiver.atomic import flocked, fsync_dir
-from archiver.manifest import MANIFEST_SUFFIX, public_key_name, signature_path
-from archiver.model import Capture, isoformat, parse_timestamp, utcnow
-from archiver.text import counted
+from archiver import __version__
+from archiver.core.atomic import flocked, fsync_dir
+from archiver.core.model import Capture, isoformat, parse_timestamp, utcnow
+from archiver.core.text import counted
+from archiver.trust import sign
+from archiver.trust.manifest import MANIFEST_SUFFIX, public_key_name, signature_path
 
 CUSTODY_DIR = "custody"
 LOG_NAME = "events.jsonl"

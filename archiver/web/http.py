@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from archiver.addresses import AddressPolicy
-from archiver.urls import encode_path, encode_query
-from archiver.warcrules import warcio_blank
+from archiver.core.urls import encode_path, encode_query
+from archiver.warc.rules import warcio_blank
+from archiver.web.addresses import AddressPolicy
 
 CHUNK_SIZE = 1024 * 1024
 MAX_HEAD_BYTES = 256 * 1024

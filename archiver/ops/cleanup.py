@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archiver.atomic import TEMP_MARK, flocked
-from archiver.index import COMPACT_PREFIX, Index
-from archiver.manifest import MANIFEST_SUFFIX, signature_path
-from archiver.warc import OPEN_SUFFIX
+from archiver.core.atomic import TEMP_MARK, flocked
+from archiver.index.store import COMPACT_PREFIX, Index
+from archiver.trust.manifest import MANIFEST_SUFFIX, signature_path
+from archiver.warc.writer import OPEN_SUFFIX
 
 WARC_DIR = "warc"
 ASIDE_DIR = "incomplete"
@@ -76,7 +76,7 @@ def capture_lock(
     archive: Path, *, exclusive: bool, blocking: bool = True, reading: bool = False
 ) -> Any:
     """Captures share this lock while they run; cleanup needs it alone (``reading``: a
-    dry run, which works on a copy it may not write, see :func:`archiver.atomic.open_lock`)."""
+    dry run, which works on a copy it may not write, see :func:`archiver.core.atomic.open_lock`)."""
     return flocked(archive / CAPTURE_LOCK, exclusive=exclusive, blocking=blocking, reading=reading)
 
 
@@ -108,7 +108,7 @@ def running_captures(archive: Path) -> set[str]:
     except OSError:
         return set()
     out: set[str] = set()
-    from archiver.manifest import CAPTURE_ID
+    from archiver.trust.manifest import CAPTURE_ID
 
     for path in entries:
         if not CAPTURE_ID.match(path.name.removesuffix(RUNNING_SUFFIX)):
@@ -222,7 +222,7 @@ def _drop_rows(archive: Path, captures: set[str]) -> bool:
             elif stem.startswith(COMPACT_PREFIX):
                 merged = True  # a compacted file: its rows may include them
     if merged:
-        from archiver.ingest import rebuild
+        from archiver.ops.ingest import rebuild
 
         rebuild(archive)
     return merged
@@ -234,7 +234,7 @@ def _imported(path: Path, root: Path) -> bool:
 
 
 def _id_of(name: str) -> str | None:
-    from archiver.manifest import CAPTURE_ID
+    from archiver.trust.manifest import CAPTURE_ID
 
     stem = name.split(".", 1)[0]
     candidate = stem[:25]

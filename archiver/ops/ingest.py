@@ -4,7 +4,7 @@ The WARC files are the evidence and the index is derived from them.  For a
 capture made by archiver, the warcinfo record names the capture and the closing
 metadata record (``schemas/capture-metadata.v2.json``) carries the provenance
 and what each record is to the capture; everything else is read from the
-records themselves (see :mod:`archiver.scan`).  A WARC file written by another
+records themselves (see :mod:`archiver.warc.reader`).  A WARC file written by another
 tool is imported into ``warc/<collection>/imported/`` and indexed as a capture
 of its own (``import-<first 16 hex of the file's SHA-256>``), every digest it
 declares checked on the way.  The index holds a WARC-Target-URI without the angle
@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from archiver import TOOL_NAME
-from archiver.atomic import TEMP_MARK, fsync_dir, fsync_file, rename_no_replace
-from archiver.index import CaptureRow, Index, RecordRow, payload_bytes, relative_path
-from archiver.manifest import MANIFEST_SUFFIX, Manifest, ManifestError
-from archiver.scan import ScanIssue, StoredRecord, media_type, parse_warc_date, scan_file
+from archiver.core.atomic import TEMP_MARK, fsync_dir, fsync_file, rename_no_replace
+from archiver.index.store import CaptureRow, Index, RecordRow, payload_bytes, relative_path
+from archiver.trust.manifest import MANIFEST_SUFFIX, Manifest, ManifestError
+from archiver.warc.reader import ScanIssue, StoredRecord, media_type, parse_warc_date, scan_file
 
 WARC_DIR = "warc"
 IMPORTED_DIR = "imported"
@@ -460,7 +460,7 @@ def _place(target_dir: Path, name: str, sha: str) -> Path:
 
 def _indexed_file(archive_dir: Path, capture_id: str) -> str | None:
     """The stored file of an already indexed import, if any."""
-    from archiver import query
+    from archiver.index import query
 
     found = query.run(
         archive_dir, "select warc_files from captures where capture_id = ?", [capture_id]

@@ -29,10 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from archiver import schema
-from archiver.atomic import atomic_path
-from archiver.index import CaptureRow, RecordRow, RecordRows
-from archiver.model import isoformat
+from archiver.core.atomic import atomic_path
+from archiver.core.model import isoformat
+from archiver.index import schema
+from archiver.index.store import CaptureRow, RecordRow, RecordRows
 
 FORMAT = "archiver/manifest/1"
 MANIFEST_SUFFIX = ".manifest.json"

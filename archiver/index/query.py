@@ -19,9 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archiver import schema
-from archiver.index import Index
-from archiver.text import printable
+from archiver.core.text import printable
+from archiver.index import schema
+from archiver.index.store import Index
 
 if TYPE_CHECKING:  # DuckDB and pyarrow load when a query runs: other commands start faster
     import duckdb
@@ -205,7 +205,7 @@ def as_csv(result: Result) -> str:
 def write_parquet(result: Result, path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from archiver.atomic import atomic_path
+    from archiver.core.atomic import atomic_path
 
     with atomic_path(path, overwrite=True) as temp:
         pq.write_table(result.table, temp, compression="zstd")

@@ -24,28 +24,17 @@ from typing import Any, ClassVar, TypeVar
 import click
 from cryptography import x509
 
-from archiver import __version__, batch, custody, ingest, query, sign, timestamp
-from archiver import config as configuration
-from archiver import extract as extraction
-from archiver import verify as verification
-from archiver.addresses import AddressPolicy, seed_refusals
-from archiver.atomic import atomic_path, output_problem
-from archiver.budget import (
+from archiver import __version__
+from archiver.capture import batch
+from archiver.capture.budget import (
     DEFAULT_MAX_CAPTURE_SIZE,
     DEFAULT_MAX_CAPTURE_TIME,
     DEFAULT_MAX_REQUESTS,
 )
-from archiver.capture import Capturer, Progress
-from archiver.fetch import REDACTED, request_target
-from archiver.index import Index
-from archiver.manifest import (
-    CAPTURE_ID,
-    MANIFEST_SUFFIX,
-    archive_of,
-    capture_id_of,
-    signature_path,
-)
-from archiver.model import (
+from archiver.capture.run import Capturer, Progress
+from archiver.cli import config as configuration
+from archiver.core.atomic import atomic_path, output_problem
+from archiver.core.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_REDIRECTS,
     DEFAULT_MIN_RATE,
@@ -59,8 +48,23 @@ from archiver.model import (
     Stamp,
     isoformat,
 )
-from archiver.text import counted, printable
-from archiver.urls import split_credentials
+from archiver.core.text import counted, printable
+from archiver.core.urls import split_credentials
+from archiver.index import query
+from archiver.index.store import Index
+from archiver.ops import extract as extraction
+from archiver.ops import ingest
+from archiver.ops import verify as verification
+from archiver.trust import custody, sign, timestamp
+from archiver.trust.manifest import (
+    CAPTURE_ID,
+    MANIFEST_SUFFIX,
+    archive_of,
+    capture_id_of,
+    signature_path,
+)
+from archiver.web.addresses import AddressPolicy, seed_refusals
+from archiver.web.http import REDACTED, request_target
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -725,7 +729,7 @@ def capture(
     if cookies is not None:
         import http.cookiejar
 
-        from archiver.media import load_cookies
+        from archiver.web.media import load_cookies
 
         try:
             load_cookies(cookies)
@@ -776,7 +780,7 @@ def capture(
             progress.page_done()
         trouble = result.failure or result.index_error or result.sign_error
         operator = per_job[job].operator
-        if result.custody_error:  # the capture logs its own event (archiver.custody)
+        if result.custody_error:  # the capture logs its own event (archiver.trust.custody)
             click.echo(
                 f"warning: {result.custody_error}; verify will fail capture "
                 f"{result.capture_id} as recorded by no custody event until "
@@ -1471,7 +1475,7 @@ def cleanup_command(apply_: bool, archive_dir: Path, output_format: str) -> None
       archiver cleanup
       archiver cleanup --apply
     """
-    from archiver import cleanup
+    from archiver.ops import cleanup
 
     if not archive_dir.is_dir():
         raise click.UsageError(f"no archive at {archive_dir}")
@@ -1750,7 +1754,7 @@ def adopt_captures(archive_dir: Path) -> None:
     """``archiver custody --adopt``: one signed ``adopt`` event recording every signed
     capture that no signed event records, each checked first (its signature holds, its
     files match its manifest), with the SHA-256 of its files as they are now."""
-    from archiver import cleanup
+    from archiver.ops import cleanup
 
     signer = custody_signer()
     if signer is None:
@@ -1794,7 +1798,7 @@ def adoptable(
 ) -> tuple[list[str], list[custody.FileRef], int]:
     """The signed captures no signed event records, that can be adopted (their ids and
     files), and how many were refused (said on stderr)."""
-    from archiver.manifest import Manifest
+    from archiver.trust.manifest import Manifest
 
     log = custody.check(archive_dir)
     if not log.ok:
@@ -1833,7 +1837,7 @@ def adoptable(
 
 def adoption_problem(manifest_path: Path, archive_dir: Path) -> str | None:
     """Why a signed capture's files do not match its manifest (None when they do)."""
-    from archiver.manifest import Manifest, ManifestError
+    from archiver.trust.manifest import Manifest, ManifestError
 
     try:
         manifest = Manifest.from_bytes(manifest_path.read_bytes())

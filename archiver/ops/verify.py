@@ -1,6 +1,6 @@
 """Verify an archive: signatures, files, records and index rows; locate every change.
 
-For each signed capture (see :mod:`archiver.manifest`):
+For each signed capture (see :mod:`archiver.trust.manifest`):
 
 1. the manifest's signature, with the public key the archive holds for the signer
    (or a key given with ``--trusted-key``); a signer outside the trusted keys fails;
@@ -42,10 +42,21 @@ from typing import Any
 
 from cryptography import x509
 
-from archiver import cleanup, custody, ingest, schema, sign, timestamp
-from archiver.index import INDEX_DIR, CaptureRow, Index, RecordRow, from_table, read_table_file
-from archiver.ingest import NoProgress, ScanProgress
-from archiver.manifest import (
+from archiver.core.model import isoformat
+from archiver.core.text import counted
+from archiver.index import schema
+from archiver.index.store import (
+    INDEX_DIR,
+    CaptureRow,
+    Index,
+    RecordRow,
+    from_table,
+    read_table_file,
+)
+from archiver.ops import cleanup, ingest
+from archiver.ops.ingest import NoProgress, ScanProgress
+from archiver.trust import custody, sign, timestamp
+from archiver.trust.manifest import (
     CAPTURE_ID,
     MANIFEST_SUFFIX,
     SIGNATURE_SUFFIX,
@@ -56,11 +67,9 @@ from archiver.manifest import (
     row_to_json,
     signature_path,
 )
-from archiver.model import isoformat
-from archiver.scan import HTTP_TYPES, StoredRecord, Unreadable, parse_digest, read_stored
-from archiver.text import counted
-from archiver.warc import OPEN_SUFFIX
-from archiver.warcrules import bare_target_uri
+from archiver.warc.reader import HTTP_TYPES, StoredRecord, Unreadable, parse_digest, read_stored
+from archiver.warc.rules import bare_target_uri
+from archiver.warc.writer import OPEN_SUFFIX
 
 _OUR_WARC = re.compile(r"^(\d{14}-[0-9a-f]{10})-\d{5}\.warc(\.gz)?$")
 _CAPTURE_ID = CAPTURE_ID
@@ -634,7 +643,7 @@ def verify(
 def _set_aside_running(todo: _Plan) -> list[str]:
     """Take the captures running now out of ``todo``; their ids.
 
-    A running capture holds its lock (see :func:`archiver.cleanup.running_captures`):
+    A running capture holds its lock (see :func:`archiver.ops.cleanup.running_captures`):
     its ``.open`` files are being written, then published, signed and indexed, so it
     is neither interrupted nor finished.  A ``.open`` file listed but gone since was
     published meanwhile: its capture was running too.  Verifying the whole archive,

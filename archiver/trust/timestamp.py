@@ -25,7 +25,7 @@ no trusted time until ``verify --tsa-ca`` finds its chain reaching a root given 
 With ``--tsa-ca``, such a token is refused: the roots given say whom to trust.
 
 ``verify`` checks every token offline (:func:`check_tokens`).  The cryptography
-itself is in :mod:`archiver.sign`.
+itself is in :mod:`archiver.trust.sign`.
 """
 
 from __future__ import annotations
@@ -46,9 +46,12 @@ from typing import Any
 
 from cryptography import x509
 
-from archiver import __version__, sign
-from archiver.atomic import atomic_path
-from archiver.manifest import (
+from archiver import __version__
+from archiver.core.atomic import atomic_path
+from archiver.core.model import Stamp, isoformat, utcnow
+from archiver.core.urls import check_url
+from archiver.trust import sign
+from archiver.trust.manifest import (
     MANIFEST_SUFFIX,
     SIGNATURE_SUFFIX,
     Manifest,
@@ -57,8 +60,6 @@ from archiver.manifest import (
     capture_id_of,
     signature_path,
 )
-from archiver.model import Stamp, isoformat, utcnow
-from archiver.urls import check_url
 
 TOKEN_SUFFIX = ".tsr"
 TSA_DIR = "tsa"
@@ -266,7 +267,7 @@ class Timestamper:
         """A token from every authority over the custody log's last event (``line``, its
         ``seq``): it proves the log reached that event by the token's time, so a tail cut
         later is found (:func:`check_head_tokens`).  Kept as :func:`head_token_path`."""
-        from archiver.custody import Event
+        from archiver.trust.custody import Event
 
         when = Event.from_line(line).time
         digest = hashlib.sha256(line).hexdigest()

@@ -25,7 +25,7 @@ import tinycss2.bytes  # type: ignore[import-untyped,unused-ignore]
 import webencodings  # type: ignore[import-untyped,unused-ignore]
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from archiver.urls import URL_SAFE, ascii_netloc
+from archiver.core.urls import URL_SAFE, ascii_netloc
 
 __all__ = [
     "MAX_BODY",

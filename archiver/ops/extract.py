@@ -3,7 +3,7 @@
 The index says where each record is (``warc_filename``, ``warc_offset``,
 ``warc_length``) and what its bytes must hash to.  Extraction reads exactly those
 bytes with the reader that index rebuild and import use
-(:func:`archiver.scan.read_stored`: fixed chunks, memory does not grow with the size
+(:func:`archiver.warc.reader.read_stored`: fixed chunks, memory does not grow with the size
 of a video), and checks before the output file appears under its name:
 
 - the stored bytes of the record (the whole gzip member of a ``.warc.gz``; the
@@ -17,7 +17,7 @@ of a video), and checks before the output file appears under its name:
 
 Any mismatch is an :class:`ExtractionFailed` naming the record, and no output file
 is left behind (the output is written under a temporary name by
-:func:`archiver.atomic.atomic_path` and renamed only when every check passed).
+:func:`archiver.core.atomic.atomic_path` and renamed only when every check passed).
 
 What is written: the entity as the server sent it, minus the transfer coding.
 The payload of a response is the HTTP body *as transferred* (that is what
@@ -32,7 +32,7 @@ SHA-256 is then ``payload_sha256`` itself).  Records that are not HTTP messages
 Streams: :func:`extract_stream` writes the segments of an HLS or DASH stream
 concatenated, in playlist order, init segment first, each one verified as above.
 The order comes from the manifest as stored in the capture (parsed again with
-:func:`archiver.discover.parse_hls` / :func:`~archiver.discover.parse_dash`), not
+:func:`archiver.web.discover.parse_hls` / :func:`~archiver.web.discover.parse_dash`), not
 from the order in which the segments happened to be fetched.  A stream has
 tracks: an HLS master playlist lists variants (``video``), audio renditions
 (``audio``) and subtitle tracks (``subtitles``); a DASH manifest lists adaptation
@@ -62,14 +62,14 @@ from xml.etree import ElementTree as ET
 
 import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped,unused-ignore]
 
-from archiver.atomic import atomic_path, output_problem
-from archiver.discover import MAX_BODY, is_dash, is_hls, parse_dash, parse_hls
-from archiver.fetch import Dechunker
-from archiver.index import RecordRow
-from archiver.query import QueryError, run
-from archiver.scan import CHUNK, StoredRecord, Unreadable, header_value, read_stored
-from archiver.urls import URL_SAFE, InvalidURL, check_url
-from archiver.warcrules import bare_target_uri
+from archiver.core.atomic import atomic_path, output_problem
+from archiver.core.urls import URL_SAFE, InvalidURL, check_url
+from archiver.index.query import QueryError, run
+from archiver.index.store import RecordRow
+from archiver.warc.reader import CHUNK, StoredRecord, Unreadable, header_value, read_stored
+from archiver.warc.rules import bare_target_uri
+from archiver.web.discover import MAX_BODY, is_dash, is_hls, parse_dash, parse_hls
+from archiver.web.http import Dechunker
 
 __all__ = [
     "CHUNK_SIZE",
@@ -88,7 +88,7 @@ __all__ = [
 ]
 
 CHUNK_SIZE = CHUNK
-"""Bytes read (and at most inflated) at a time, by :func:`archiver.scan.read_stored`."""
+"""Bytes read (and at most inflated) at a time, by :func:`archiver.warc.reader.read_stored`."""
 
 MAX_REDIRECTS = 20
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -577,7 +577,7 @@ def _copy_record(
 ) -> _Copied:
     """Read ``row``'s record, verify it, and send its payload (de-chunked) to ``sink``.
 
-    The record is read by :func:`archiver.scan.read_stored`.  A problem found while
+    The record is read by :func:`archiver.warc.reader.read_stored`.  A problem found while
     reading (bad gzip, wrong record, bad chunk framing) is reported only after every
     stored byte was hashed: if the stored bytes differ from the index, that is the
     news, whatever else broke.

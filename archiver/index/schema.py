@@ -71,7 +71,7 @@ def schema_dir() -> Path:
     """Where the schemas are: ``archiver/schemas/`` in an installed wheel or sdist, or
     ``schemas/`` itself in a source tree (an editable install).  setup.py installs the
     one ``schemas/`` folder as the package ``archiver.schemas``; there is no second copy."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # archiver/, above archiver/index/
     installed = package / "schemas"
     if installed.is_dir():
         return installed

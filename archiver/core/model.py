@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver import TOOL_NAME, __version__
-from archiver.budget import (
+from archiver.capture.budget import (
     DEFAULT_MAX_CAPTURE_SIZE,
     DEFAULT_MAX_CAPTURE_TIME,
     DEFAULT_MAX_REQUESTS,
@@ -87,7 +87,7 @@ class CaptureOptions:
     min_rate: int | None = DEFAULT_MIN_RATE  # None or 0: no minimum
     min_rate_window: float = DEFAULT_MIN_RATE_WINDOW
     max_size: int | None = None
-    # the capture's budget (see archiver.budget); None: no limit
+    # the capture's budget (see archiver.capture.budget); None: no limit
     max_requests: int | None = DEFAULT_MAX_REQUESTS
     max_capture_size: int | None = DEFAULT_MAX_CAPTURE_SIZE
     max_capture_time: float | None = DEFAULT_MAX_CAPTURE_TIME
@@ -96,11 +96,11 @@ class CaptureOptions:
     warc_max_size: int = DEFAULT_WARC_MAX_SIZE
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     insecure: bool = False
-    # loopback, private, link-local... addresses are refused unless allowed (see archiver.addresses)
+    # loopback, private, link-local... addresses refused unless allowed (archiver.web.addresses)
     allow_private: bool = False
     # (address, port) pairs allowed even so: one intranet server, or a test's own seed
     allow_private_endpoints: frozenset[tuple[str, int]] = frozenset()
-    # platform videos, through yt-dlp (see archiver.media)
+    # platform videos, through yt-dlp (see archiver.web.media)
     platform_videos: bool = True
     follow_video_links: bool = False
     max_video_size: int | None = None
@@ -253,7 +253,7 @@ class VideoFound:
 @dataclass
 class Stamp:
     """What asking one time-stamping authority for a token over a capture's signature gave
-    (see :mod:`archiver.timestamp`)."""
+    (see :mod:`archiver.trust.timestamp`)."""
 
     capture_id: str
     authority: str
@@ -263,7 +263,7 @@ class Stamp:
     error: str | None = None
     already: bool = False  # a token from this authority was there before
     # whether the chain reached a trusted root on receipt (False: kept unchecked, see
-    # archiver.timestamp.UNCHECKED); None when no token was received now
+    # archiver.trust.timestamp.UNCHECKED); None when no token was received now
     root_checked: bool | None = None
     chain_end: str | None = None  # that root, or the last certificate the token carried
 
@@ -320,7 +320,7 @@ class Capture:
     """One capture of one seed URL: its state, provenance and records."""
 
     capture_id: str
-    seed_url: str  # ASCII, without credentials (see archiver.urls)
+    seed_url: str  # ASCII, without credentials (see archiver.core.urls)
     options: CaptureOptions
     started_at: datetime
     seed_url_unicode: str | None = None  # the seed as given, when not ASCII (an IDN host)

@@ -9,7 +9,7 @@ addresses that are not publicly routable, unless ``--allow-private`` is given.
 
 The check is made on the address the socket connects to: the host is resolved once,
 each address checked, and the socket connected to that very address (see
-``archiver.fetch._connect``), then the peer address checked again.  A name that
+``archiver.web.http._connect``), then the peer address checked again.  A name that
 resolves to a public address for one lookup and a private one for the next (DNS
 rebinding) cannot get round it, nor can an address spelled in an odd way, since
 the resolver has already turned it into the address used.

@@ -34,8 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from archiver import TOOL_NAME, __version__, schema
-from archiver.atomic import (
+from archiver import TOOL_NAME, __version__
+from archiver.core.atomic import (
     READ_ONLY_ERRNOS,
     TEMP_MARK,
     atomic_path,
@@ -43,11 +43,12 @@ from archiver.atomic import (
     open_lock,
     unwritable,
 )
+from archiver.index import schema
 
 if TYPE_CHECKING:  # pyarrow is imported where it is used: commands start faster
     import pyarrow as pa
 
-    from archiver.model import Capture, RecordEntry
+    from archiver.core.model import Capture, RecordEntry
 
 INDEX_DIR = "index"
 COMPACT_PREFIX = "compact-"

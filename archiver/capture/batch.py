@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from archiver.text import counted
-from archiver.urls import Credentials
+from archiver.core.text import counted
+from archiver.core.urls import Credentials
 
 ROW_COLUMNS = ("note", "collection", "operator")
 
@@ -47,7 +47,7 @@ class Job:
     note: str | None = None
     collection: str | None = None
     operator: str | None = None
-    # a user:password the URL was given with (taken out of ``url``), see archiver.urls
+    # a user:password the URL was given with (taken out of ``url``), see archiver.core.urls
     credentials: Credentials | None = field(default=None, compare=False)
 
 
@@ -144,7 +144,7 @@ def _plain_jobs(text: str) -> list[Job]:
 def completed(archive_dir: Path) -> dict[tuple[str, str], str]:
     """(seed URL, collection) -> the id of a complete capture of it in the archive (not
     imported): a batch for another collection captures the URL again."""
-    from archiver.index import Index
+    from archiver.index.store import Index
 
     files = Index(archive_dir).files("captures")
     if not files:

@@ -1,7 +1,7 @@
 """Capture a page, everything it needs to render and every video it references.
 
 The flow of one capture: fetch the seed URL (following and recording every
-redirect), parse the page with :mod:`archiver.discover`, fetch what it found
+redirect), parse the page with :mod:`archiver.web.discover`, fetch what it found
 concurrently (stylesheets and what they import, scripts, images, fonts, iframes
 one level deep, videos, HLS/DASH manifests and their segments), and write every
 exchange into the capture's own WARC files as it arrives.  A metadata record
@@ -36,46 +36,9 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from zlib_ng import zlib_ng
 
-from archiver import TOOL_NAME, __version__, custody, manifest
-from archiver.addresses import AddressPolicy
-from archiver.budget import Budget
-from archiver.cleanup import capture_lock, capture_running
-from archiver.dedup import DEDUP_MIN, REVISIT_PROFILE, KnownPayloads, Original
-from archiver.discover import (
-    Found,
-    PageInfo,
-    Unfetched,
-    hls_playlist,
-    is_dash,
-    is_hls,
-    iter_dash,
-    iter_hls,
-    parse_css,
-    parse_html,
-)
-from archiver.fetch import (
-    FetchError,
-    FetchSettings,
-    Interrupted,
-    Response,
-    build_request,
-    dechunk,
-    open_exchange,
-)
-from archiver.index import CaptureRow, Index, RecordRow, relative_path, rows_for_capture
-from archiver.manifest import FileEntry
-from archiver.media import (
-    Exchanged,
-    MediaError,
-    MediaLimits,
-    MediaResult,
-    body_sink,
-    fetch_media,
-    ffmpeg,
-    load_cookies,
-    ytdlp_version,
-)
-from archiver.model import (
+from archiver import TOOL_NAME, __version__
+from archiver.capture.budget import Budget
+from archiver.core.model import (
     Capture,
     CaptureError,
     CaptureOptions,
@@ -89,10 +52,7 @@ from archiver.model import (
     new_capture_id,
     utcnow,
 )
-from archiver.platforms import platform_of
-from archiver.sign import KeyProblem, Signer
-from archiver.timestamp import Timestamper
-from archiver.urls import (
+from archiver.core.urls import (
     URL_SAFE,
     Credentials,
     InvalidURL,
@@ -103,7 +63,14 @@ from archiver.urls import (
     referer,
     split_credentials,
 )
-from archiver.warc import (
+from archiver.index.dedup import DEDUP_MIN, REVISIT_PROFILE, KnownPayloads, Original
+from archiver.index.store import CaptureRow, Index, RecordRow, relative_path, rows_for_capture
+from archiver.ops.cleanup import capture_lock, capture_running
+from archiver.trust import custody, manifest
+from archiver.trust.manifest import FileEntry
+from archiver.trust.sign import KeyProblem, Signer
+from archiver.trust.timestamp import Timestamper
+from archiver.warc.writer import (
     HTTP_REQUEST_TYPE,
     HTTP_RESPONSE_TYPE,
     Fields,
@@ -115,6 +82,40 @@ from archiver.warc import (
     new_record_id,
     warc_date,
 )
+from archiver.web.addresses import AddressPolicy
+from archiver.web.discover import (
+    Found,
+    PageInfo,
+    Unfetched,
+    hls_playlist,
+    is_dash,
+    is_hls,
+    iter_dash,
+    iter_hls,
+    parse_css,
+    parse_html,
+)
+from archiver.web.http import (
+    FetchError,
+    FetchSettings,
+    Interrupted,
+    Response,
+    build_request,
+    dechunk,
+    open_exchange,
+)
+from archiver.web.media import (
+    Exchanged,
+    MediaError,
+    MediaLimits,
+    MediaResult,
+    body_sink,
+    fetch_media,
+    ffmpeg,
+    load_cookies,
+    ytdlp_version,
+)
+from archiver.web.platforms import platform_of
 
 # Bodies up to this size are collected in memory and written in one go.
 SMALL_BODY = 1024 * 1024
@@ -270,7 +271,7 @@ class Capturer:
 
     ``clock`` and ``new_id`` are injectable so tests can produce reproducible output.
     With a ``signer``, each capture ends with its signed manifest (see
-    :mod:`archiver.manifest`); without one it is left unsigned, and verify says so.
+    :mod:`archiver.trust.manifest`); without one it is left unsigned, and verify says so.
     """
 
     def __init__(
@@ -408,7 +409,7 @@ class _CaptureRun:
         self.media_fatal: BaseException | None = None  # stops the capture, not only yt-dlp
         own = self.c.signer.key.public_key() if self.c.signer is not None else None
         self.known = KnownPayloads(self.options.archive_dir, own)  # originals it signed
-        opts = self.options  # one budget for the whole capture (see archiver.budget)
+        opts = self.options  # one budget for the whole capture (see archiver.capture.budget)
         self.budget = Budget(opts.max_requests, opts.max_capture_size, opts.max_capture_time)
         self.planned = 1  # tasks made (the seed's included): each needs a request at least
         self.budget_listed = 0  # references a budget left out, listed one by one
@@ -467,7 +468,7 @@ class _CaptureRun:
             ):
                 captured = self._run_guarded()
                 # its custody event, while the lock is held: verify never sees the
-                # capture without it (see archiver.custody.compare)
+                # capture without it (see archiver.trust.custody.compare)
                 with self._signals_held():
                     captured.custody_error = custody.log_capture(
                         captured, self.options.archive_dir, self.c.signer, self.c.hostname
@@ -624,7 +625,7 @@ class _CaptureRun:
 
     def _timestamp(self, timestamper: Timestamper, path: Path) -> None:
         """Ask each authority for a token over the signature: the capture stands whatever
-        they answer (see :mod:`archiver.timestamp`)."""
+        they answer (see :mod:`archiver.trust.timestamp`)."""
         try:
             self.capture.timestamps = timestamper.stamp(path)
         except KeyboardInterrupt:  # signed and indexed: the capture stands
@@ -1233,7 +1234,7 @@ class _CaptureRun:
         """A metadata record holding JSON about ``url``; the caller holds the writer.
 
         Its target URI is ``urn:archiver-<role>:<url>``, not ``url``: replay tools
-        would serve it in place of the page (see :func:`archiver.urls.own_record_uri`).
+        would serve it in place of the page (see :func:`archiver.core.urls.own_record_uri`).
         Returns its record id."""
         wfile = self.series.current(upcoming)
         target = own_record_uri(role, url)

@@ -3,7 +3,7 @@
 yt-dlp (used as a library) resolves a platform page to its media and downloads it.
 Its networking goes through one request handler of ours, :class:`ArchiverRH`,
 installed as the only handler, so nothing it fetches escapes the WARC: each request
-is sent by :mod:`archiver.fetch`, recorded (request and response records, bytes as
+is sent by :mod:`archiver.web.http`, recorded (request and response records, bytes as
 served, digests computed as they pass) by the capture, and then read back by yt-dlp
 from what was recorded.  Redirects are followed here, one recorded exchange per hop.
 Cookies (``--cookies``) are sent but recorded as redacted.
@@ -110,7 +110,7 @@ def body_sink(
 ) -> tuple[Callable[[memoryview], None], Callable[[], None]]:
     """What turns a body as transferred into what yt-dlp reads: chunk framing removed,
     gzip or deflate undone.  Returns (feed, finish)."""
-    from archiver.fetch import Dechunker
+    from archiver.web.http import Dechunker
 
     lowered = {k.lower(): v.strip().lower() for k, v in headers}
     coding = lowered.get("content-encoding", "")
@@ -264,7 +264,7 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -
         # unrecorded (ffmpeg for merging local files is not concerned)
         "external_downloader_args": {"ffmpeg_i": ["-protocol_whitelist", "none"]},
         "hls_prefer_native": True,
-        # no proxy from http_proxy/HTTPS_PROXY: archiver.fetch connects directly (a proxy
+        # no proxy from http_proxy/HTTPS_PROXY: archiver.web.http connects directly (a proxy
         # would reach addresses the check never sees), and ArchiverRH takes no proxy
         "proxy": "",
         "cachedir": False,

@@ -1,0 +1,1 @@
+"""A capture run, the batch around it, and its budget."""

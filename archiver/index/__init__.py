@@ -1,0 +1,1 @@
+"""The Parquet provenance index: its schemas, the store, SQL queries, deduplication."""

@@ -1,0 +1,1 @@
+"""Operations on an archive: import and rebuild, cleanup, extract, verify."""

@@ -1,0 +1,1 @@
+"""Everything that vouches: keys, signatures, manifests, time-stamps, the custody log."""

@@ -1,0 +1,1 @@
+"""The web side: the HTTP client, page discovery, platforms, yt-dlp media, address policy."""
