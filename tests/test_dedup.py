@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from archiver.capture.dedup import REVISIT_PROFILE
 from archiver.capture.run import Capturer
 from archiver.core.model import Capture
-from archiver.index.dedup import REVISIT_PROFILE
 from archiver.index.store import Index, read_rows
 from archiver.ops.extract import extract
 from archiver.ops.verify import verify

@@ -27,10 +27,6 @@ ALLOWED: dict[str, set[str]] = {
 }
 KNOWN = {
     ("capture/run.py", "archiver.ops.cleanup"),  # the capture locks belong in core
-    ("core/model.py", "archiver.capture.budget"),  # the budget defaults belong in core
-    ("index/dedup.py", "archiver.trust.manifest"),  # the signed-original check: trust's
-    ("index/dedup.py", "archiver.trust.sign"),
-    ("web/http.py", "archiver.warc.rules"),  # warcio's blank-line rule: a core text rule
 }
 
 

@@ -23,9 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 
-DEFAULT_MAX_REQUESTS = 50_000
-DEFAULT_MAX_CAPTURE_SIZE = 20 * 1024**3
-DEFAULT_MAX_CAPTURE_TIME = 2 * 3600.0
+# the defaults (DEFAULT_MAX_REQUESTS, ...) live with the options, in archiver.core.model
 
 
 class Budget:

@@ -38,6 +38,7 @@ from zlib_ng import zlib_ng
 
 from archiver import TOOL_NAME, __version__
 from archiver.capture.budget import Budget
+from archiver.capture.dedup import DEDUP_MIN, REVISIT_PROFILE, KnownPayloads, Original
 from archiver.core.model import (
     Capture,
     CaptureError,
@@ -63,7 +64,6 @@ from archiver.core.urls import (
     referer,
     split_credentials,
 )
-from archiver.index.dedup import DEDUP_MIN, REVISIT_PROFILE, KnownPayloads, Original
 from archiver.index.store import CaptureRow, Index, RecordRow, relative_path, rows_for_capture
 from archiver.ops.cleanup import capture_lock, capture_running
 from archiver.trust import custody, manifest

@@ -26,17 +26,15 @@ from cryptography import x509
 
 from archiver import __version__
 from archiver.capture import batch
-from archiver.capture.budget import (
-    DEFAULT_MAX_CAPTURE_SIZE,
-    DEFAULT_MAX_CAPTURE_TIME,
-    DEFAULT_MAX_REQUESTS,
-)
 from archiver.capture.run import Capturer, Progress
 from archiver.cli import config as configuration
 from archiver.core.atomic import atomic_path, output_problem
 from archiver.core.model import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_CAPTURE_SIZE,
+    DEFAULT_MAX_CAPTURE_TIME,
     DEFAULT_MAX_REDIRECTS,
+    DEFAULT_MAX_REQUESTS,
     DEFAULT_MIN_RATE,
     DEFAULT_MIN_RATE_WINDOW,
     DEFAULT_TIMEOUT,

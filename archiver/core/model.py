@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from archiver import TOOL_NAME, __version__
-from archiver.capture.budget import (
-    DEFAULT_MAX_CAPTURE_SIZE,
-    DEFAULT_MAX_CAPTURE_TIME,
-    DEFAULT_MAX_REQUESTS,
-)
+
+# one budget per capture (archiver.capture.budget): requests, bytes, wall time; the
+# reasoning for these defaults is in the README
+DEFAULT_MAX_REQUESTS = 50_000
+DEFAULT_MAX_CAPTURE_SIZE = 20 * 1024**3
+DEFAULT_MAX_CAPTURE_TIME = 2 * 3600.0
 
 # No home page in it: the project has none of its own yet, and a placeholder URL would send
 # site owners who look into their logs nowhere.  `--user-agent` or `[capture] user_agent`

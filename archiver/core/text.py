@@ -43,3 +43,19 @@ def printable(text: str) -> str:
         else:
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
     return "".join(out)
+
+
+def warcio_blank(line: bytes | bytearray) -> bool:
+    """Whether WARC readers end a head at ``line`` (its bytes up to the LF).
+
+    warcio (and so pywb and cdxj-indexer) decodes each line as UTF-8, else ISO-8859-1,
+    and ends the head at the first one that ``str.rstrip()`` empties: a line of spaces,
+    the CR CR LF of some servers, form feeds, vertical tabs, \\x1c-\\x1f, NEL, NBSP or
+    other Unicode spaces end it as an empty line does.  Capture ends a response's head
+    by the same rule, so the payload it hashes is the payload every reader finds.
+    """
+    try:
+        text = bytes(line).decode("utf-8")
+    except UnicodeDecodeError:
+        text = bytes(line).decode("latin-1")
+    return not text.rstrip()

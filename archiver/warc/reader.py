@@ -43,8 +43,9 @@ from typing import Any, cast
 
 from zlib_ng import zlib_ng
 
+from archiver.core.text import warcio_blank
 from archiver.warc.gzipmember import Inflater
-from archiver.warc.rules import bare_target_uri, warcio_blank
+from archiver.warc.rules import bare_target_uri
 
 CHUNK = 1024 * 1024
 """Bytes read, and at most inflated, at a time."""

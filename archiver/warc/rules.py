@@ -132,19 +132,3 @@ def check_record(version: str, headers: Iterable[tuple[str, str]]) -> list[str]:
     if has_block and rtype != "continuation" and "content-type" not in values:
         problems.append("Content-Type missing on a record with a block")
     return problems
-
-
-def warcio_blank(line: bytes | bytearray) -> bool:
-    """Whether WARC readers end a head at ``line`` (its bytes up to the LF).
-
-    warcio (and so pywb and cdxj-indexer) decodes each line as UTF-8, else ISO-8859-1,
-    and ends the head at the first one that ``str.rstrip()`` empties: a line of spaces,
-    the CR CR LF of some servers, form feeds, vertical tabs, \\x1c-\\x1f, NEL, NBSP or
-    other Unicode spaces end it as an empty line does.  Capture ends a response's head
-    by the same rule, so the payload it hashes is the payload every reader finds.
-    """
-    try:
-        text = bytes(line).decode("utf-8")
-    except UnicodeDecodeError:
-        text = bytes(line).decode("latin-1")
-    return not text.rstrip()

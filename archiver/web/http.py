@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from archiver.core.text import warcio_blank
 from archiver.core.urls import encode_path, encode_query
-from archiver.warc.rules import warcio_blank
 from archiver.web.addresses import AddressPolicy
 
 CHUNK_SIZE = 1024 * 1024
