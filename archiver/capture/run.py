@@ -39,6 +39,7 @@ from zlib_ng import zlib_ng
 from archiver import TOOL_NAME, __version__
 from archiver.capture.budget import Budget
 from archiver.capture.dedup import DEDUP_MIN, REVISIT_PROFILE, KnownPayloads, Original
+from archiver.core.layout import capture_lock, capture_running
 from archiver.core.model import (
     Capture,
     CaptureError,
@@ -65,7 +66,6 @@ from archiver.core.urls import (
     split_credentials,
 )
 from archiver.index.store import CaptureRow, Index, RecordRow, relative_path, rows_for_capture
-from archiver.ops.cleanup import capture_lock, capture_running
 from archiver.trust import custody, manifest
 from archiver.trust.manifest import FileEntry
 from archiver.trust.sign import KeyProblem, Signer

@@ -29,6 +29,7 @@ from archiver.capture import batch
 from archiver.capture.run import Capturer, Progress
 from archiver.cli import config as configuration
 from archiver.core.atomic import atomic_path, output_problem
+from archiver.core.layout import CAPTURE_ID
 from archiver.core.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_CAPTURE_SIZE,
@@ -55,7 +56,6 @@ from archiver.ops import ingest
 from archiver.ops import verify as verification
 from archiver.trust import custody, sign, timestamp
 from archiver.trust.manifest import (
-    CAPTURE_ID,
     MANIFEST_SUFFIX,
     archive_of,
     capture_id_of,

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from archiver import TOOL_NAME
 from archiver.core.atomic import TEMP_MARK, fsync_dir, fsync_file, rename_no_replace
+from archiver.core.layout import CAPTURE_ID
 from archiver.index.store import CaptureRow, Index, RecordRow, payload_bytes, relative_path
 from archiver.trust.manifest import MANIFEST_SUFFIX, Manifest, ManifestError
 from archiver.warc.reader import ScanIssue, StoredRecord, media_type, parse_warc_date, scan_file
@@ -31,7 +32,6 @@ from archiver.warc.reader import ScanIssue, StoredRecord, media_type, parse_warc
 WARC_DIR = "warc"
 IMPORTED_DIR = "imported"
 WARC_SUFFIXES = (".warc", ".warc.gz")
-_CAPTURE_ID = re.compile(r"^\d{14}-[0-9a-f]{10}$")
 
 
 class IngestError(Exception):
@@ -357,7 +357,7 @@ def rebuild_groups(
             continue
         info = warcinfo_fields(records[0].block if records else None)
         capture_id = info.get("capture-id", "")
-        if not _CAPTURE_ID.match(capture_id):
+        if not CAPTURE_ID.match(capture_id):
             report.problems.append((0, "no archiver warcinfo record naming the capture"))
             continue
         # A capture's files sort next to each other (<capture_id>-NNNNN): each capture

@@ -42,6 +42,7 @@ from typing import Any
 
 from cryptography import x509
 
+from archiver.core.layout import CAPTURE_ID
 from archiver.core.model import isoformat
 from archiver.core.text import counted
 from archiver.index import schema
@@ -57,7 +58,6 @@ from archiver.ops import cleanup, ingest
 from archiver.ops.ingest import NoProgress, ScanProgress
 from archiver.trust import custody, sign, timestamp
 from archiver.trust.manifest import (
-    CAPTURE_ID,
     MANIFEST_SUFFIX,
     SIGNATURE_SUFFIX,
     Manifest,

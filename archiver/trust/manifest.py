@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from archiver.core.atomic import atomic_path
+from archiver.core.layout import CAPTURE_ID
 from archiver.core.model import isoformat
 from archiver.index import schema
 from archiver.index.store import CaptureRow, RecordRow, RecordRows
@@ -41,7 +42,6 @@ KEYS_DIR = "keys"
 ALGORITHM = "Ed25519"
 TOP_LEVEL = ("format", "capture_id", "signed_at", "signer", "tool", "capture", "files", "records")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-CAPTURE_ID = re.compile(r"^\d{14}-[0-9a-f]{10}$")
 _PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
