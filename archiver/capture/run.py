@@ -1153,15 +1153,7 @@ class _CaptureRun:
         wfile = self.series.current(size)
         now = self.c.clock()
         target = own_record_uri("conversion", result.url)  # a file of ours, not the page
-        fields: Fields = [
-            ("WARC-Type", "conversion"),
-            ("WARC-Record-ID", self.c.new_record_id()),
-            ("WARC-Date", warc_date(now)),
-            ("WARC-Target-URI", target),
-            ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
-        ]
-        if refers:
-            fields.append(("WARC-Refers-To", refers))
+        fields = self._own_fields(wfile, "conversion", target, now, refers)
         media_type = mimetypes.guess_type(result.merged.name)[0] or "application/octet-stream"
         fields.append(("Content-Type", media_type))
         stream = wfile.begin_record(fields, b"", level=compression_level(media_type))
@@ -1238,15 +1230,7 @@ class _CaptureRun:
         Returns its record id."""
         wfile = self.series.current(upcoming)
         target = own_record_uri(role, url)
-        fields: Fields = [
-            ("WARC-Type", "metadata"),
-            ("WARC-Record-ID", self.c.new_record_id()),
-            ("WARC-Date", warc_date(now)),
-            ("WARC-Target-URI", target),
-            ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
-        ]
-        if refers_to:
-            fields.append(("WARC-Refers-To", refers_to))
+        fields = self._own_fields(wfile, "metadata", target, now, refers_to)
         fields.append(("Content-Type", "application/json"))
         rec = wfile.write_record(fields, block)
         self.capture.records.append(
@@ -1720,6 +1704,27 @@ class _CaptureRun:
             advanced(url, len(chunk))
 
     # records -------------------------------------------------------------
+    def _own_fields(
+        self,
+        wfile: WarcFile,
+        warc_type: str,
+        target: str,
+        now: datetime,
+        refers: str | None,
+    ) -> Fields:
+        """The head of a record of ours (metadata, conversion), whose ``target`` is an
+        ``urn:archiver-<role>:<url>`` (see :func:`archiver.core.urls.own_record_uri`)."""
+        fields: Fields = [
+            ("WARC-Type", warc_type),
+            ("WARC-Record-ID", self.c.new_record_id()),
+            ("WARC-Date", warc_date(now)),
+            ("WARC-Target-URI", target),
+            ("WARC-Warcinfo-ID", self.series.warcinfo_ids[wfile.name]),
+        ]
+        if refers:
+            fields.append(("WARC-Refers-To", refers))
+        return fields
+
     def _exchange_fields(
         self,
         wfile: WarcFile,
