@@ -58,7 +58,7 @@ import pyarrow.parquet as pq
 SCRIPT = Path(__file__).resolve()
 PROJECT_ROOT = SCRIPT.parent.parent
 if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))  # `tests.site` and a source-tree `archiver`
+    sys.path.insert(0, str(PROJECT_ROOT))  # `tests.support.site` and a source-tree `archiver`
 
 from archiver import TOOL_NAME, __version__  # noqa: E402
 from archiver.index import query, schema  # noqa: E402
@@ -1047,7 +1047,7 @@ def fixture_overhead(work: Path) -> dict[str, int]:
     """Index bytes against WARC bytes for real captures, before and after compaction."""
     from archiver.capture.run import Capturer
     from archiver.core.model import CaptureOptions
-    from tests.site import FixtureSite
+    from tests.support.site import FixtureSite
 
     archive = work / "fixture-archive"
     with FixtureSite() as site:

@@ -2,7 +2,7 @@
 
 Makes a test PKI and a local TSA (``openssl ts -reply`` on loopback, as the tests do),
 asks it for N tokens over N random 64-byte "signatures" through archiver's
-Timestamper-level calls, then checks every token with ``archiver.trust.sign.check_token``
+Timestamper-level calls, then checks every token with ``archiver.trust.rfc3161.check_token``
 (in process) and with ``openssl ts -verify`` (one process per token, as a third party
 would run it), and prints both rates and their ratio.  A benchmark reports; it does
 not gate (exit 0 unless a token fails to verify: exit 1).
@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archiver.trust import sign
-from tests.tsa import LocalTSA, make_pki
+from archiver.trust import rfc3161
+from tests.support.tsa import LocalTSA, make_pki
 
 
 def main() -> int:
@@ -39,20 +39,20 @@ def main() -> int:
             started = time.perf_counter()
             for n in range(args.tokens):
                 data = os.urandom(64)
-                request, nonce = sign.timestamp_request(data)
+                request, nonce = rfc3161.timestamp_request(data)
                 http = urllib.request.Request(
                     tsa.url, data=request, headers={"Content-Type": "application/timestamp-query"}
                 )
                 with urllib.request.urlopen(http, timeout=30) as response:
                     token = response.read()
-                sign.check_token(token, data, [pki.root], nonce=nonce)
+                rfc3161.check_token(token, data, [pki.root], nonce=nonce)
                 (work / f"{n}.sig").write_bytes(data)
                 (work / f"{n}.tsr").write_bytes(token)
                 items.append((data, token, n))
             asked = time.perf_counter() - started
         started = time.perf_counter()
         for data, token, _ in items:
-            sign.check_token(token, data, [pki.root])
+            rfc3161.check_token(token, data, [pki.root])
         ours = time.perf_counter() - started
         started = time.perf_counter()
         for _, _, n in items:

@@ -1,36 +1,18 @@
-"""Shared fixtures: a real fixture site on loopback, a deterministic clock and ids."""
+"""Shared fixtures: an empty key store of each test's own, a real fixture site on loopback,
+and a capturer with a deterministic clock, ids and key (tests/support/deterministic.py)."""
 
 from __future__ import annotations
 
-import itertools
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from archiver.capture.run import Capturer
 from archiver.core.model import CaptureOptions
-from archiver.trust.sign import Signer
-from tests.site import FixtureSite
-
-
-class FixedClock:
-    """Starts at a fixed moment and advances one millisecond per reading."""
-
-    def __init__(self, start: datetime = datetime(2020, 8, 12, 10, 0, tzinfo=UTC)) -> None:
-        self._counter = itertools.count()
-        self.start = start
-
-    def __call__(self) -> datetime:
-        return self.start + timedelta(milliseconds=next(self._counter))
-
-
-def sequential_ids(start: int = 1) -> Callable[[], str]:
-    counter = itertools.count(start)
-    return lambda: f"<urn:uuid:{uuid.UUID(int=next(counter))}>"
+from archiver.trust.keys import Signer
+from tests.support.deterministic import FixedClock, fixed_signer, sequential_ids
+from tests.support.site import FixtureSite
 
 
 @pytest.fixture(autouse=True)
@@ -43,17 +25,12 @@ def isolated_keys(
     xdg = store.parent / (store.name + "-xdg")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
     # the fixture sites are on 127.0.0.1, which captures refuse by default: opt in, as an
-    # intranet user would (tests/test_private.py checks the refusal with its own config)
+    # intranet user would (tests/web/test_private.py checks the refusal with its own config)
     (xdg / "archiver").mkdir(parents=True, exist_ok=True)
     (xdg / "archiver" / "config.toml").write_text("[capture]\nallow_private = true\n", "utf-8")
     for name in ("ARCHIVER_KEY", "ARCHIVER_KEY_PASSPHRASE"):
         monkeypatch.delenv(name, raising=False)
     return store
-
-
-def fixed_signer(seed: int = 1) -> Signer:
-    """A signing key made from a fixed seed: same fingerprint and signatures every run."""
-    return Signer.of(Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Checks that the local fixture site (tests/site.py) behaves as specified.
+"""Checks that the local fixture site (tests/support/site.py) behaves as specified.
 
 Only stdlib HTTP clients and raw sockets are used, and nothing follows redirects.
 """
@@ -24,10 +24,10 @@ import m3u8
 import pytest
 
 try:
-    from tests.site import STREAM_CHUNK, FixtureSite
+    from tests.support.site import STREAM_CHUNK, FixtureSite
 except ModuleNotFoundError:  # tests/ is not a package and the repo root is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.site import STREAM_CHUNK, FixtureSite
+    from tests.support.site import STREAM_CHUNK, FixtureSite
 
 SLOW = 0.3
 

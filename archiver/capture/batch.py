@@ -15,21 +15,25 @@ import io
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from archiver.core.errors import UsageProblem
+from archiver.core.model import CaptureOptions
 from archiver.core.text import counted
-from archiver.core.urls import Credentials
+from archiver.core.urls import Credentials, split_credentials
+from archiver.web.addresses import AddressPolicy, seed_refusals
+from archiver.web.http import request_target
 
 ROW_COLUMNS = ("note", "collection", "operator")
 
 
-class BatchInputError(ValueError):
+class BatchInputError(UsageProblem, ValueError):
     """The input file cannot be read as URLs (the message names the file and every line
     that is wrong; ``problems`` lists them as (line, message))."""
 
@@ -169,6 +173,82 @@ def completed(archive_dir: Path) -> dict[tuple[str, str], str]:
             if row["seed_url"]:
                 out.setdefault((row["seed_url"], row["collection"]), row["capture_id"])
     return out
+
+
+@dataclass
+class Batch:
+    """The captures a run will make: each job with its own options, and those skipped
+    because the archive holds a complete capture of them already (url, capture id, why)."""
+
+    jobs: list[Job]  # every job asked for and valid, in order (the same URL may be twice)
+    todo: list[Job]
+    options: dict[Job, CaptureOptions]
+    skipped: list[tuple[Job, str, str]] = field(default_factory=list)
+
+
+def check_jobs(
+    requested: Sequence[Job],
+    *,
+    input_file: Path | None = None,
+    problems: Sequence[tuple[int, str]] = (),
+) -> list[Job]:
+    """The jobs with their URLs checked, credentials taken out of them, and each row's
+    collection name checked; every wrong line of ``input_file`` (with ``problems`` found
+    reading it) is reported together, as one UsageProblem."""
+    found = list(problems)
+    checked = []
+    for job in requested:
+        try:
+            url, credentials = split_credentials(job.url)
+            if job.collection is not None:
+                CaptureOptions(collection=job.collection)  # the row's collection name
+        except ValueError as exc:  # InvalidURL too
+            if job.line is None:
+                raise UsageProblem(str(exc), hint="URL") from exc
+            found.append((job.line, str(exc)))
+            continue
+        checked.append(replace(job, url=url, credentials=credentials))
+    if found and input_file is not None:
+        raise UsageProblem(problem_report(input_file, found), hint="--input")
+    return checked
+
+
+def refuse_private(jobs: Sequence[Job]) -> None:
+    """A seed on the archivist's own network is a UsageProblem naming it (said before
+    anything is written; ``--allow-private`` lets it be captured)."""
+    hosts = {job: request_target(job.url)[1:3] for job in jobs}
+    refused = seed_refusals(hosts.values(), AddressPolicy())
+    for job in jobs:
+        if hosts[job] in refused:
+            where = f"--input line {job.line}" if job.line else "URL"
+            raise UsageProblem(f"{job.url}: {refused[hosts[job]]}", hint=where)
+
+
+def plan(
+    archive_dir: Path, checked: Sequence[Job], options: CaptureOptions, *, recapture: bool = False
+) -> Batch:
+    """Each checked job (:func:`check_jobs`) with its options (its row's own note,
+    collection or operator applied), leaving out those of a batch the archive holds a
+    complete capture of (unless ``recapture``)."""
+    per_job = {}
+    for job in checked:  # a row's own note, collection or operator
+        row = {k: v for k in ROW_COLUMNS if (v := getattr(job, k)) is not None}
+        try:
+            per_job[job] = replace(options, **row) if row else options
+        except ValueError as exc:
+            raise UsageProblem(str(exc), hint=f"--input line {job.line}") from exc
+    resumable = not recapture and any(job.line is not None for job in checked)
+    done_before = completed(archive_dir) if resumable else {}
+    batch = Batch(list(checked), [], per_job)
+    for job in checked:
+        before = done_before.get((job.url, per_job[job].collection))
+        if job.line is not None and before is not None:  # batches resume; URLs given
+            # on the command line are captured again, as asked
+            why = f"captured completely already ({before}); --recapture"
+            batch.skipped.append((job, before, why))
+        else:
+            batch.todo.append(job)
+    return batch
 
 
 @dataclass

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from archiver.index.store import Index
-from archiver.trust.sign import PublicKey
+from archiver.trust.keys import PublicKey
 
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 DEDUP_MIN = 1024  # smaller payloads are stored again: a revisit would save nothing
@@ -86,8 +86,8 @@ def _signed_responses(
 ) -> set[tuple[str, str]]:
     """(record id, payload SHA-256) of each response of ``capture_id`` whose manifest
     ``signer`` signed (its signature checked); empty when there is none such."""
+    from archiver.trust.keys import signature_holds
     from archiver.trust.manifest import Manifest, ManifestError, signature_path
-    from archiver.trust.sign import signature_holds
 
     out: set[tuple[str, str]] = set()
     for path in sorted((archive_dir / "warc").glob(f"*/{capture_id}.manifest.json")):
@@ -166,7 +166,7 @@ def _signed_captures(index: Index, signer: PublicKey | None = None) -> set[str]:
     """The captures the index says are signed (by ``signer``, when given)."""
     import pyarrow.parquet as pq
 
-    from archiver.trust.sign import fingerprint
+    from archiver.trust.keys import fingerprint
 
     own = fingerprint(signer) if signer is not None else None
     out: set[str] = set()

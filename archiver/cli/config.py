@@ -22,10 +22,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from archiver.core.errors import UsageProblem
+
 SHARED_WITH = {"capture": ("tsa", "tsa_ca", "tsa_timeout"), "verify": ("tsa_ca",)}
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageProblem, ValueError):
     """The configuration file cannot be read (the message names it)."""
 
 

@@ -59,3 +59,22 @@ def warcio_blank(line: bytes | bytearray) -> bool:
     except UnicodeDecodeError:
         text = bytes(line).decode("latin-1")
     return not text.rstrip()
+
+
+def head_fields(lines: list[str]) -> list[tuple[str, str]]:
+    """(name, value) of each ``Name: value`` line of a head (its first line left out),
+    as WARC and HTTP share them: names and values stripped, a line starting with a space
+    or tab continuing the value before it (obsolete line folding), lines with no colon
+    and empty lines skipped."""
+    fields: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line[0] in " \t" and fields:  # obsolete line folding
+            name, value = fields[-1]
+            fields[-1] = (name, value + " " + line.strip())
+            continue
+        name, sep, value = line.partition(":")
+        if sep:
+            fields.append((name.strip(), value.strip()))
+    return fields

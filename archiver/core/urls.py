@@ -15,6 +15,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import idna
 
+from archiver.core.errors import UsageProblem
+
 ALLOWED_SCHEMES = ("http", "https")
 # What stays as it is in a path or query; everything else is percent-encoded as
 # a browser does (UTF-8), so the request line and WARC-Target-URI always agree.
@@ -22,7 +24,7 @@ URL_SAFE = "!#$%&'()*+,/:;=?@[\\]^_`{|}~"
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
 
-class InvalidURL(ValueError):
+class InvalidURL(UsageProblem, ValueError):
     """The input is not an http(s) URL we can capture."""
 
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archiver.core.errors import Failure, UsageProblem
 from archiver.core.text import printable
 from archiver.index import schema
 from archiver.index.store import Index
@@ -30,11 +31,11 @@ if TYPE_CHECKING:  # DuckDB and pyarrow load when a query runs: other commands s
 FORMATS = ("table", "csv", "json", "parquet")
 
 
-class QueryError(Exception):
+class QueryError(UsageProblem):
     """The SQL is wrong (syntax, unknown table or column, not a query): the user's error."""
 
 
-class QueryFailed(Exception):
+class QueryFailed(Failure):
     """The index could not be read (a damaged file, an I/O error): not the user's error."""
 
 

@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archiver.core.errors import Failure
+
 if TYPE_CHECKING:  # pyarrow is imported when a schema is built: commands start faster
     import pyarrow as pa
 
@@ -34,8 +36,10 @@ _SIMPLE = {
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
-class SchemaError(Exception):
+class SchemaError(Failure):
     """A schema file is missing or malformed."""
+
+    unexpected = True  # the CLI hints at --debug (archiver.core.errors)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver.core.atomic import TEMP_MARK
+from archiver.core.errors import Failure
 from archiver.core.layout import (  # the capture locks; cleanup.capture_lock and the rest
     CAPTURE_ID,
     RUNNING_DIR,
@@ -37,7 +38,7 @@ ASIDE_DIR = "incomplete"
 SPOOL_DIR = ".tmp"
 
 
-class CaptureRunning(Exception):
+class CaptureRunning(Failure):
     """A capture is writing to the archive: its files are not leftovers."""
 
 

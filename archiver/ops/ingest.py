@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from archiver import TOOL_NAME
 from archiver.core.atomic import TEMP_MARK, fsync_dir, fsync_file, rename_no_replace
+from archiver.core.errors import Failure
 from archiver.core.layout import CAPTURE_ID
 from archiver.index.store import CaptureRow, Index, RecordRow, payload_bytes, relative_path
 from archiver.trust.manifest import MANIFEST_SUFFIX, Manifest, ManifestError
@@ -34,8 +35,10 @@ IMPORTED_DIR = "imported"
 WARC_SUFFIXES = (".warc", ".warc.gz")
 
 
-class IngestError(Exception):
+class IngestError(Failure):
     """A file cannot be imported at all (not a file, not a WARC, nothing readable)."""
+
+    unexpected = True  # the CLI hints at --debug (archiver.core.errors)
 
 
 @dataclass

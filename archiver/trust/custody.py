@@ -29,10 +29,10 @@ it can compare later, and ``archiver timestamp --custody`` anchors it: an RFC 31
 token over the last event's line, kept as ``custody/stamps/<seq>-<sha256>.<authority>.tsr``.
 Verify fails when a stamped event is no longer in the log (a tail cut after a stamp).
 
-The log is compared with the archive (:func:`compare`, by verify): every signed
-capture event's files and manifest digest against what is there, and every capture
-present against the log.  Captures an archive held before it had a log are recorded
-by an ``adopt`` event (``archiver custody --adopt``), signed, listing each with its
+The log is compared with the archive by verify (:mod:`archiver.trust.custody_audit`):
+every signed capture event's files and manifest digest against what is there, and every
+capture present against the log.  Captures an archive held before it had a log are
+recorded by an ``adopt`` event (``archiver custody --adopt``), signed, listing each with its
 files as found then; verify names them as predating the log.
 """
 
@@ -52,8 +52,10 @@ from archiver import __version__
 from archiver.core.atomic import flocked, fsync_dir
 from archiver.core.model import Capture, isoformat, parse_timestamp, utcnow
 from archiver.core.text import counted
-from archiver.trust import sign
-from archiver.trust.manifest import MANIFEST_SUFFIX, public_key_name, signature_path
+from archiver.trust.custody_audit import compare as compare  # re-exported: custody.compare
+from archiver.trust.custody_audit import covered_ids as covered_ids
+from archiver.trust.keys import KeyProblem, PublicKey, Signer, load_public, signature_holds
+from archiver.trust.manifest import public_key_name, signature_path
 
 CUSTODY_DIR = "custody"
 LOG_NAME = "events.jsonl"
@@ -232,7 +234,7 @@ class CustodyLog:
     def __init__(
         self,
         archive: Path,
-        signer: sign.Signer | None = None,
+        signer: Signer | None = None,
         *,
         operator: str | None = None,
         hostname: str | None = None,
@@ -388,7 +390,7 @@ class CustodyReport:
 READ_ONLY_ACTIONS = ("verify", "extract")  # they change no evidence; anyone may take them
 
 
-def check(archive: Path, trusted: dict[str, sign.PublicKey | None] | None = None) -> CustodyReport:
+def check(archive: Path, trusted: dict[str, PublicKey | None] | None = None) -> CustodyReport:
     """Read the log and check its chain: every line an event, seq counting up from 1,
     each ``prev`` the hash of the event before, each signature holding with the signer's
     key (a trusted key given, else the archive's ``keys/`` copy).
@@ -407,7 +409,7 @@ def check(archive: Path, trusted: dict[str, sign.PublicKey | None] | None = None
     except OSError as exc:
         report.problems.append(f"{report.path}: cannot be read ({exc.strerror or exc})")
         return report
-    keys: dict[str, sign.PublicKey | None] = dict(trusted or {})
+    keys: dict[str, PublicKey | None] = dict(trusted or {})
     report.trusted = bool(trusted)
     trusted_fps = set(trusted) if trusted else None
     previous: bytes | None = None
@@ -504,7 +506,7 @@ def _check_signature(
     entry: Entry,
     event: Event,
     label: str,
-    keys: dict[str, sign.PublicKey | None],
+    keys: dict[str, PublicKey | None],
     archive: Path,
     unsigned: list[int],
 ) -> None:
@@ -517,8 +519,8 @@ def _check_signature(
         return
     if fp not in keys or keys[fp] is None:
         try:
-            keys[fp] = sign.load_public(archive / public_key_name(fp))
-        except sign.KeyProblem as exc:
+            keys[fp] = load_public(archive / public_key_name(fp))
+        except KeyProblem as exc:
             report.problems.append(f"{label}: signed by {fp}, whose public key is missing: {exc}")
             keys[fp] = None
             return
@@ -527,7 +529,7 @@ def _check_signature(
         signature = bytes.fromhex(event.signature)
     except ValueError:
         signature = b""
-    if public is None or not sign.signature_holds(public, signature, event.signed_bytes()):
+    if public is None or not signature_holds(public, signature, event.signed_bytes()):
         report.problems.append(
             f"{label}: its signature does not hold: the event was edited after it was written"
         )
@@ -587,7 +589,7 @@ def capture_refs(capture: Capture, archive: Path) -> list[FileRef]:
 
 
 def log_capture(
-    capture: Capture, archive: Path, signer: sign.Signer | None, hostname: str | None = None
+    capture: Capture, archive: Path, signer: Signer | None, hostname: str | None = None
 ) -> str | None:
     """Append ``capture``'s event (by whoever runs it: the capture's operator, else
     :func:`default_operator`); why it could not be written, or None."""
@@ -606,210 +608,10 @@ def log_capture(
     return None
 
 
-# the log against the archive ----------------------------------------------------------
-COVERING = ("capture", "adopt")  # the events that vouch for a capture's files
-IMPORTING = "index import"  # vouches for the files it stored (another tool's WARC files)
-STAMPS_DIR = "stamps"  # custody/stamps/<seq>-<sha256>.<authority>.tsr: the head anchored
-_SHOWN = 3
-
-
-@dataclass(frozen=True)
-class Present:
-    """A capture in the archive whose manifest's signature holds, as verify found it:
-    its manifest (relative to the archive) and that file's SHA-256, its signer, and the
-    SHA-256 its manifest gives each of its WARC files (checked against them by verify)."""
-
-    manifest: str
-    manifest_sha256: str
-    signer: str
-    files: dict[str, str]
-
-
-@dataclass
-class Comparison:
-    """The log against the archive: problems naming an event; captures present that no
-    signed event vouches for, with why; notes (captures adopted)."""
-
-    problems: list[str] = field(default_factory=list)
-    uncovered: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-def event_label(entry: Entry, capture_id: str | None = None) -> str:
-    """How a problem names an event: its number, action, time, hash, and the capture."""
-    event = entry.event
-    assert event is not None
-    what = f"{event.action} of {capture_id}" if capture_id else event.action
-    digest = hashlib.sha256(entry.raw).hexdigest()
-    return f"custody event {event.seq} ({what} at {isoformat(event.time)}, sha256 {digest[:16]}…)"
-
-
-def _by_capture(event: Event) -> dict[str, list[FileRef]]:
-    """The signed captures an event records, each with its files (named after it)."""
-    # each file's name matched against the ids by the lengths they have: linear in
-    # files, for an adopt event of thousands of captures as for a capture event
-    ids = set(event.captures)
-    lengths = sorted({len(c) for c in ids})
-    named: dict[str, list[FileRef]] = {c: [] for c in ids}
-    for ref in event.files:
-        name = ref.path.rsplit("/", 1)[-1]
-        for size in lengths:
-            if name[:size] in ids:
-                named[name[:size]].append(ref)
-    out: dict[str, list[FileRef]] = {}
-    for capture_id in event.captures:
-        refs = named[capture_id]
-        if any(f.path.endswith(MANIFEST_SUFFIX) and f.sha256 for f in refs):
-            out[capture_id] = refs
-    return out
-
-
-def compare(
-    report: CustodyReport,
-    archive: Path,
-    present: dict[str, Present],
-    *,
-    whole: bool,
-    imported: dict[str, str] | None = None,
-) -> Comparison:
-    """Compare the log with the archive, both ways.
-
-    Every signed ``capture`` or ``adopt`` event that recorded a signed capture (its
-    manifest with a SHA-256) is checked against what is there: each file it lists with
-    a SHA-256 must be present with that SHA-256 (a capture gone, a manifest replaced,
-    a signature changed: a problem naming the event).  Events of captures not in
-    ``present`` are checked only when ``whole`` (the whole archive is verified).
-    Every capture in ``present`` needs such an event, signed by the capture's own
-    signer or by a trusted key (``report`` was checked with the trusted keys, if any:
-    then only their events count as signed), whose files all still match.
-
-    The files a signed ``index import`` event stored are checked the same way (all of
-    them when ``whole``, else those in ``imported``: the SHA-256 verify read of the
-    imported files it verified, by path)."""
-    result = Comparison()
-    covered: dict[str, tuple[Entry, str]] = {}
-    why: dict[str, str] = {}
-    for entry in report.entries:
-        event = entry.event
-        if event is not None and entry.signed and event.action == IMPORTING:
-            result.problems += _compare_import(entry, archive, imported or {}, whole)
-        if event is None or not entry.signed or event.action not in COVERING:
-            continue
-        for capture_id, refs in _by_capture(event).items():
-            found = present.get(capture_id)
-            if found is None and not whole:
-                continue
-            label = event_label(entry, capture_id)
-            gone, changed = [], []
-            for ref in refs:
-                if ref.sha256 is None:
-                    continue
-                now = _current(archive, ref.path, found)
-                if now is None:
-                    gone.append(ref.path)
-                elif now != ref.sha256:
-                    changed.append(f"{ref.path} has SHA-256 {now}, the event recorded {ref.sha256}")
-            if gone:
-                shown = ", ".join(gone[:_SHOWN]) + (
-                    f" and {len(gone) - _SHOWN} more" if len(gone) > _SHOWN else ""
-                )
-                whole_capture = len(gone) == len([r for r in refs if r.sha256])
-                result.problems.append(
-                    f"{label}: {'the capture is gone: ' if whole_capture else ''}"
-                    f"{counted(len(gone), 'file')} it recorded with its SHA-256 "
-                    f"{'is' if len(gone) == 1 else 'are'} not in the archive: {shown}"
-                )
-            for text in changed:
-                result.problems.append(f"{label}: changed since it was logged: {text}")
-            if found is None or gone or changed:
-                continue
-            signer = event.key_fingerprint
-            if signer != found.signer and not report.trusted:  # (entry.signed: by a trusted key)
-                why[capture_id] = (
-                    f"its {event.action} event {event.seq} is signed by {signer}, not by the "
-                    f"capture's signer {found.signer}"
-                )
-                continue
-            covered.setdefault(capture_id, (entry, event.action))
-    for capture_id in sorted(present):
-        if capture_id not in covered:
-            result.uncovered[capture_id] = why.get(capture_id) or (
-                f"no signed event of the custody log ({report.path}) records this capture: "
-                "it was put in the archive without `archiver capture`, or its event was "
-                "removed; if the archive held it before it had a custody log, "
-                "`archiver custody --adopt` records it as predating the log"
-            )
-    adopted: dict[int, list[str]] = {}
-    for capture_id, (entry, action) in covered.items():
-        if action == "adopt" and entry.event is not None:
-            adopted.setdefault(entry.event.seq, []).append(capture_id)
-    for entry in report.entries:
-        if entry.event is not None and entry.event.seq in adopted:
-            ids = sorted(adopted[entry.event.seq])
-            shown = ", ".join(ids[:_SHOWN]) + (
-                f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
-            )
-            result.notes.append(
-                f"{counted(len(ids), 'capture')} predate the custody log (or had no capture "
-                f"event): {event_label(entry)} recorded them as they were then, signed by "
-                f"{entry.event.key_fingerprint}; what happened to them before is not "
-                f"logged: {shown}"
-            )
-    return result
-
-
-def _compare_import(
-    entry: Entry, archive: Path, imported: dict[str, str], whole: bool
-) -> list[str]:
-    """An ``index import`` event's stored files against the archive: each gone or
-    changed is a problem naming the event and the imported capture (``import-`` and the
-    first 16 hex digits of the file's SHA-256 as imported)."""
-    event = entry.event
-    assert event is not None
-    problems = []
-    for ref in event.files:
-        if ref.sha256 is None or not (whole or ref.path in imported):
-            continue
-        now = imported.get(ref.path) or _current(archive, ref.path, None)
-        label = event_label(entry, f"import-{ref.sha256[:16]}")
-        if now is None:
-            problems.append(
-                f"{label}: the file it imported, recorded with its SHA-256, is not in the "
-                f"archive: {ref.path}"
-            )
-        elif now != ref.sha256:
-            problems.append(
-                f"{label}: changed since it was logged: {ref.path} has SHA-256 {now}, the "
-                f"event recorded {ref.sha256}"
-            )
-    return problems
-
-
-def _current(archive: Path, relative: str, found: Present | None) -> str | None:
-    """The SHA-256 a file an event recorded has now (None: not there).  A present
-    capture's manifest and WARC files are known from verify (which checks the WARC
-    files against the manifest); other files are hashed (a signature is 64 bytes), and
-    the WARC files of a capture not verified now are hashed only if they are there."""
-    if found is not None and relative == found.manifest:
-        return found.manifest_sha256
-    if found is not None and relative in found.files:
-        return found.files[relative]
-    if Path(relative).is_absolute() or ".." in Path(relative).parts:
-        return None
-    path = archive / relative
-    return file_sha256(path) if path.is_file() else None
-
-
-def covered_ids(report: CustodyReport) -> set[str]:
-    """The captures some signed capture or adopt event records (as signed captures)."""
-    out: set[str] = set()
-    for entry in report.entries:
-        if entry.event is not None and entry.signed and entry.event.action in COVERING:
-            out.update(_by_capture(entry.event))
-    return out
-
-
 # anchoring the head ---------------------------------------------------------------------
+STAMPS_DIR = "stamps"  # custody/stamps/<seq>-<sha256>.<authority>.tsr: the head anchored
+
+
 def stamps_dir(archive: Path) -> Path:
     return archive / CUSTODY_DIR / STAMPS_DIR
 

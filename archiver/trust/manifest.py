@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from archiver.core.atomic import atomic_path
+from archiver.core.errors import Failure
 from archiver.core.layout import CAPTURE_ID
 from archiver.core.model import isoformat
 from archiver.index import schema
@@ -45,8 +46,10 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
-class ManifestError(ValueError):
+class ManifestError(Failure, ValueError):
     """A manifest cannot be read: not JSON, another format, or a field of the wrong type."""
+
+    unexpected = True  # the CLI hints at --debug (archiver.core.errors)
 
 
 def _one_value_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

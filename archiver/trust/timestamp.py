@@ -25,7 +25,8 @@ no trusted time until ``verify --tsa-ca`` finds its chain reaching a root given 
 With ``--tsa-ca``, such a token is refused: the roots given say whom to trust.
 
 ``verify`` checks every token offline (:func:`check_tokens`).  The cryptography
-itself is in :mod:`archiver.trust.sign`.
+itself is in :mod:`archiver.trust.rfc3161` (with :mod:`~archiver.trust.cms` and
+:mod:`~archiver.trust.certificates`).
 """
 
 from __future__ import annotations
@@ -48,9 +49,16 @@ from cryptography import x509
 
 from archiver import __version__
 from archiver.core.atomic import atomic_path
+from archiver.core.errors import UsageProblem
 from archiver.core.model import Stamp, isoformat, utcnow
 from archiver.core.urls import check_url
-from archiver.trust import sign
+from archiver.trust import rfc3161
+from archiver.trust.certificates import (
+    certificate_pem,
+    certificate_sha256,
+    is_self_issued,
+    load_certificates,
+)
 from archiver.trust.manifest import (
     MANIFEST_SUFFIX,
     SIGNATURE_SUFFIX,
@@ -82,7 +90,7 @@ SYSTEM_BUNDLES = (
 _NAME_SAFE = re.compile(r"[^a-z0-9.-]+")
 
 
-class TimestampUsage(ValueError):
+class TimestampUsage(UsageProblem, ValueError):
     """An authority URL or a root certificate file cannot be used (a user error)."""
 
 
@@ -134,7 +142,7 @@ def read_certificates(path: Path) -> list[x509.Certificate]:
     if len(data) > CERTIFICATES_LIMIT:
         raise TimestampUsage(f"{path} is too large for a certificate file")
     try:
-        certificates = sign.load_certificates(data)
+        certificates = load_certificates(data)
     except ValueError as exc:
         raise TimestampUsage(f"{path} holds no certificate ({exc})") from exc
     if not certificates:
@@ -252,8 +260,8 @@ class Timestamper:
                 stamp.already = True
                 stamp.token = _shown(target, archive)
                 try:
-                    stamp.time = sign.read_token(target.read_bytes()).time
-                except (OSError, sign.TokenProblem) as exc:
+                    stamp.time = rfc3161.read_token(target.read_bytes()).time
+                except (OSError, rfc3161.TokenProblem) as exc:
                     stamp.error = f"the token there cannot be read: {exc}"
                 stamps.append(stamp)
                 continue
@@ -297,7 +305,7 @@ class Timestamper:
         asked whatever one of them answers."""
         try:
             self._stamp(stamp, authority, data, when, target, archive)
-        except sign.TokenProblem as exc:
+        except rfc3161.TokenProblem as exc:
             stamp.error = f"{authority.url}: {exc}"
         except OSError as exc:
             stamp.error = f"cannot write the token {target}: {exc.strerror or exc}"
@@ -313,24 +321,24 @@ class Timestamper:
         target: Path,
         archive: Path,
     ) -> None:
-        request, nonce = sign.timestamp_request(signature)
+        request, nonce = rfc3161.timestamp_request(signature)
         answer = self._ask(authority, request)
         checked = True
         try:
-            info, chain = sign.check_token(answer, signature, self.roots, nonce=nonce)
-        except sign.UntrustedChain as exc:
+            info, chain = rfc3161.check_token(answer, signature, self.roots, nonce=nonce)
+        except rfc3161.UntrustedChain as exc:
             if not self.keep_unchecked:
                 if self.unchecked_refused:
-                    raise sign.UntrustedChain(f"{exc}; {self.unchecked_refused}") from exc
+                    raise rfc3161.UntrustedChain(f"{exc}; {self.unchecked_refused}") from exc
                 raise
             # all but the root holds so far; the CMS signature is checked here
-            info, chain = sign.check_token_unrooted(answer, signature, nonce=nonce)
+            info, chain = rfc3161.check_token_unrooted(answer, signature, nonce=nonce)
             checked = False
         # the rule verify applies: a token it would find early or in the future, never
         # to hold, is refused now (it could not be dropped later: the custody log has it)
         problem = time_problem(info, signed_at, utcnow())
         if problem is not None:
-            raise sign.TokenProblem(problem)
+            raise rfc3161.TokenProblem(problem)
         ends = chain_end(chain)
         _save_chain(archive, authority.name, chain, checked=checked)
         if target.exists():  # again: the earlier token is kept beside, never replaced
@@ -360,14 +368,16 @@ class Timestamper:
             with opener.open(query, timeout=self.timeout) as response:
                 answer: bytes = response.read(RESPONSE_LIMIT + 1)
         except urllib.error.HTTPError as exc:
-            raise sign.TokenProblem(f"the authority answered HTTP {exc.code} {exc.reason}") from exc
+            raise rfc3161.TokenProblem(
+                f"the authority answered HTTP {exc.code} {exc.reason}"
+            ) from exc
         except http.client.HTTPException as exc:  # not HTTP at all, or cut short
-            raise sign.TokenProblem(f"the authority's answer is not HTTP ({exc!r})") from exc
+            raise rfc3161.TokenProblem(f"the authority's answer is not HTTP ({exc!r})") from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise sign.TokenProblem(f"cannot reach the authority: {reason}") from exc
+            raise rfc3161.TokenProblem(f"cannot reach the authority: {reason}") from exc
         if len(answer) > RESPONSE_LIMIT:
-            raise sign.TokenProblem("the authority's answer is too large for a time-stamp")
+            raise rfc3161.TokenProblem("the authority's answer is too large for a time-stamp")
         return answer
 
 
@@ -377,14 +387,14 @@ def _save_chain(
     """``tsa/<authority>/<TSA certificate sha256>.pem``, the chain to a trusted root; a
     chain not checked against one (it may lack the root) is saved beside, never in its
     place, so that a later chain to a root is saved whole."""
-    target = archive / TSA_DIR / authority / f"{sign.certificate_sha256(chain[0])}.pem"
+    target = archive / TSA_DIR / authority / f"{certificate_sha256(chain[0])}.pem"
     if not checked and not target.exists():
         target = target.with_name(target.name.removesuffix(".pem") + UNCHECKED_CHAIN_SUFFIX)
     if target.exists():
         return
     try:
         with atomic_path(target) as temp:
-            temp.write_bytes(b"".join(sign.certificate_pem(c) for c in chain))
+            temp.write_bytes(b"".join(certificate_pem(c) for c in chain))
     except FileExistsError:  # another process saved it first
         pass
 
@@ -393,8 +403,8 @@ def chain_end(chain: list[x509.Certificate]) -> str:
     """The last certificate of a chain: its subject and SHA-256, and its issuer's name
     when it is not a root (that certificate was not at hand)."""
     top = chain[-1]
-    text = f"{top.subject.rfc4514_string()} (sha256 {sign.certificate_sha256(top)})"
-    if not sign.is_self_issued(top):
+    text = f"{top.subject.rfc4514_string()} (sha256 {certificate_sha256(top)})"
+    if not is_self_issued(top):
         text += f", issued by {top.issuer.rfc4514_string()}"
     return text
 
@@ -490,13 +500,13 @@ def check_tokens(
     ``unchecked``: the token files (as shown, relative to the archive) whose signed
     custody event says they were kept :data:`UNCHECKED`.  Without ``given_roots``, such a
     token whose chain reaches no saved root holds when everything but the root does
-    (:func:`sign.check_token_unrooted`): the report says how far its chain goes, and no
+    (:func:`rfc3161.check_token_unrooted`): the report says how far its chain goes, and no
     time is trusted.  With ``given_roots`` it is judged like any other token.
     ``listed``: the sorted names in the manifest's folder (see :func:`tokens_of`).
     """
     if saved is None:
         saved = saved_certificates(archive)
-    roots = given_roots if given_roots else [c for c in saved if sign.is_self_issued(c)]
+    roots = given_roots if given_roots else [c for c in saved if is_self_issued(c)]
     now = now or utcnow()
     checks = []
     for authority, path in tokens_of(manifest, listed):
@@ -527,19 +537,19 @@ def _check_token_file(
             der = handle.read(RESPONSE_LIMIT + 1)
         check.sha256 = hashlib.sha256(der).hexdigest()
         try:
-            info, chain = sign.check_token(der, signature, roots, saved)
-        except sign.UntrustedChain:
+            info, chain = rfc3161.check_token(der, signature, roots, saved)
+        except rfc3161.UntrustedChain:
             if given_roots or not check.unchecked_at_capture:
                 raise
-            info, chain = sign.check_token_unrooted(der, signature, saved)
+            info, chain = rfc3161.check_token_unrooted(der, signature, saved)
             rooted = False
     except OSError as exc:
         check.problem = f"the token cannot be read: {exc.strerror or exc}"
         return
-    except sign.UntrustedChain as exc:
+    except rfc3161.UntrustedChain as exc:
         check.problem = f"{UNCHECKED}, and {exc}" if check.unchecked_at_capture else str(exc)
         return
-    except sign.TokenProblem as exc:
+    except rfc3161.TokenProblem as exc:
         check.problem = str(exc)
         return
     check.time = info.time
@@ -557,7 +567,7 @@ def _check_token_file(
             f"at {ends}, not at a root saved in the archive (no --tsa-ca given)"
         )
         return
-    root = f"{chain[-1].subject.rfc4514_string()} (sha256 {sign.certificate_sha256(chain[-1])})"
+    root = f"{chain[-1].subject.rfc4514_string()} (sha256 {certificate_sha256(chain[-1])})"
     source = "a root given with --tsa-ca" if given_roots else "a root saved in the archive"
     check.ok = True
     check.chain_end = ends
@@ -566,7 +576,7 @@ def _check_token_file(
     check.detail = f"RFC 3161 token by {who}, serial {info.serial}, chain to {root} ({source})"
 
 
-def time_problem(info: sign.TokenInfo, signed_at: datetime, now: datetime) -> str | None:
+def time_problem(info: rfc3161.TokenInfo, signed_at: datetime, now: datetime) -> str | None:
     """Why a token's time cannot be that of a signature made at ``signed_at`` (by the
     capturing machine's clock), seen ``now``; None when it can.  It must not be before
     the signing (allowing :data:`CLOCK_TOLERANCE` for that clock, and the token's stated
@@ -614,7 +624,7 @@ def check_head_tokens(
     logged it, or one such an event logged that is gone (``logged``: file -> SHA-256)."""
     if saved is None:
         saved = saved_certificates(archive)
-    roots = given_roots if given_roots else [c for c in saved if sign.is_self_issued(c)]
+    roots = given_roots if given_roots else [c for c in saved if is_self_issued(c)]
     now = now or utcnow()
     problems: list[str] = []
     notes: list[str] = []

@@ -43,7 +43,8 @@ from typing import Any, cast
 
 from zlib_ng import zlib_ng
 
-from archiver.core.text import warcio_blank
+from archiver.core.errors import Failure
+from archiver.core.text import head_fields, warcio_blank
 from archiver.warc.gzipmember import Inflater
 from archiver.warc.rules import bare_target_uri
 
@@ -66,13 +67,15 @@ Sink = Callable[[memoryview], None]
 """Receives a record's payload piece by piece; a piece is valid only during the call."""
 
 
-class Unreadable(ValueError):
+class Unreadable(Failure, ValueError):
     """The bytes at the place cannot be read as a record, or the file ends before the place.
 
     ``record_sha256`` is the SHA-256 of every stored byte of the extent (they are all
     read, whatever broke), so that a caller can tell damaged bytes from a record that
     never was one; None when the file ends before the extent does.
     """
+
+    unexpected = True  # the CLI hints at --debug (archiver.core.errors)
 
     def __init__(self, message: str, record_sha256: str | None) -> None:
         super().__init__(message)
@@ -162,18 +165,7 @@ def header_fields(head: str) -> tuple[str, list[tuple[str, str]]]:
     """First line and (name, value) fields of a WARC or HTTP head (lines ending in CRLF,
     bare LF, or the CR CR LF of some writers)."""
     lines = [line.rstrip("\r") for line in head.split("\n")]
-    fields: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        if not line:
-            continue
-        if line[0] in " \t" and fields:  # obsolete line folding
-            name, value = fields[-1]
-            fields[-1] = (name, value + " " + line.strip())
-            continue
-        name, sep, value = line.partition(":")
-        if sep:
-            fields.append((name.strip(), value.strip()))
-    return lines[0].strip(), fields
+    return lines[0].strip(), head_fields(lines)
 
 
 def _head_end(data: bytearray, start: int) -> int | None:

@@ -22,16 +22,22 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from archiver.core.text import warcio_blank
+from archiver.core.errors import Failure
+from archiver.core.text import head_fields, warcio_blank
 from archiver.core.urls import encode_path, encode_query
 from archiver.web.addresses import AddressPolicy
+from archiver.web.chunked import Dechunker as Dechunker  # imported from here elsewhere
+from archiver.web.chunked import _ChunkedEnd
+from archiver.web.chunked import dechunk as dechunk  # imported from here elsewhere
 
 CHUNK_SIZE = 1024 * 1024
 MAX_HEAD_BYTES = 256 * 1024
 
 
-class FetchError(Exception):
+class FetchError(Failure):
     """The exchange failed before a response head was received."""
+
+    unexpected = True  # the CLI hints at --debug (archiver.core.errors)
 
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(f"{url}: {reason}")
@@ -269,7 +275,7 @@ class Response:
 
     def _iter_raw(self, max_size: int | None, buffers: int) -> Generator[memoryview, None, None]:
         kind, remaining = self._framing()
-        decoder = _ChunkedEnd() if kind == "chunked" else None
+        decoder = _ChunkedEnd(ProtocolError) if kind == "chunked" else None
         views = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(buffers)]
         turn = 0
         pending = self._buffer
@@ -428,149 +434,6 @@ def _read_ahead(
     finally:
         stop.set()
         thread.join()
-
-
-class _ChunkedEnd:
-    """Finds where a chunked message ends, without changing a byte of it."""
-
-    def __init__(self) -> None:
-        self.state = "size"
-        self.line = bytearray()
-        self.left = 0
-        self.done = False
-        self.overrun = 0  # bytes fed past the end of the message
-
-    def feed(self, data: memoryview | bytes) -> bool:
-        raw = bytes(data)  # one copy per call: line searches stay linear
-        pos = 0
-        n = len(raw)
-        while pos < n and not self.done:
-            if self.state == "data":
-                take = min(self.left, n - pos)
-                pos += take
-                self.left -= take
-                if self.left == 0:
-                    self.state = "data-end"
-                continue
-            nl = raw.find(b"\n", pos)
-            if nl < 0:
-                self.line += raw[pos:]
-                if len(self.line) > 64 * 1024:
-                    raise ProtocolError("chunk framing line too long")
-                return False
-            self.line += raw[pos:nl]
-            pos = nl + 1
-            line = bytes(self.line).strip()
-            self.line.clear()
-            if self.state == "size":
-                size = chunk_size(line)
-                if size is None:
-                    raise ProtocolError(f"invalid chunk size line {line[:40]!r}")
-                if size == 0:
-                    self.state = "trailer"
-                else:
-                    self.left = size
-                    self.state = "data"
-            elif self.state == "data-end":
-                self.state = "size"
-            elif self.state == "trailer" and not line:
-                self.done = True
-        if self.done:
-            self.overrun = n - pos
-        return self.done
-
-
-_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
-
-
-MAX_CHUNK_LINE = 64 * 1024
-
-
-class Dechunker:
-    """Removes HTTP/1.1 chunk framing from a body as it passes."""
-
-    def __init__(
-        self, out: Callable[[memoryview], None], error: Callable[[str], Exception]
-    ) -> None:
-        self.out = out
-        self.error = error  # makes the exception raised for a body that is not well framed
-        self.state = "size"
-        self.line = bytearray()
-        self.left = 0
-        self.position = 0  # bytes of the framed body seen
-
-    def _fail(self, what: str, pos: int) -> Exception:
-        return self.error(f"the chunked body {what} (at byte {self.position + pos})")
-
-    def feed(self, data: memoryview) -> None:
-        raw = bytes(data)  # one copy: line searches stay linear
-        view = memoryview(raw)
-        pos, n = 0, len(raw)
-        while pos < n:
-            if self.state == "data":
-                take = min(self.left, n - pos)
-                self.out(view[pos : pos + take])
-                pos += take
-                self.left -= take
-                if self.left == 0:
-                    self.state = "data-end"
-                continue
-            if self.state == "done":
-                raise self._fail("has bytes after its last chunk", pos)
-            nl = raw.find(b"\n", pos)
-            if nl < 0:
-                self.line += view[pos:]
-                if len(self.line) > MAX_CHUNK_LINE:
-                    raise self._fail("has a framing line longer than 64 KiB", pos)
-                break
-            self.line += view[pos:nl]
-            line = bytes(self.line).strip()
-            self.line.clear()
-            if self.state == "size":
-                size = chunk_size(line)
-                if size is None:
-                    raise self._fail(f"has an invalid chunk-size line {line[:40]!r}", pos)
-                self.left = size
-                self.state = "data" if size else "trailer"
-            elif self.state == "data-end":
-                if line:
-                    raise self._fail("has a chunk longer than its chunk-size line says", pos)
-                self.state = "size"
-            elif self.state == "trailer" and not line:
-                self.state = "done"
-            pos = nl + 1
-        self.position += n
-
-    @property
-    def complete(self) -> bool:
-        return self.state == "done"
-
-
-def chunk_size(line: bytes) -> int | None:
-    """The size on a chunk-size line (hex digits, optional extensions), else None."""
-    match = _CHUNK_SIZE_LINE.fullmatch(line.strip())
-    return int(match.group(1), 16) if match else None
-
-
-def dechunk(raw: bytes) -> bytes:
-    """The entity of a chunked body (tolerant of a missing last chunk)."""
-    out = bytearray()
-    pos = 0
-    while pos < len(raw):
-        nl = raw.find(b"\n", pos)
-        if nl < 0:
-            break
-        size = chunk_size(raw[pos:nl])
-        if not size:
-            break
-        start = nl + 1
-        out += raw[start : start + size]
-        pos = start + size
-        if raw[pos : pos + 2] == b"\r\n":
-            pos += 2
-        elif raw[pos : pos + 1] == b"\n":
-            pos += 1
-    return bytes(out)
 
 
 def request_target(url: str) -> tuple[str, str, int, bool, str]:
@@ -851,15 +714,4 @@ def _parse_head(head: bytes, url: str) -> tuple[str, int, str, list[tuple[str, s
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not _STATUS.fullmatch(parts[1]):
         raise FetchError(url, f"not an HTTP response: {status_line[:80]!r}")
     status = int(parts[1])
-    headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        if not line:
-            continue
-        if line[0] in " \t" and headers:  # obsolete line folding
-            name, value = headers[-1]
-            headers[-1] = (name, value + " " + line.strip())
-            continue
-        name, sep, value = line.partition(":")
-        if sep:
-            headers.append((name.strip(), value.strip()))
-    return parts[0], status, parts[2] if len(parts) > 2 else "", headers
+    return parts[0], status, parts[2] if len(parts) > 2 else "", head_fields(lines)

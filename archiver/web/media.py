@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
+from archiver.core.errors import Failure
+
 if TYPE_CHECKING:
     from http.cookiejar import MozillaCookieJar
 
@@ -34,8 +36,10 @@ REDIRECTS = (301, 302, 303, 307, 308)
 REDACTED = "[redacted by archiver]"
 
 
-class MediaError(Exception):
+class MediaError(Failure):
     """yt-dlp could not resolve or download the media (the reason, as yt-dlp says it)."""
+
+    unexpected = True  # the CLI hints at --debug (archiver.core.errors)
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def body_sink(
 ) -> tuple[Callable[[memoryview], None], Callable[[], None]]:
     """What turns a body as transferred into what yt-dlp reads: chunk framing removed,
     gzip or deflate undone.  Returns (feed, finish)."""
-    from archiver.web.http import Dechunker
+    from archiver.web.chunked import Dechunker
 
     lowered = {k.lower(): v.strip().lower() for k, v in headers}
     coding = lowered.get("content-encoding", "")
@@ -241,6 +245,43 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -
             skipped.append(reason)
         return reason
 
+    params = _ydl_params(work, limits, log, match_filter)
+    cookies = _cookies_copy(limits)
+    if cookies is not None:
+        params["cookiefile"] = str(cookies)
+    try:
+        with _recording_ydl(params, exchange, limits) as ydl:
+            probe = ydl.extract_info(url, download=False, process=False)
+            kind = (probe or {}).get("_type", "video")
+            if kind in ("playlist", "multi_video") and not limits.allow_playlists:
+                result.extractor = (probe or {}).get("extractor_key")
+                result.skipped = f"a {kind.replace('_', ' ')} (use --allow-playlists)"
+                return result
+            # the same extraction goes on to download: the page is not fetched twice
+            info = ydl.process_ie_result(probe, download=True) if probe else None
+            clean = ydl.sanitize_info(info) if info else None
+    except DownloadError as exc:
+        _note_download_error(result, str(exc), log.warnings, skipped)
+        return result
+    except Exception as exc:  # yt-dlp has many ways to fail; none may stop the capture
+        result.error = f"yt-dlp failed: {type(exc).__name__}: {exc}"
+        return result
+    finally:
+        result.warnings = [_message(w) for w in log.warnings]
+        if cookies is not None:
+            cookies.unlink(missing_ok=True)
+    _note_info(result, clean, skipped, work)
+    return result
+
+
+def _ydl_params(
+    work: Path,
+    limits: MediaLimits,
+    log: _Log,
+    match_filter: Callable[..., str | None],
+) -> dict[str, Any]:
+    """yt-dlp's options: quiet, working in ``work``, within ``limits``, fetching nothing
+    but through the recording handler (the cookies file is added apart)."""
     params: dict[str, Any] = {
         "logger": log,
         "quiet": True,
@@ -276,50 +317,49 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -
         params["ffmpeg_location"] = tool[0]
     else:  # no ffmpeg: yt-dlp picks formats that need no merging
         params["format"] = "best/bestvideo+bestaudio"
-    cookies: Path | None = None
-    if limits.cookies is not None:
-        # a copy, for yt-dlp writes its jar back when done; outside the archive (a
-        # secret has no place there, even for a moment), readable by the user only
-        fd, name = tempfile.mkstemp(prefix="archiver-cookies-", suffix=".txt")
-        os.close(fd)
-        cookies = Path(name)
-        shutil.copyfile(limits.cookies, cookies)
-        params["cookiefile"] = str(cookies)
-    try:
-        with _recording_ydl(params, exchange, limits) as ydl:
-            probe = ydl.extract_info(url, download=False, process=False)
-            kind = (probe or {}).get("_type", "video")
-            if kind in ("playlist", "multi_video") and not limits.allow_playlists:
-                result.extractor = (probe or {}).get("extractor_key")
-                result.skipped = f"a {kind.replace('_', ' ')} (use --allow-playlists)"
-                return result
-            # the same extraction goes on to download: the page is not fetched twice
-            info = ydl.process_ie_result(probe, download=True) if probe else None
-            clean = ydl.sanitize_info(info) if info else None
-    except DownloadError as exc:
-        result.error = _message(str(exc))
-        if any("delegated to ffmpeg" in w for w in log.warnings) or "ffmpeg exited" in str(exc):
-            result.error = (
-                f"{result.error}: yt-dlp hands this stream to ffmpeg, which would fetch it "
-                "itself, around the recording and the address check; not downloaded"
-            )
-        if skipped:
-            result.skipped, result.error = skipped[0], None
-        elif "max-video-size" in (result.error or ""):
-            result.skipped, result.error = result.error, None
-        return result
-    except Exception as exc:  # yt-dlp has many ways to fail; none may stop the capture
-        result.error = f"yt-dlp failed: {type(exc).__name__}: {exc}"
-        return result
-    finally:
-        result.warnings = [_message(w) for w in log.warnings]
-        if cookies is not None:
-            cookies.unlink(missing_ok=True)
+    return params
+
+
+def _cookies_copy(limits: MediaLimits) -> Path | None:
+    """A copy of the cookies file for yt-dlp (the caller removes it), if one is given."""
+    if limits.cookies is None:
+        return None
+    # a copy, for yt-dlp writes its jar back when done; outside the archive (a
+    # secret has no place there, even for a moment), readable by the user only
+    fd, name = tempfile.mkstemp(prefix="archiver-cookies-", suffix=".txt")
+    os.close(fd)
+    cookies = Path(name)
+    shutil.copyfile(limits.cookies, cookies)
+    return cookies
+
+
+def _note_download_error(
+    result: MediaResult, error: str, warnings: list[str], skipped: list[str]
+) -> None:
+    """Say in ``result`` why yt-dlp gave up: a limit it was stopped at is a skip, not an
+    error; a stream it would hand to ffmpeg is said to be one."""
+    result.error = _message(error)
+    if any("delegated to ffmpeg" in w for w in warnings) or "ffmpeg exited" in error:
+        result.error = (
+            f"{result.error}: yt-dlp hands this stream to ffmpeg, which would fetch it "
+            "itself, around the recording and the address check; not downloaded"
+        )
+    if skipped:
+        result.skipped, result.error = skipped[0], None
+    elif "max-video-size" in (result.error or ""):
+        result.skipped, result.error = result.error, None
+
+
+def _note_info(
+    result: MediaResult, clean: dict[str, Any] | None, skipped: list[str], work: Path
+) -> None:
+    """Fill ``result`` from yt-dlp's sanitized info JSON (``clean``): the info without
+    cookies, the extractor, and the file it merged in ``work`` with its sources."""
     if skipped:
         result.skipped = skipped[0]
     if clean is None:
         result.skipped = result.skipped or "yt-dlp found no media"
-        return result
+        return
     result.info = _without_cookies(clean)
     result.extractor = clean.get("extractor_key") or clean.get("extractor")
     formats = clean.get("requested_formats") or []
@@ -329,7 +369,6 @@ def fetch_media(url: str, exchange: Exchange, limits: MediaLimits, work: Path) -
         if merged.is_file() and merged.resolve().is_relative_to(work.resolve()):
             result.merged = merged
             result.sources = [_source(f) for f in formats]
-    return result
 
 
 def _source(fmt: dict[str, Any]) -> dict[str, Any]:

@@ -28,11 +28,9 @@ from archiver.capture.run import Capturer
 from archiver.cli import app as cli_module
 from archiver.core.model import Capture, CaptureOptions, CaptureStatus
 from archiver.web.discover import hls_playlist, iter_dash, iter_hls
-from tests.rawserver import raw_server
-from tests.warcs import read_all
-
-ROOT = Path(__file__).resolve().parent.parent
-
+from tests.support.paths import ROOT
+from tests.support.rawserver import ok, raw_server
+from tests.support.warcs import read_all
 
 # ------------------------------------------------------------- hostile manifests
 
@@ -67,15 +65,6 @@ def million_hls(segments: int = 1_000_000, *, live: bool = False) -> bytes:
     head = b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
     lines = b"".join(b"#EXTINF:2.0,\ns%d.ts\n" % i for i in range(segments))
     return head + lines + (b"" if live else b"#EXT-X-ENDLIST\n")
-
-
-def ok(body: bytes, kind: bytes) -> bytes:
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: "
-        + kind
-        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
-        + body
-    )
 
 
 SEGMENT = ok(b"\x00" * 200, b"video/mp4")

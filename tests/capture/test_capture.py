@@ -16,11 +16,11 @@ from fastwarc.warc import ArchiveIterator as FastIterator
 from archiver.capture.run import METADATA_SCHEMA, Capturer
 from archiver.core.model import Capture, CaptureStatus
 from archiver.warc.rules import check_record
-from tests.site import FixtureSite
-from tests.warcs import ReadRecord, read_all, responses_by_url
+from tests.support.paths import ROOT
+from tests.support.site import FixtureSite
+from tests.support.warcs import ReadRecord, read_all, responses_by_url
 
 BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

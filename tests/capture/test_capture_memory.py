@@ -25,10 +25,10 @@ from archiver.capture.run import _metadata_json
 from archiver.core.model import RecordEntry
 from archiver.index import store as index_module
 from archiver.index.store import Index, RecordRow, read_rows
+from archiver.trust.keys import signature_holds
 from archiver.trust.manifest import Manifest, signature_path, write_signed
-from archiver.trust.sign import signature_holds
-from tests.conftest import fixed_signer
-from tests.test_manifest import golden_manifest
+from tests.support.deterministic import fixed_signer
+from tests.support.golden_manifest import golden_manifest
 
 START = datetime(2026, 12, 6, 3, 0, 0, tzinfo=UTC)
 CAPTURE_ID = "20261206030000-0123456789"

@@ -15,9 +15,9 @@ from archiver.core.model import Capture
 from archiver.index.store import Index, read_rows
 from archiver.ops.extract import extract
 from archiver.ops.verify import verify
-from tests.conftest import sequential_ids
-from tests.site import FixtureSite
-from tests.warcs import read_all
+from tests.support.deterministic import sequential_ids
+from tests.support.site import FixtureSite
+from tests.support.warcs import read_all
 
 BIN = Path(sys.executable).parent
 CLIP = "/embed/clip.mp4"

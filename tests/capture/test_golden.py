@@ -1,7 +1,7 @@
 """Golden output: a capture with an injected clock and ids, compared line by line.
 
 Regenerate after an intended format change with ``ARCHIVER_UPDATE_GOLDEN=1 pytest
-tests/test_golden.py`` and review the diff like code.
+tests/capture/test_golden.py`` and review the diff like code.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from archiver.capture.run import Capturer
-from tests.site import FixtureSite
-from tests.warcs import read_all
+from tests.support.paths import GOLDEN
+from tests.support.site import FixtureSite
+from tests.support.warcs import read_all
 
-GOLDEN = Path(__file__).parent / "golden"
 # values that depend on the machine, the day or the port, not on archiver's behaviour
 VOLATILE_HTTP = ("Date", "Server")
 VOLATILE_JSON = ("libraries", "platform", "python")

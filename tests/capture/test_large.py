@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.site import FixtureSite
-from tests.terminal import stderr_on_terminal
-from tests.warcs import read_all, responses_by_url
+from tests.support.site import FixtureSite
+from tests.support.terminal import stderr_on_terminal
+from tests.support.warcs import read_all, responses_by_url
 
 MEASURE_RSS = (
     "import resource, subprocess, sys\n"

@@ -22,11 +22,12 @@ from archiver.ops.extract import extract, find_record
 from archiver.ops.ingest import rebuild
 from archiver.ops.verify import verify
 from archiver.warc.rules import check_record
-from tests.conftest import fixed_signer
-from tests.site import FixtureSite
-from tests.warcs import read_all
+from tests.support.deterministic import fixed_signer
+from tests.support.paths import DATA
+from tests.support.site import FixtureSite
+from tests.support.warcs import read_all
 
-LEGACY = Path(__file__).parent / "data" / "legacy-capture"
+LEGACY = DATA / "legacy-capture"
 CAPTURE_ID = "20200812100000-0123456789"  # the test ids (tests/conftest.py)
 
 
@@ -113,7 +114,7 @@ def test_a_capture_written_before_urn_target_uris_still_verifies_rebuilds_and_ex
     # no index yet: rebuild it from the WARC file alone, then verify against the signature
     count, reports = rebuild(archive)
     assert count == 1 and all(r.ok for r in reports), [r.problems for r in reports]
-    # no custody log either: recorded as predating it (tests/test_custody_archive.py)
+    # no custody log either: recorded as predating it (tests/trust/test_custody_archive.py)
     signing = tmp_path / "archivist.key.pem"
     signing.write_bytes(
         fixed_signer().key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())

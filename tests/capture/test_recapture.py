@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,7 +21,8 @@ import pytest
 
 from archiver.capture.run import Capturer
 from archiver.core.model import CaptureStatus
-from tests.unchanged_site import VIDEO, serve_unchanged
+from tests.support.runner import command
+from tests.support.unchanged_site import VIDEO, serve_unchanged
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def server() -> Iterator[str]:
 
 def archiver(archive: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "archiver", *args, "--archive-dir", str(archive)],
+        command(*args, "--archive-dir", str(archive)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -21,18 +21,9 @@ from archiver.capture.run import Capturer
 from archiver.cli import app as cli_module
 from archiver.core.model import CaptureStatus
 from archiver.web.discover import MAX_SEGMENTS, iter_dash
-from tests.rawserver import raw_server
+from tests.support.rawserver import ok, raw_server
 
 HLS = b"application/vnd.apple.mpegurl"
-
-
-def ok(body: bytes, kind: bytes) -> bytes:
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: "
-        + kind
-        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
-        + body
-    )
 
 
 def idle_mpd(periods: int = 150) -> bytes:

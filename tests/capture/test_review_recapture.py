@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.unchanged_site import VIDEO, serve_unchanged
+from tests.support.paths import ROOT, TESTS
+from tests.support.runner import run
+from tests.support.unchanged_site import VIDEO, serve_unchanged
 
 
 @pytest.fixture
@@ -27,13 +28,7 @@ def server() -> Iterator[str]:
 
 
 def cli(archive: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args, "--archive-dir", str(archive)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ.copy(),
-    )
+    return run(*args, "--archive-dir", str(archive))
 
 
 def test_a_recapture_stores_the_bytes_when_the_original_warc_file_is_gone(
@@ -129,14 +124,13 @@ def test_cleanup_says_1_leftover_not_1_leftovers(tmp_path: Path) -> None:
 
 
 def test_the_sdist_ships_either_a_runnable_test_suite_or_none(tmp_path: Path) -> None:
-    """setuptools adds tests/test_*.py to the sdist by default, so it carries some 30 test
-    modules but not tests/conftest.py, tests/site.py, tests/rawserver.py, tests/golden/
-    or tests/data/ that they import: `pytest` in an unpacked sdist fails at collection.
-    Either leave tests/ out of the sdist (MANIFEST.in `prune tests`) or ship what they
-    need (`graft tests`)."""
+    """setuptools adds tests/test_*.py to the sdist by default, so it carried some 30 test
+    modules but not tests/conftest.py, the fixture servers (now in tests/support/),
+    tests/golden/ or tests/data/ that they import: `pytest` in an unpacked sdist failed at
+    collection. Either leave tests/ out of the sdist (MANIFEST.in `prune tests`) or ship
+    all of it (`graft tests`): every module of the suite, its subfolders and support/."""
     import tarfile
 
-    root = Path(__file__).resolve().parent.parent
     subprocess.run(
         [
             sys.executable,
@@ -146,7 +140,7 @@ def test_the_sdist_ships_either_a_runnable_test_suite_or_none(tmp_path: Path) ->
             "--sdist",
             "-o",
             str(tmp_path),
-            str(root),
+            str(ROOT),
         ],
         check=True,
         capture_output=True,
@@ -157,5 +151,7 @@ def test_the_sdist_ships_either_a_runnable_test_suite_or_none(tmp_path: Path) ->
         names = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
     tests = {n for n in names if n.startswith("tests/")}
     if tests:
-        for needed in ("tests/conftest.py", "tests/site.py", "tests/rawserver.py"):
-            assert needed in names, f"the sdist has {len(tests)} test files but not {needed}"
+        suite = {p.relative_to(ROOT).as_posix() for p in TESTS.rglob("*.py")}
+        assert {"tests/conftest.py", "tests/support/site.py", "tests/cli/conftest.py"} <= suite
+        missing = sorted(suite - names)
+        assert not missing, f"the sdist has {len(tests)} test files but not {missing}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -11,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -19,38 +18,18 @@ from typing import ClassVar
 import click
 import pytest
 from click.testing import CliRunner
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from archiver.cli.app import cli
-from tests.site import FixtureSite
-from tests.warcs import read_all, responses_by_url
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m archiver`` as a user would, in a real process."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=120,
-    )
+from tests.support.rawserver import closed_port
+from tests.support.runner import command as archiver_command
+from tests.support.runner import run
+from tests.support.site import FixtureSite
+from tests.support.tls import self_signed
+from tests.support.warcs import read_all, responses_by_url
 
 
 def warcs(archive: Path) -> list[Path]:
     return sorted(archive.rglob("*.warc.gz"))
-
-
-def closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def test_every_command_has_help_with_an_example() -> None:
@@ -283,32 +262,6 @@ def test_text_output_names_files_and_problems(tmp_path: Path, site: FixtureSite)
 # --- TLS ---------------------------------------------------------------------
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 class _Hello(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -326,7 +279,7 @@ class _Hello(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[str]:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -402,7 +355,7 @@ def test_ctrl_c_stops_cleanly_with_130_and_leaves_nothing_that_looks_complete(
 ) -> None:
     import signal
 
-    from tests.rawserver import raw_server
+    from tests.support.rawserver import raw_server
 
     page = b'<html><img src="/i.png"><video src="/v.mp4"></video></html>'
 
@@ -421,15 +374,7 @@ def test_ctrl_c_stops_cleanly_with_130_and_leaves_nothing_that_looks_complete(
     archive = tmp_path / "archives"
     with raw_server(serve) as base:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "archiver",
-                "capture",
-                base + "/",
-                "--archive-dir",
-                str(archive),
-            ],
+            archiver_command("capture", base + "/", "--archive-dir", str(archive)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -7,12 +7,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
-import socket
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,69 +16,12 @@ from click.testing import CliRunner
 from archiver.capture.batch import BatchInputError, read_jobs
 from archiver.capture.run import Capturer
 from archiver.cli.app import cli
-from tests.rawserver import raw_server
-from tests.warcs import read_all
+from tests.support.routes import header, page, redirect, response, server
+from tests.support.runner import run
+from tests.support.warcs import read_all
 
 # Fullwidth letters on purpose: a Unicode host name whose IDNA form is plain ASCII.
 # ruff: noqa: RUF001, RUF003
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m archiver`` in a real process, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=120,
-    )
-
-
-Routes = dict[str, Callable[[str], bytes]]  # path -> response bytes, given the server's URL
-
-
-def _response(status: str, body: bytes, *headers: str, kind: str = "text/html") -> bytes:
-    head = [f"HTTP/1.1 {status}", f"Content-Type: {kind}", f"Content-Length: {len(body)}"]
-    head += [*headers, "Connection: close"]
-    return ("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + body
-
-
-def page(html: str) -> Callable[[str], bytes]:
-    return lambda base: _response("200 OK", html.replace("{base}", base).encode("utf-8"))
-
-
-def redirect(location: str) -> Callable[[str], bytes]:
-    # the Location header as servers send it: UTF-8 bytes, never percent-encoded by them
-    return lambda base: _response("302 Found", b"", f"Location: {location.format(base=base)}")
-
-
-PNG = _response("200 OK", b"\x89PNG\r\n\x1a\n" + bytes(32), kind="image/png")
-
-
-@contextmanager
-def server(routes: Routes) -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
-    """A loopback server answering ``routes`` (anything else: a small PNG); yields its
-    URL and every (path, request head) it received."""
-    received: list[tuple[str, bytes]] = []
-    base: list[str] = []
-
-    def handle(conn: socket.socket, head: bytes) -> None:
-        path = head.split(b" ", 2)[1].decode("latin-1")
-        received.append((path, head))
-        answer = routes.get(path)
-        conn.sendall(answer(base[0]) if answer else PNG)
-
-    with raw_server(handle) as url:
-        base.append(url)
-        yield url, received
-
-
-def header(head: bytes, name: str) -> str | None:
-    for line in head.decode("latin-1").split("\r\n")[1:]:
-        key, _, value = line.partition(":")
-        if key.strip().lower() == name.lower():
-            return value.strip()
-    return None
 
 
 # 13. CSV batches --------------------------------------------------------------
@@ -249,7 +187,7 @@ def test_references_with_other_schemes_are_listed_as_not_followed(
     )
     css = b"body { background: url(file:///C:/Users/me/bg.png) }"
     with server(
-        {"/": page(html), "/style.css": lambda b: _response("200 OK", css, kind="text/css")}
+        {"/": page(html), "/style.css": lambda b: response("200 OK", css, kind="text/css")}
     ) as (url, _):
         capture = make_capturer().capture(url + "/")
     listed = {(n["url"][:30], n["via"]): n["reason"] for n in capture.not_followed}

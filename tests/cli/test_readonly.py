@@ -14,110 +14,21 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-import pytest
-
-from archiver.index.store import Index, replaces_listing
-from tests.rawserver import raw_server
-from tests.test_hostile import ok, site
-
-BIN = Path(sys.executable).parent
-PAGE = b"<html><title>evidence</title><img src='/i.png'></html>"
-IMAGE = b"\x89PNG read-only image " + bytes(range(256))
-ROUTES = {
-    b"/": ok(PAGE),
-    b"/other": ok(b"<html><title>other</title></html>"),
-    b"/i.png": ok(IMAGE, b"image/png"),
-}
-NOT_LOGGED = "was not logged to its custody log"
-AS_IS = "read as it is (no lock file created, nothing repaired)"
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "archiver"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def ran(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run, and insist on success without a traceback."""
-    done = run(*args)
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    return done
-
-
-@pytest.fixture(scope="module")
-def captured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, list[str]]]:
-    """An archive of two real captures made by the CLI (with their custody events):
-    (archive, base URL, capture ids). Tests read copies of it."""
-    home = tmp_path_factory.mktemp("readonly-capture")
-    config = home / "xdg" / "archiver"
-    config.mkdir(parents=True)
-    (config / "config.toml").write_text("[capture]\nallow_private = true\n", "utf-8")
-    env = {"ARCHIVER_KEY_STORE": str(home / "keys"), "XDG_CONFIG_HOME": str(home / "xdg")}
-    archive = home / "archives"
-    ids = []
-    with raw_server(site(ROUTES)) as base:
-        for path in ("/", "/other"):
-            done = run(
-                "capture", base + path, "--archive-dir", str(archive), "--format", "json", env=env
-            )
-            assert done.returncode == 0, done.stderr
-            ids.append(json.loads(done.stdout.splitlines()[-1])["capture_id"])
-        yield archive, base, ids
-
-
-@pytest.fixture
-def read_only(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
-    """Bind-mount a folder read-only (needs root, as CI has); unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(source: Path) -> Path:
-        point = tmp_path / f"read-only{len(mounted)}"
-        point.mkdir()
-        done = subprocess.run(
-            ["mount", "--bind", "-o", "ro", str(source), str(point)],
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, f"cannot bind-mount read-only for this test: {done.stderr}"
-        mounted.append(point)
-        assert os.statvfs(point).f_flag & os.ST_RDONLY
-        return point
-
-    yield mount
-    for point in reversed(mounted):
-        subprocess.run(["umount", "-l", str(point)], check=False)
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file (hidden ones too) with its SHA-256, every folder and link: what changed."""
-    found: dict[str, str] = {}
-    for path in sorted(root.rglob("*")):
-        name = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            found[name] = "link " + os.readlink(path)
-        elif path.is_dir():
-            found[name] = "dir"
-        else:
-            found[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
-def copy_of(archive: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "copy" / "archives"
-    shutil.copytree(archive, copy)
-    return copy
+from archiver.index.store import Index
+from tests.support.readonly import (
+    AS_IS,
+    IMAGE,
+    NOT_LOGGED,
+    PAGE,
+    copy_of,
+    interrupted_compaction,
+    ran,
+    snapshot,
+)
+from tests.support.runner import BIN
 
 
 def test_a_read_only_copy_can_be_listed_shown_queried_extracted_and_verified(
@@ -185,19 +96,6 @@ def test_a_read_only_copy_can_be_listed_shown_queried_extracted_and_verified(
     assert NOT_LOGGED not in writable.stderr
     events = (source / "custody" / "events.jsonl").read_text("utf-8").splitlines()
     assert json.loads(events[-1])["action"] == "extract"
-
-
-def interrupted_compaction(archive: Path) -> None:
-    """What a compaction leaves when it crashes after writing its merged files and their
-    listings, before deleting the files they replace; plus the records file of a capture
-    interrupted before its capture row."""
-    for table in ("captures", "records"):
-        sources = Index(archive).files(table)
-        target = archive / "index" / table / "compact-20200101000000-00000000.parquet"
-        pq.write_table(pa.concat_tables([pq.read_table(p) for p in sources]), target)
-        replaces_listing(target).write_text("\n".join(p.name for p in sources) + "\n", "utf-8")
-    records = Index(archive).files("records")
-    shutil.copy(records[-1], records[-1].with_name("20991231235959-0000000000.parquet"))
 
 
 def test_a_read_only_copy_that_needs_a_repair_is_read_as_the_repair_would_leave_it(

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from archiver.capture.run import Capturer
 from archiver.cli.app import cli
 from archiver.core.urls import InvalidURL, check_url
-from tests.test_input import header, page, redirect, server
+from tests.support.routes import header, page, redirect, server
 
 # ruff: noqa: RUF001
 

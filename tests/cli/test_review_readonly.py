@@ -22,22 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.rawserver import raw_server
-from tests.test_hostile import site
-from tests.test_readonly import (
+from tests.support.rawserver import raw_server, site
+from tests.support.readonly import (
     AS_IS,
-    BIN,
     ROUTES,
-    captured,
     copy_of,
     interrupted_compaction,
     ran,
-    read_only,
     run,
     snapshot,
 )
-
-__all__ = ["captured", "read_only"]  # fixtures, shared with test_readonly
+from tests.support.runner import BIN
 
 REFUSED = "needs a writable copy of the archive; nothing was done"
 LOCKS = (".index.lock", ".capture.lock", "custody/.lock")

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.rawserver import raw_server
+from tests.support.rawserver import raw_server
+from tests.support.runner import command, run
 
-BIN = Path(sys.executable).parent
 IMAGES = 300  # records enough that signing and indexing take a few tens of milliseconds
 
 
@@ -73,8 +72,8 @@ def test_sigterm_as_the_warc_is_published_leaves_it_signed_and_indexed(
     archive = tmp_path / "archives"
     warcs = archive / "warc" / "default"
     proc = subprocess.Popen(
-        [str(BIN / "archiver"), "capture", page, "--archive-dir", str(archive),
-         "--format", "json"],
+        command("capture", page, "--archive-dir", str(archive), "--format", "json",
+                installed=True),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -90,10 +89,7 @@ def test_sigterm_as_the_warc_is_published_leaves_it_signed_and_indexed(
     assert capture["index_error"] is None, capture
     assert not list(archive.rglob("*.open"))
     assert list(warcs.glob("*.manifest.json.sig"))  # the published WARC is signed
-    verified = subprocess.run(
-        [str(BIN / "archiver"), "verify", "--archive-dir", str(archive)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    verified = run("verify", "--archive-dir", str(archive), timeout=None, installed=True)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -105,8 +101,8 @@ def test_sigterm_twice_stops_as_once(tmp_path: Path, then: signal.Signals) -> No
         archive = tmp_path / "archives"
         urls = [f"{base}/", f"{base.replace('127.0.0.1', 'localhost')}/"]
         proc = subprocess.Popen(
-            [str(BIN / "archiver"), "capture", *urls, "--jobs", "2",
-             "--archive-dir", str(archive), "--format", "json"],
+            command("capture", *urls, "--jobs", "2", "--archive-dir", str(archive),
+                    "--format", "json", installed=True),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 20

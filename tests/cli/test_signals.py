@@ -14,16 +14,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.rawserver import raw_server
+from tests.support.rawserver import raw_server
+from tests.support.runner import command
 
-BIN = Path(sys.executable).parent
 PAGE = b'<html><title>t</title><img src="/i.png"><video src="/v.mp4"></video></html>'
 VIDEO_SECONDS = 30  # the video takes this long to send: a capture not stopped runs it out
 
@@ -58,8 +57,8 @@ def to_a_worker_thread(pid: int, signum: int) -> None:
 
 def start(archive: Path, *urls: str, jobs: int = 1) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [str(BIN / "archiver"), "capture", *urls, "--jobs", str(jobs),
-         "--archive-dir", str(archive), "--format", "json"],
+        command("capture", *urls, "--jobs", str(jobs), "--archive-dir", str(archive),
+                "--format", "json", installed=True),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 20

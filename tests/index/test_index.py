@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,20 +23,17 @@ from archiver.core.model import Capture, CaptureOptions, CaptureStatus
 from archiver.index import schema
 from archiver.index.store import Index, read_rows, replaces_listing
 from archiver.ops import ingest
-from tests.conftest import FixedClock, sequential_ids
-from tests.site import FixtureSite
-from tests.terminal import stderr_on_terminal
+from tests.support import runner
+from tests.support.deterministic import FixedClock, sequential_ids
+from tests.support.paths import DATA, ROOT
+from tests.support.site import FixtureSite
+from tests.support.terminal import stderr_on_terminal
 
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "tests" / "data"  # foreign WARC files; see tests/data/README.md
+CORPUS = DATA  # foreign WARC files; see tests/data/README.md
 
 
 def run(*args: str, archive: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ARCHIVER_ARCHIVE_DIR": str(archive)}
-    return subprocess.run(
-        [str(BIN / "archiver"), *args], capture_output=True, text=True, env=env, timeout=120
-    )
+    return runner.run(*args, env={"ARCHIVER_ARCHIVE_DIR": str(archive)}, installed=True)
 
 
 @pytest.fixture(scope="module")
@@ -592,20 +588,11 @@ def test_queries_cannot_touch_the_evidence(captured: Capture, tmp_path: Path) ->
     )
     assert out.returncode == 0 and existing.read_text() == "n\n1\n"
     # the path with a quote and brackets works, and times are UTC whatever the zone
-    env_tz = {**os.environ, "ARCHIVER_ARCHIVE_DIR": str(archive), "TZ": "Pacific/Kiritimati"}
-    zoned = subprocess.run(
-        [
-            str(BIN / "archiver"),
-            "query",
-            "select min(fetched_at)::varchar as t from records",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env_tz,
-        timeout=60,
-    )
+    env_tz = {"ARCHIVER_ARCHIVE_DIR": str(archive), "TZ": "Pacific/Kiritimati"}
+    zoned = runner.run(
+        "query", "select min(fetched_at)::varchar as t from records", "--format", "json",
+        env=env_tz, timeout=60, installed=True,
+    )  # fmt: skip
     assert zoned.returncode == 0, zoned.stderr
     assert json.loads(zoned.stdout)[0]["t"].startswith("2020-08-12 10:00:00")
 

@@ -11,17 +11,18 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from archiver.ops.cleanup import CaptureRunning, capture_lock, cleanup
-from tests.rawserver import raw_server
+from tests.support import runner
+from tests.support.paths import ROOT, TESTS
+from tests.support.rawserver import raw_server
 
-BIN = Path(sys.executable).parent
 PAGE = b'<html><title>t</title><img src="/i.png"><video src="/v.mp4"></video></html>'
 
 
@@ -38,10 +39,7 @@ def serve(conn: socket.socket, request: bytes) -> None:
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "archiver"), *args], capture_output=True, text=True, timeout=120
-    )
+run = partial(runner.run, installed=True)  # the entry point pip installed
 
 
 @pytest.fixture
@@ -55,7 +53,7 @@ def test_killed_in_the_middle_of_a_video(base: str, tmp_path: Path) -> None:
     first = run("capture", base + "/small", "--archive-dir", str(archive))
     assert first.returncode == 0, first.stderr
     proc = subprocess.Popen(
-        [str(BIN / "archiver"), "capture", base + "/", "--archive-dir", str(archive)],
+        runner.command("capture", base + "/", "--archive-dir", str(archive), installed=True),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -124,8 +122,8 @@ def test_ctrl_c_stops_a_concurrent_batch(base: str, tmp_path: Path) -> None:
     listing = tmp_path / "batch.txt"
     listing.write_text(f"{base}/\n{base.replace('127.0.0.1', 'localhost')}/\n", encoding="utf-8")
     proc = subprocess.Popen(
-        [str(BIN / "archiver"), "capture", "--input", str(listing), "--jobs", "2",
-         "--archive-dir", str(archive), "--format", "json"],
+        runner.command("capture", "--input", str(listing), "--jobs", "2",
+                       "--archive-dir", str(archive), "--format", "json", installed=True),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 20
@@ -150,10 +148,11 @@ def test_ctrl_c_stops_a_concurrent_batch(base: str, tmp_path: Path) -> None:
 def test_two_processes_capturing_into_one_archive(base: str, tmp_path: Path) -> None:
     """Two `archiver capture` processes at once: both complete, verify and are indexed."""
     archive = tmp_path / "archives"
-    command = [
-        str(BIN / "archiver"), "capture", f"{base}/", "--archive-dir", str(archive),
+    command = runner.command(
+        "capture", f"{base}/", "--archive-dir", str(archive),
         "--format", "json", "--max-size", "3M",  # about a second of video each, overlapping
-    ]  # fmt: skip
+        installed=True,
+    )  # fmt: skip
     procs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -172,9 +171,8 @@ def test_docs_reliability_names_only_tests_that_exist() -> None:
     """docs/reliability.md lists each case with its test: the names must stay true."""
     import re
 
-    root = Path(__file__).resolve().parent.parent
-    doc = (root / "docs" / "reliability.md").read_text(encoding="utf-8")
-    source = "".join(p.read_text(encoding="utf-8") for p in (root / "tests").glob("test_*.py"))
+    doc = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    source = "".join(p.read_text(encoding="utf-8") for p in TESTS.rglob("test_*.py"))
     names = set(re.findall(r"::(test_[a-z0-9_]+)|`(test_[a-z0-9_]+)`", doc))
     found = {a or b for a, b in names}
     assert found and all(f"def {name}(" in source for name in found), sorted(found)

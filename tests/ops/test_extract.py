@@ -8,11 +8,10 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
-import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -34,8 +33,10 @@ from archiver.ops.extract import (
     stream_tracks,
 )
 from archiver.web.http import Dechunker
-from tests.conftest import FixedClock, sequential_ids
-from tests.site import FixtureSite
+from tests.support.deterministic import FixedClock, sequential_ids
+from tests.support.paths import ROOT
+from tests.support.runner import run
+from tests.support.site import FixtureSite
 
 LARGE = 16 * 1024 * 1024 + 17
 APP_JS = "/static/js/app.js"
@@ -417,9 +418,7 @@ def test_an_imported_uncompressed_warc(site: FixtureSite, archive: Archive, tmp_
 # --------------------------------------------------------------------------- the command
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = Path(sys.executable).parent / "archiver"
-    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=120)
+_cli = partial(run, installed=True)  # the entry point pip installed
 
 
 def test_the_extract_command_exit_codes(
@@ -482,15 +481,11 @@ def test_the_extract_command_exit_codes(
 def test_the_readme_video_query_finds_hls_and_dash_too(archive: Archive, site: FixtureSite) -> None:
     """The README's example query, run as written on a capture made (by the fixed clock)
     in August 2020, with only the site's address put in for news.example.org."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    readme = (ROOT / "README.md").read_text("utf-8")
     match = re.search(r'archiver query "(select r\.url.*?)"\n', readme, re.S)
     assert match, "the README's example query is gone"
     sql = match.group(1).replace("https://news.example.org/", site.url("/"))
-    out = subprocess.run(
-        [sys.executable, "-m", "archiver", "query", sql, "--format", "json",
-         "--archive-dir", str(archive.path)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    out = run("query", sql, "--format", "json", "--archive-dir", str(archive.path), timeout=60)
     assert out.returncode == 0, out.stderr
     urls = {row["url"] for row in json.loads(out.stdout)}
     assert site.url(HLS_MASTER) in urls and site.url(DASH) in urls

@@ -20,16 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archiver.capture.run import Capturer
-from archiver.core.model import CaptureOptions
 from archiver.ops import ingest
 from archiver.ops.extract import ExtractError, extract
 from archiver.ops.verify import verify
 from archiver.trust import custody
-from archiver.trust.timestamp import Authority, Timestamper
-from tests.conftest import FixedClock, fixed_signer, sequential_ids
-from tests.site import FixtureSite
-from tests.tsa import LocalTSA, make_pki
+from tests.support.fuzzing import accepted_events_are_original, signed_stamped_archive
+from tests.support.paths import ROOT
 
 EXAMPLES = int(os.environ.get("ARCHIVER_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
@@ -44,47 +40,6 @@ FUZZ = settings(
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     archive = tmp_path_factory.mktemp("fuzz") / "archives"
     yield signed_stamped_archive(archive, "/embed/player", tmp_path_factory.mktemp("pki"))
-
-
-def signed_stamped_archive(archive: Path, page: str, pki_dir: Path) -> Path:
-    """A signed capture of the fixture site's ``page`` (fixed clock, ids and key), with a
-    time-stamp token and a custody log; it verifies."""
-    with FixtureSite(slow_seconds=0.1) as site:
-        capture = Capturer(
-            CaptureOptions(
-                archive_dir=archive, timeout=1.5, platform_videos=False, allow_private=True
-            ),
-            clock=FixedClock(),
-            new_id=lambda moment: "20200812100000-0123456789",
-            new_record_id=sequential_ids(),
-            hostname="fuzz",
-            signer=fixed_signer(),
-        ).capture(site.url(page))
-    assert capture.manifest is not None
-    stamp_and_log(archive, capture.manifest, pki_dir)
-    assert verify(archive).ok
-    return archive
-
-
-def stamp_and_log(archive: Path, manifest: Path, pki_dir: Path) -> None:
-    """A time-stamp token (a real local TSA) and a custody log of three events."""
-    pki = make_pki(pki_dir)
-    with LocalTSA(pki) as tsa:
-        stamper = Timestamper([Authority.of(tsa.url)], [pki.root])
-        assert all(s.ok for s in stamper.stamp(manifest))
-    log = custody.CustodyLog(archive, fixed_signer(), hostname="fuzz", clock=FixedClock())
-    (token,) = archive.rglob("*.tsr")
-    log.append("capture", captures=["20200812100000-0123456789"])
-    log.append("timestamp", captures=["20200812100000-0123456789"],
-               files=[custody.FileRef.of(token, archive)])  # fmt: skip
-    log.append("verify", captures=["20200812100000-0123456789"])
-
-
-def accepted_events_are_original(report: custody.CustodyReport, original: bytes) -> bool:
-    """A log that verifies holds the original events, in order, perhaps with the last ones
-    missing (which the log alone cannot show; ``archiver custody`` prints the head for that)."""
-    accepted = [e.raw for e in report.entries if e.event is not None]
-    return accepted == original.splitlines()[: len(accepted)]
 
 
 def targets(archive: Path) -> list[Path]:
@@ -163,7 +118,7 @@ def test_import_and_extract_never_crash_on_damaged_warcs(
     shutil.rmtree(work)
 
 
-# atheris (libFuzzer, coverage-guided), a few seconds per target; tests/atheris_fuzz.py
+# atheris (libFuzzer, coverage-guided), a few seconds per target; tests/support/atheris_fuzz.py
 ATHERIS_RUNS = {
     "pages": 3000,
     "verify-warc": 300,
@@ -178,8 +133,8 @@ ATHERIS_RUNS = {
 def test_atheris_finds_no_crash(target: str, tmp_path: Path) -> None:
     runs = ATHERIS_RUNS[target] * EXAMPLES // 40
     done = subprocess.run(
-        [sys.executable, "-m", "tests.atheris_fuzz", target, f"-runs={runs}", "-seed=1"],
-        cwd=Path(__file__).parent.parent,
+        [sys.executable, "-m", "tests.support.atheris_fuzz", target, f"-runs={runs}", "-seed=1"],
+        cwd=ROOT,
         env={**os.environ, "ARCHIVER_FUZZ_WORK": str(tmp_path)},
         capture_output=True,
         text=True,

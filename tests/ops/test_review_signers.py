@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,19 +27,14 @@ from pathlib import Path
 import pytest
 
 from archiver.ops.verify import verify
-from archiver.trust import sign
+from archiver.trust import keys
 from archiver.trust.manifest import Manifest
-from tests.unchanged_site import serve_unchanged
+from tests.support.runner import run
+from tests.support.unchanged_site import serve_unchanged
 
 
 def cli(archive: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args, "--archive-dir", str(archive)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ.copy(),
-    )
+    return run(*args, "--archive-dir", str(archive))
 
 
 def capture(archive: Path, url: str, *args: str) -> str:
@@ -109,7 +103,7 @@ def test_a_capture_deduplicates_only_against_what_its_own_key_signed(
     server: str, tmp_path: Path
 ) -> None:
     archive = tmp_path / "archives"
-    mallory = sign.generate(tmp_path / "mallory")
+    mallory = keys.generate(tmp_path / "mallory")
     planted = capture(archive, server + "/v.mp4", "--key", str(mallory.path))
     capture(archive, server + "/s.css")  # the archivist's key, made now
     (own,) = {k.name.split(".")[0] for k in (archive / "keys").iterdir()} - {mallory.fingerprint}

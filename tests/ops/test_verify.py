@@ -29,26 +29,22 @@ from archiver.core.model import CaptureOptions, CaptureStatus
 from archiver.index.store import Index, read_rows
 from archiver.ops.ingest import rebuild
 from archiver.ops.verify import Problem, Report, verify
-from archiver.trust import sign
+from archiver.trust import keys
 from archiver.trust.manifest import Manifest, public_key_name, signature_path
-from tests.conftest import FixedClock, fixed_signer, sequential_ids
-from tests.site import FixtureSite
-from tests.terminal import stderr_on_terminal
+from tests.support import runner
+from tests.support.deterministic import FixedClock, fixed_signer, sequential_ids
+from tests.support.paths import DATA
+from tests.support.site import FixtureSite
+from tests.support.terminal import stderr_on_terminal
 
 BIN = Path(sys.executable).parent
-CORPUS = Path(__file__).resolve().parent / "data"  # foreign WARC files; see data/README.md
+CORPUS = DATA  # foreign WARC files; see tests/data/README.md
 ARTICLE_ID = "20200812100000-0123456789"
 PLAIN_ID = "20200812110000-abcdefabcd"
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "archiver"), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=120,
-    )
+    return runner.run(*args, env=env, installed=True)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +133,7 @@ def test_the_paths_verify_can_be_given(archive: Path) -> None:
 
 def test_trusted_keys(archive: Path, tmp_path: Path) -> None:
     mine = tmp_path / "mine.pub.pem"
-    mine.write_bytes(sign.public_pem(fixed_signer().key.public_key()))
+    mine.write_bytes(keys.public_pem(fixed_signer().key.public_key()))
     ok = run("verify", ARTICLE_ID, "--archive-dir", str(archive), "--trusted-key", str(mine))
     assert ok.returncode == 0 and "a trusted key" in ok.stdout
     other = fixed_signer(2).fingerprint
@@ -312,7 +308,7 @@ def test_a_manifest_re_signed_by_someone_else_fails_against_trusted_keys(archive
     path.write_bytes(data)
     signature_path(path).write_bytes(mallory.sign(data))
     (archive / public_key_name(mallory.fingerprint)).write_bytes(
-        sign.public_pem(mallory.key.public_key())
+        keys.public_pem(mallory.key.public_key())
     )
     report = verify(archive, [ARTICLE_ID], trusted=[fixed_signer().fingerprint])
     assert any("not one of the trusted keys" in p.message for p in failing(report))
@@ -341,7 +337,7 @@ def test_the_manifest_deleted(archive: Path) -> None:
 
 def test_the_public_key_replaced_by_another(archive: Path) -> None:
     key_file = archive / public_key_name(fixed_signer().fingerprint)
-    key_file.write_bytes(sign.public_pem(fixed_signer(2).key.public_key()))
+    key_file.write_bytes(keys.public_pem(fixed_signer(2).key.public_key()))
     problems = failing(verify(archive))
     assert any(
         "holds another key" in p.message and p.file == public_key_name(fixed_signer().fingerprint)
@@ -349,7 +345,7 @@ def test_the_public_key_replaced_by_another(archive: Path) -> None:
     )
     # with the signer's key obtained another way, the signature itself still checks out
     mine = archive.parent / "mine.pub.pem"
-    mine.write_bytes(sign.public_pem(fixed_signer().key.public_key()))
+    mine.write_bytes(keys.public_pem(fixed_signer().key.public_key()))
     trusted = verify(archive, [ARTICLE_ID], trusted=[str(mine)])
     checks = {c.check: c.ok for c in trusted.captures[0].checks}
     assert checks["signature"] and checks["trusted signer"] and not checks["public key"]

@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,20 +29,15 @@ import pytest
 
 from archiver.ops.ingest import rebuild
 from archiver.ops.verify import verify
-from archiver.trust import sign
+from archiver.trust import keys
 from archiver.trust.manifest import Manifest, public_key_name, signature_path
-from tests.rawserver import raw_server
-from tests.unchanged_site import VIDEO, serve_unchanged
+from tests.support.rawserver import raw_server
+from tests.support.runner import command, run
+from tests.support.unchanged_site import VIDEO, serve_unchanged
 
 
 def cli(archive: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args, "--archive-dir", str(archive)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ.copy(),
-    )
+    return run(*args, "--archive-dir", str(archive))
 
 
 def capture(archive: Path, url: str, *args: str) -> str:
@@ -64,7 +58,7 @@ def manifest_file(archive: Path, capture_id: str) -> Path:
     return path
 
 
-def rewrite_body(archive: Path, capture_id: str, signer: sign.Signer) -> str:
+def rewrite_body(archive: Path, capture_id: str, signer: keys.Signer) -> str:
     """Rewrite the video's body in ``capture_id`` keeping its declared payload digest
     (the block digest made right), rebuild the manifest, sign it with ``signer`` and
     put its public key in ``keys/``; rebuild the index.  The record's id."""
@@ -125,7 +119,7 @@ def rewrite_body(archive: Path, capture_id: str, signer: sign.Signer) -> str:
     signature_path(path).write_bytes(signer.sign(text))
     key = archive / public_key_name(signer.fingerprint)
     if not key.exists():
-        key.write_bytes(sign.public_pem(signer.key.public_key()))
+        key.write_bytes(keys.public_pem(signer.key.public_key()))
     rebuild(archive)
     return row.record_id
 
@@ -143,7 +137,7 @@ def recaptured(archive: Path, url: str) -> tuple[str, str]:
     return first, second
 
 
-def resign(archive: Path, capture_id: str, signer: sign.Signer) -> None:
+def resign(archive: Path, capture_id: str, signer: keys.Signer) -> None:
     """Sign the capture's manifest again, as it stands, with ``signer``."""
     path = manifest_file(archive, capture_id)
     manifest = Manifest.from_bytes(path.read_bytes())
@@ -157,7 +151,7 @@ def test_a_revisit_vouched_for_by_another_key_fails(server: str, tmp_path: Path)
     archive = tmp_path / "archives"
     first, second = recaptured(archive, server + "/v.mp4")
     assert verify(archive, [second]).ok
-    mallory = sign.Signer.load(sign.generate(tmp_path / "mallory").path, None)
+    mallory = keys.Signer.load(keys.generate(tmp_path / "mallory").path, None)
     record_id = rewrite_body(archive, first, mallory)
 
     report = verify(archive, [second])
@@ -184,7 +178,7 @@ def test_a_revisit_vouched_for_by_another_key_fails(server: str, tmp_path: Path)
     ]
     # and so it does when the rewrite is signed with the archivist's own key
     store = Path(os.environ["ARCHIVER_KEY_STORE"])
-    own = sign.Signer.load(sign.find_key(store, None).path, None)
+    own = keys.Signer.load(keys.find_key(store, None).path, None)
     assert own.fingerprint == archivist
     resign(archive, first, own)
     again = verify(archive, [second])
@@ -200,7 +194,7 @@ def test_captures_signed_by_several_keys_fail_unless_the_keys_are_trusted(
     capture(archive, server + "/page")
     one = verify(archive)
     assert one.ok and list(one.signers.values()) == [1] and one.signers_problem is None
-    other = sign.generate(tmp_path / "colleague")
+    other = keys.generate(tmp_path / "colleague")
     capture(archive, server + "/i.png", "--key", str(other.path))
     capture(archive, server + "/s.css")
 
@@ -244,15 +238,7 @@ def test_a_running_capture_is_in_progress_not_interrupted(tmp_path: Path) -> Non
     with raw_server(trickle) as base:
         done = capture(archive, base + "/small")
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "archiver",
-                "capture",
-                base + "/",
-                "--archive-dir",
-                str(archive),
-            ],
+            command("capture", base + "/", "--archive-dir", str(archive)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

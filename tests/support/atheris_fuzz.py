@@ -1,4 +1,5 @@
-"""Coverage-guided fuzzing with atheris (libFuzzer): ``python -m tests.atheris_fuzz TARGET``.
+"""Coverage-guided fuzzing with atheris (libFuzzer), run as
+``python -m tests.support.atheris_fuzz TARGET``.
 
 Targets, each fed bytes that libFuzzer mutates with coverage of archiver's code:
 
@@ -19,7 +20,7 @@ Targets, each fed bytes that libFuzzer mutates with coverage of archiver's code:
 Any other exception is a crash: libFuzzer stops, prints the input and exits non-zero.
 Extra arguments go to libFuzzer (``-runs=N -seed=S``, a corpus directory);
 ``ARCHIVER_FUZZ_WORK`` names the directory to work in (a temporary one otherwise).
-``tests/test_fuzz.py`` runs each target at a small budget.
+``tests/ops/test_fuzz.py`` runs each target at a small budget.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ with atheris.instrument_imports(include=["archiver"]):
     from archiver.trust import custody
     from archiver.web.discover import parse_css, parse_dash, parse_hls, parse_html
 
-from tests.test_fuzz import accepted_events_are_original, signed_stamped_archive
+from tests.support.fuzzing import accepted_events_are_original, signed_stamped_archive
 
 BASE = "http://127.0.0.1:8000/dir/page.html"
 

@@ -1,4 +1,5 @@
-"""A TCP server on loopback that answers with exactly the bytes a test gives it."""
+"""A TCP server on loopback that answers with exactly the bytes a test gives it, the
+answers it gives by path (``site``, ``ok``), and a loopback port where nothing listens."""
 
 from __future__ import annotations
 
@@ -48,3 +49,32 @@ def raw_server(handler: Handler) -> Iterator[str]:
         stop.set()
         thread.join(2)
         listener.close()
+
+
+def ok(body: bytes, kind: bytes = b"text/html") -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: "
+        + kind
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
+def site(routes: dict[bytes, bytes | Callable[[socket.socket], None]]) -> Callable[..., None]:
+    def serve(conn: socket.socket, request: bytes) -> None:
+        path = request.split(b" ", 2)[1]
+        answer = routes.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        if callable(answer):
+            answer(conn)
+        else:
+            conn.sendall(answer)
+
+    return serve
+
+
+def closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port

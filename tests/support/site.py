@@ -14,7 +14,7 @@ Usage::
         assert not set(site.NOT_FETCHED) & set(site.requests)
 
 Module name note: this file shadows the stdlib ``site`` module if ``tests/`` itself
-is put on ``sys.path``; import it as ``tests.site``.
+is put on ``sys.path``; import it as ``tests.support.site``.
 """
 
 # The fixture is full of Russian/Belarusian text on purpose: Cyrillic is not a typo.

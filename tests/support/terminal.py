@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import pty
 import subprocess
-import sys
+
+from tests.support.runner import command
 
 
 def stderr_on_terminal(*args: str, timeout: float = 60) -> tuple[int, str]:
     """Run ``python -m archiver ARGS`` with stderr on a pty; (exit status, what it drew)."""
     primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "archiver", *args], stdout=subprocess.PIPE, stderr=secondary
-    )
+    proc = subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=secondary)
     os.close(secondary)
     seen = b""
     while True:

@@ -13,14 +13,15 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from archiver.core.atomic import TEMP_MARK
-from tests.rawserver import raw_server
-from tests.test_hostile import ok, site
-from tests.warcs import read_warc
+from tests.support import runner
+from tests.support.rawserver import ok, raw_server, site
+from tests.support.warcs import read_warc
 
 BIN = Path(sys.executable).parent
 VIDEO = os.urandom(4 * 1024 * 1024)  # random bytes: gzip cannot make them fit
@@ -32,10 +33,7 @@ ROUTES = {
 }
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "archiver"), *args], capture_output=True, text=True, timeout=120
-    )
+run = partial(runner.run, installed=True)  # the entry point pip installed
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.site import FixtureSite
-
-ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = ROOT / "schemas"
+from tests.support import runner
+from tests.support.paths import ROOT, SCHEMAS
+from tests.support.site import FixtureSite
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +78,7 @@ def test_the_unpacked_wheel_captures_verifies_and_queries_outside_the_tree(
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site_packages), "PYTHONSAFEPATH": "1"}
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "archiver", *args],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    run = partial(runner.run, env=env, cwd=workdir)
 
     where = subprocess.run(
         [sys.executable, "-c", "import archiver; print(archiver.__file__)"],

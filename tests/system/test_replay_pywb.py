@@ -28,7 +28,7 @@ import pytest
 
 from archiver.capture.run import Capturer
 from archiver.core.model import Capture
-from tests.site import FixtureSite
+from tests.support.site import FixtureSite
 
 BIN = Path(sys.executable).parent
 COLLECTION = "evidence"

@@ -10,8 +10,8 @@ import hashlib
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
+from tests.support.paths import DATA, ROOT
+
 # a path to the folder "shared" beside the repository: written out with "..", or
 # built with pathlib from the root's parent
 OUTSIDE = re.compile(r"""\.\.[/\\]shared\b|["']shared["']\s*/|/\s*["']shared["']""")

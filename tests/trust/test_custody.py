@@ -6,7 +6,6 @@ import hashlib
 import json
 import multiprocessing
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,10 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from archiver.capture.run import Capturer
 from archiver.core.model import parse_timestamp
 from archiver.trust import custody
-from archiver.trust.sign import Signer
-from tests.conftest import FixedClock, fixed_signer
-from tests.site import FixtureSite
-from tests.test_cli import run
+from archiver.trust.keys import Signer
+from tests.support.deterministic import FixedClock, fixed_signer
+from tests.support.paths import SCHEMAS
+from tests.support.runner import command, run
+from tests.support.site import FixtureSite
 
 
 def events_of(archive: Path, *args: str) -> list[dict[str, object]]:
@@ -96,9 +96,7 @@ def test_every_action_is_logged_signed_and_chained(tmp_path: Path, site: Fixture
         )  # fmt: skip
         assert "Signature Verified Successfully" in ok.stdout, (event, ok.stderr)
     # every event follows the published schema
-    schema = json.loads(
-        (Path(__file__).parent.parent / "schemas" / "custody-event.v1.json").read_text()
-    )
+    schema = json.loads((SCHEMAS / "custody-event.v1.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     for line in lines:
         jsonschema.validate(json.loads(line), schema)
@@ -263,7 +261,7 @@ def test_two_captures_at_once_log_both(tmp_path: Path, site: FixtureSite) -> Non
     assert run("keys", "generate", *a).returncode == 0  # so that neither capture makes one
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "archiver", "capture", site.url(site.PLAIN), *a],
+            command("capture", site.url(site.PLAIN), *a),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

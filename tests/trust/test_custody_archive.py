@@ -18,14 +18,14 @@ from archiver.capture.run import Capturer
 from archiver.ops.ingest import rebuild
 from archiver.ops.verify import Report, verify
 from archiver.trust import custody
-from tests.conftest import fixed_signer
-from tests.site import FixtureSite
-from tests.test_cli import run
-from tests.tsa import LocalTSA, Pki, make_pki
+from tests.support.deterministic import fixed_signer
+from tests.support.paths import DATA
+from tests.support.runner import run
+from tests.support.site import FixtureSite
+from tests.support.tsa import LocalTSA, Pki, make_pki
 
 FIRST = "20200812100000-0123456789"  # make_capturer's id
 SECOND = "20200812100001-00000000bb"
-DATA = Path(__file__).parent / "data"
 LEGACY = DATA / "legacy-capture"
 WGET = DATA / "example-wget-bad-target-uri.warc.gz"
 

@@ -7,28 +7,28 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from archiver.trust import sign
-
-BIN = Path(sys.executable).parent
+from archiver.trust.keys import (
+    KeyProblem,
+    fingerprint,
+    generate,
+    load_private,
+    load_public,
+    sign,
+    signature_holds,
+)
+from tests.support.runner import run
 
 
 def keys(*args: str, store: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_KEY")}
-    environ.update({"ARCHIVER_KEY_STORE": str(store), **env})
-    return subprocess.run(
-        [str(BIN / "archiver"), "keys", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-    )
+    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("ARCHIVER_KEY")}
+    environ = {**unset, "ARCHIVER_KEY_STORE": str(store), **env}
+    return run("keys", *args, env=environ, timeout=60, installed=True)
 
 
 def openssl(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -73,10 +73,10 @@ def test_generate_list_export(tmp_path: Path) -> None:
 
 def test_a_signature_checks_with_stock_openssl(tmp_path: Path) -> None:
     store = tmp_path / "keys"
-    info = sign.generate(store)
+    info = generate(store)
     document = tmp_path / "x.manifest.json"
     document.write_bytes(b'{"capture_id": "20200812100000-0123456789"}\n')
-    signature = sign.sign(sign.load_private(info.path, None), document.read_bytes())
+    signature = sign(load_private(info.path, None), document.read_bytes())
     assert len(signature) == 64
     sig = tmp_path / "x.manifest.json.sig"
     sig.write_bytes(signature)
@@ -85,8 +85,8 @@ def test_a_signature_checks_with_stock_openssl(tmp_path: Path) -> None:
     document.write_bytes(document.read_bytes().replace(b"0123", b"0124"))
     bad = openssl_verify(info.public_path, document, sig)
     assert bad.returncode != 0
-    public = sign.load_public(info.public_path)
-    assert not sign.signature_holds(public, signature, document.read_bytes())
+    public = load_public(info.public_path)
+    assert not signature_holds(public, signature, document.read_bytes())
 
 
 def test_an_encrypted_key(tmp_path: Path) -> None:
@@ -97,12 +97,12 @@ def test_an_encrypted_key(tmp_path: Path) -> None:
     private = Path(info["private_key"])
     assert private.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert b"s3cret" not in private.read_bytes() and "s3cret" not in out.stdout
-    key = sign.load_private(private, "s3cret")
-    assert sign.fingerprint(key.public_key()) == info["fingerprint"]
-    with pytest.raises(sign.KeyProblem, match="wrong passphrase"):
-        sign.load_private(private, "wrong")
-    with pytest.raises(sign.KeyProblem, match="encrypted"):
-        sign.load_private(private, None)
+    key = load_private(private, "s3cret")
+    assert fingerprint(key.public_key()) == info["fingerprint"]
+    with pytest.raises(KeyProblem, match="wrong passphrase"):
+        load_private(private, "wrong")
+    with pytest.raises(KeyProblem, match="encrypted"):
+        load_private(private, None)
     # OpenSSL opens it with the same passphrase
     der = openssl(
         "pkey", "-in", str(private), "-passin", "pass:s3cret", "-pubout", "-outform", "DER"
@@ -128,8 +128,8 @@ def test_keys_that_cannot_be_used_are_clear_errors(tmp_path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
-    with pytest.raises(sign.KeyProblem, match="not an Ed25519 key"):
-        sign.load_private(rsa_key, None)
+    with pytest.raises(KeyProblem, match="not an Ed25519 key"):
+        load_private(rsa_key, None)
     out = keys("export", "--key", str(rsa_key), store=tmp_path / "store")
     assert out.returncode == 1 and "not an Ed25519 key" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
@@ -142,7 +142,7 @@ def test_keys_that_cannot_be_used_are_clear_errors(tmp_path: Path) -> None:
     empty = keys("export", store=tmp_path / "empty")
     assert empty.returncode == 1 and "keys generate" in empty.stderr
     store = tmp_path / "keys"
-    first = sign.generate(store)
+    first = generate(store)
     existing = keys("generate", "--key", str(first.path), store=store)
     assert existing.returncode == 1 and "refusing to overwrite" in existing.stderr
-    assert sign.load_private(first.path, None)  # untouched
+    assert load_private(first.path, None)  # untouched

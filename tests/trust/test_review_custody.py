@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from archiver.capture.run import Capturer
 from archiver.ops.verify import verify
 from archiver.trust import custody
-from tests.conftest import fixed_signer, sequential_ids
-from tests.site import FixtureSite
-from tests.test_cli import run
+from tests.support.deterministic import fixed_signer, sequential_ids
+from tests.support.paths import DATA
+from tests.support.runner import run
+from tests.support.site import FixtureSite
 
-DATA = Path(__file__).parent / "data"
 WGET = DATA / "example-wget-bad-target-uri.warc.gz"
 OTHER = DATA / "example.warc.gz"  # another tool's WARC: what the attacker swaps in
 SECOND = "20200812100001-00000000bb"

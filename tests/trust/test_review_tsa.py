@@ -1,8 +1,8 @@
-"""Adversarial review of tokens kept without a trusted root (``sign.check_token_unrooted``).
+"""Adversarial review of tokens kept without a trusted root (``rfc3161.check_token_unrooted``).
 
-Each test is a real token from ``openssl ts -reply`` (tests/tsa.py), changed the way a
+Each test is a real token from ``openssl ts -reply`` (tests/support/tsa.py), changed the way a
 quirky or hostile authority could, and judged against ``openssl ts -verify`` with the
-right root and against rfc3161-client (``sign.check_token`` with that root): a token
+right root and against rfc3161-client (``rfc3161.check_token`` with that root): a token
 that the rootless check keeps as "holds, but for the root" must be one those accept.
 """
 
@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from archiver.trust import sign
-from tests.site import FixtureSite
-from tests.test_cli import run
-from tests.tsa import LocalTSA, Mode, Pki, _der_oid, _read_tlv, _tlv, make_pki, sign_query
+from archiver.trust import rfc3161
+from tests.support.runner import run
+from tests.support.site import FixtureSite
+from tests.support.tsa import LocalTSA, Mode, Pki, _der_oid, _read_tlv, _tlv, make_pki, sign_query
 
 DATA = b"\x5a" * 64  # what is stamped (a manifest's signature, in archiver)
 
@@ -99,16 +99,16 @@ def openssl_accepts(tmp: Path, token: bytes, root: Path) -> bool:
 
 def rfc3161_client_accepts(token: bytes, pki: Pki) -> bool:
     try:
-        sign.check_token(token, DATA, [pki.root])
-    except sign.TokenProblem:
+        rfc3161.check_token(token, DATA, [pki.root])
+    except rfc3161.TokenProblem:
         return False
     return True
 
 
 def unrooted_accepts(token: bytes) -> bool:
     try:
-        sign.check_token_unrooted(token, DATA)
-    except sign.TokenProblem:
+        rfc3161.check_token_unrooted(token, DATA)
+    except rfc3161.TokenProblem:
         return False
     return True
 
@@ -120,7 +120,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture
 def token(pki: Pki) -> bytes:
-    request, _ = sign.timestamp_request(DATA)
+    request, _ = rfc3161.timestamp_request(DATA)
     good = sign_query(pki, request, der_sort=False)
     assert unrooted_accepts(good) and rfc3161_client_accepts(good, pki)
     return good
@@ -192,7 +192,7 @@ def pki_with_signer(
     directory: Path, label: str, usage: x509.KeyUsage, purposes: list[x509.ObjectIdentifier]
 ) -> Pki:
     """A root and a TSA certificate it issues (valid now, critical EKU ``purposes``,
-    critical key usage ``usage``); tokens made as `ts -reply` would (tests/tsa.py)."""
+    critical key usage ``usage``); tokens made as `ts -reply` would (tests/support/tsa.py)."""
     now = datetime.now(UTC)
     base = make_pki(directory, label, eku="none", intermediate=False)  # the cms path
     root_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
@@ -253,11 +253,11 @@ def test_unrooted_check_refuses_a_signer_certificate_openssl_finds_unfit(
     rfc3161-client's PKCS7 verification) wants the TSA certificate's key usage, when
     present, to allow digitalSignature/nonRepudiation (and nothing else), and its critical
     EKU to be timeStamping alone (RFC 3161 2.3: "only one instance of EKU ... containing
-    only id-kp-timeStamping"; sign._check_timestamping_usage's docstring says so too).
+    only id-kp-timeStamping"; certificates._check_timestamping_usage's docstring says so too).
     check_token_unrooted looks only for timeStamping among the purposes, so it keeps
     tokens that fail with the authority's own root."""
     pki = pki_with_signer(tmp_path, "unfit", usage, purposes)
-    request, _ = sign.timestamp_request(DATA)
+    request, _ = rfc3161.timestamp_request(DATA)
     token = sign_query(pki, request)
     assert not openssl_accepts(tmp_path, token, pki.root_cert)
     assert not rfc3161_client_accepts(token, pki)
@@ -292,10 +292,10 @@ def test_an_odd_certificate_in_a_token_is_a_token_problem(token: bytes, odd: str
     response = parse(token)
     ODD_CERTIFICATES[odd](response)
     changed = response.der()
-    with pytest.raises(sign.TokenProblem):
-        sign.check_token_unrooted(changed, DATA)
-    with pytest.raises(sign.TokenProblem):
-        sign.check_token(changed, DATA, [])
+    with pytest.raises(rfc3161.TokenProblem):
+        rfc3161.check_token_unrooted(changed, DATA)
+    with pytest.raises(rfc3161.TokenProblem):
+        rfc3161.check_token(changed, DATA, [])
 
 
 class OddTSA(LocalTSA):
@@ -345,7 +345,7 @@ def test_verify_reports_a_planted_token_with_an_odd_certificate(
     archive = tmp_path / "archives"
     assert run("capture", site.url(site.PLAIN), "--archive-dir", str(archive)).returncode == 0
     manifest = next(archive.rglob("*.manifest.json"))
-    request, _ = sign.timestamp_request(signature_path(manifest).read_bytes())
+    request, _ = rfc3161.timestamp_request(signature_path(manifest).read_bytes())
     response = parse(sign_query(pki, request, der_sort=False))
     _name_of_unknown_string_type(response)
     timestamp.token_path(manifest, "tsa.example.org").write_bytes(response.der())

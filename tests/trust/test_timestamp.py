@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,13 +24,14 @@ from rfc3161_client import VerifierBuilder, decode_timestamp_response
 
 from archiver.capture.run import Capturer
 from archiver.ops.verify import verify
-from archiver.trust import sign, timestamp
+from archiver.trust import rfc3161, timestamp
+from archiver.trust.certificates import certificate_sha256, load_certificates
 from archiver.trust.manifest import signature_path
-from tests.conftest import FixedClock
-from tests.rawserver import raw_server
-from tests.site import FixtureSite
-from tests.test_cli import closed_port, run
-from tests.tsa import (
+from tests.support.deterministic import FixedClock
+from tests.support.rawserver import closed_port, raw_server
+from tests.support.runner import run
+from tests.support.site import FixtureSite
+from tests.support.tsa import (
     LocalTSA,
     Pki,
     der_sort_certificates,
@@ -112,7 +112,7 @@ def test_a_capture_is_stamped_by_two_authorities_and_every_token_checks_out(
         # the chain is saved in the archive: TSA certificate first, root last
         chain = sorted((archive / "tsa" / name).glob("*.pem"))
         assert len(chain) == 1
-        saved = sign.load_certificates(chain[0].read_bytes())
+        saved = load_certificates(chain[0].read_bytes())
         assert saved[0] == pki.tsa and saved[-1] == pki.root
         assert len(saved) == (3 if pki.intermediate is not None else 2)
     # verify checks them offline, against the roots given and against those saved
@@ -126,7 +126,7 @@ def test_a_capture_is_stamped_by_two_authorities_and_every_token_checks_out(
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "trusted time: " not in checked.stdout
     assert checked.stdout.count("its chain ends at a root saved in the archive") == 2
-    assert sign.certificate_sha256(pkis["a"].root) in checked.stdout
+    assert certificate_sha256(pkis["a"].root) in checked.stdout
     report = json.loads(run("verify", "--archive-dir", str(archive), "--format", "json").stdout)
     capture = report["captures"][0]
     assert capture["trusted_time"] is None
@@ -353,7 +353,7 @@ def test_a_token_older_than_the_capture_is_inconsistent(
     assert not stamp.ok and stamp.token is None
     assert "is before the manifest was signed (2031-01-01T00:00:00" in (stamp.error or "")
     # verify applies the same rule to such a token put there by other means
-    request, _ = sign.timestamp_request(signature_path(capture.manifest).read_bytes())
+    request, _ = rfc3161.timestamp_request(signature_path(capture.manifest).read_bytes())
     planted = timestamp.token_path(capture.manifest, "planted")
     planted.write_bytes(sign_query(pkis["a"], request))
     (problem,) = problems_of(tmp_path / "archives", [pkis["a"]])
@@ -413,7 +413,7 @@ def test_the_documented_openssl_step(
     tmp_path: Path, site: FixtureSite, pkis: dict[str, Pki]
 ) -> None:
     """docs/verifying.md step 5, run exactly as written, on a capture stamped twice."""
-    from tests.test_manifest import doc_checks
+    from tests.support.doc_checks import doc_checks
 
     archive = tmp_path / "archives"
     roots = tmp_path / "tsa-roots.pem"
@@ -545,7 +545,7 @@ def test_a_planted_root_and_token_are_not_called_a_trusted_time(
     assert out.returncode == 0, out.stdout
     assert "trusted time" not in out.stdout
     assert "its chain ends at a root saved in the archive" in out.stdout
-    assert sign.certificate_sha256(forger.root) in out.stdout
+    assert certificate_sha256(forger.root) in out.stdout
     given = run("verify", "--archive-dir", str(archive), "--tsa-ca", str(pkis["a"].root_cert))
     assert given.returncode == 1 and "does not reach a trusted root" in given.stdout
 
@@ -556,8 +556,7 @@ def test_a_token_deleted_or_changed_after_it_was_logged_is_found_from_a_relative
     a = ("--archive-dir", "archives", "--tsa", tsa_a.url, "--tsa-ca", str(pkis["a"].root_cert))
 
     def relative(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "archiver", *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        return run(*args, cwd=tmp_path)
 
     assert relative("capture", site.url(site.PLAIN), *a).returncode == 0
     (token,) = (tmp_path / "archives").rglob("*.tsr")
@@ -573,7 +572,7 @@ def test_a_token_deleted_or_changed_after_it_was_logged_is_found_from_a_relative
     # intermediate also saved in the archive, the damaged token still holds
     (manifest,) = (tmp_path / "archives").rglob("*.manifest.json")
     sig = signature_path(manifest).read_bytes()
-    sign.check_token(token.read_bytes(), sig, [pkis["a"].root], [intermediate])
+    rfc3161.check_token(token.read_bytes(), sig, [pkis["a"].root], [intermediate])
     # but it is not the file received, whose SHA-256 the custody log recorded
     out = relative("verify", "--archive-dir", "archives")
     assert out.returncode == 1 and "the token file is not the one received" in out.stdout
@@ -597,8 +596,8 @@ def test_an_authority_that_does_not_speak_http(tmp_path: Path, site: FixtureSite
 
 
 def test_a_response_granted_with_modifications_is_refused() -> None:
-    with pytest.raises(sign.TokenProblem, match="granted the request with modifications"):
-        sign.read_token(status_only_response(1))
+    with pytest.raises(rfc3161.TokenProblem, match="granted the request with modifications"):
+        rfc3161.read_token(status_only_response(1))
 
 
 @pytest.mark.parametrize(
@@ -665,8 +664,8 @@ def test_without_tsa_ca_a_token_whose_chain_reaches_no_machine_root_is_kept_unch
     exactly as sent, marked in the JSON summary, the custody event and verify; only
     --tsa-ca with the authority's root makes its time trusted."""
     pki = pkis["a"]
-    assert sign.certificate_sha256(pki.root) not in {
-        sign.certificate_sha256(c) for c in timestamp.system_roots()
+    assert certificate_sha256(pki.root) not in {
+        certificate_sha256(c) for c in timestamp.system_roots()
     }
     archive = tmp_path / "archives"
     with LocalTSA(pki) as tsa:
@@ -681,7 +680,7 @@ def test_without_tsa_ca_a_token_whose_chain_reaches_no_machine_root_is_kept_unch
     assert intermediate is not None
     assert stamp["chain_end"] == (
         f"{intermediate.subject.rfc4514_string()} (sha256 "
-        f"{sign.certificate_sha256(intermediate)}), issued by {pki.root.subject.rfc4514_string()}"
+        f"{certificate_sha256(intermediate)}), issued by {pki.root.subject.rfc4514_string()}"
     )
     # kept byte for byte as the authority sent it (certificates in OpenSSL's order)
     token = archive / stamp["token"]
@@ -691,8 +690,8 @@ def test_without_tsa_ca_a_token_whose_chain_reaches_no_machine_root_is_kept_unch
     assert openssl_verify(token, sig, pki.root_cert).returncode == 0
     # the chain as far as the token's certificates go, beside any chain to a root
     (chain,) = (archive / "tsa" / name).iterdir()
-    assert chain.name == f"{sign.certificate_sha256(pki.tsa)}.unchecked.pem"
-    assert sign.load_certificates(chain.read_bytes()) == [pki.tsa, intermediate]
+    assert chain.name == f"{certificate_sha256(pki.tsa)}.unchecked.pem"
+    assert load_certificates(chain.read_bytes()) == [pki.tsa, intermediate]
     # the signed custody event records the token's SHA-256 and the mark
     (event,) = stamp_events(archive)
     assert event["result"] == "ok" and event["signature"] is not None
@@ -754,7 +753,7 @@ def test_timestamp_without_tsa_ca_keeps_the_token_unchecked_the_same_way(
     (stamp,) = [json.loads(line) for line in again.stdout.splitlines()]
     assert stamp["root_checked"] is True
     assert stamp["chain_end"].startswith(pkis["a"].root.subject.rfc4514_string())
-    tsa_pem = sign.certificate_sha256(pkis["a"].tsa)
+    tsa_pem = certificate_sha256(pkis["a"].tsa)
     assert sorted(p.name for p in (archive / "tsa").rglob("*.pem")) == [
         f"{tsa_pem}.pem",
         f"{tsa_pem}.unchecked.pem",
@@ -762,7 +761,7 @@ def test_timestamp_without_tsa_ca_keeps_the_token_unchecked_the_same_way(
     checked = run("verify", "--archive-dir", str(archive))
     assert checked.returncode == 0, checked.stdout
     root_a = pkis["a"].root
-    root = f"{root_a.subject.rfc4514_string()} (sha256 {sign.certificate_sha256(root_a)})"
+    root = f"{root_a.subject.rfc4514_string()} (sha256 {certificate_sha256(root_a)})"
     assert (
         f"    {timestamp.UNCHECKED}; it ends at a root saved in the archive, {root}"
         in checked.stdout
@@ -830,7 +829,7 @@ def test_a_token_kept_unchecked_is_held_to_what_was_received(
         .build()
     )
     other = sign_query(pkis["a"], query.as_bytes(), der_sort=False)
-    sign.check_token_unrooted(other, signature_path(manifest).read_bytes())
+    rfc3161.check_token_unrooted(other, signature_path(manifest).read_bytes())
     token.write_bytes(other)
     failed = run("verify", "--archive-dir", str(archive))
     assert failed.returncode == 1 and "the token file is not the one received" in failed.stdout
@@ -852,21 +851,21 @@ def test_a_token_kept_unchecked_is_held_to_what_was_received(
 def test_the_rootless_check_agrees_with_rfc3161_client(
     tmp_path: Path, pkis: dict[str, Pki]
 ) -> None:
-    """sign.check_token_unrooted checks the CMS signature itself (rfc3161-client does only
+    """rfc3161.check_token_unrooted checks the CMS signature itself (rfc3161-client does only
     with a chain to a root): on good tokens and on every byte of the signed parts changed,
     it agrees with the full check (both refuse), and it refuses a token whose signer is
     not for time-stamping, whatever the chain."""
     data = b"\x5a" * 64
     for kind in ("a", "b"):
         pki = pkis[kind]
-        request, nonce = sign.timestamp_request(data)
+        request, nonce = rfc3161.timestamp_request(data)
         good = sign_query(pki, request, der_sort=False)
-        info, chain = sign.check_token_unrooted(good, data, nonce=nonce)
-        full_info, full_chain = sign.check_token(good, data, [pki.root], nonce=nonce)
+        info, chain = rfc3161.check_token_unrooted(good, data, nonce=nonce)
+        full_info, full_chain = rfc3161.check_token(good, data, [pki.root], nonce=nonce)
         assert info == full_info and chain == full_chain[: len(chain)]
         assert chain[-1] == (pki.intermediate or pki.tsa)
-        with pytest.raises(sign.UntrustedChain):
-            sign.check_token(good, data, [pkis["other"].root], nonce=nonce)
+        with pytest.raises(rfc3161.UntrustedChain):
+            rfc3161.check_token(good, data, [pkis["other"].root], nonce=nonce)
         signed_attributes = good.index(bytes.fromhex("06092a864886f70d010905"))  # signingTime
         tst_time = good.index(b"\x18\x0f") + 2 + 11
         for at, what in [
@@ -876,12 +875,12 @@ def test_the_rootless_check_agrees_with_rfc3161_client(
             (tst_time, "message digest mismatch"),  # the time in the TSTInfo
         ]:
             bad = good[:at] + bytes([good[at] ^ 0x01]) + good[at + 1 :]
-            with pytest.raises(sign.TokenProblem, match=what):
-                sign.check_token_unrooted(bad, data)
-            with pytest.raises(sign.TokenProblem):
-                sign.check_token(bad, data, [pki.root])
+            with pytest.raises(rfc3161.TokenProblem, match=what):
+                rfc3161.check_token_unrooted(bad, data)
+            with pytest.raises(rfc3161.TokenProblem):
+                rfc3161.check_token(bad, data, [pki.root])
     for kind in ("no-eku", "server", "noncritical", "expired"):
-        request, _ = sign.timestamp_request(data)
-        with pytest.raises(sign.TokenProblem) as refused:
-            sign.check_token_unrooted(sign_query(pkis[kind], request), data)
-        assert not isinstance(refused.value, sign.UntrustedChain)
+        request, _ = rfc3161.timestamp_request(data)
+        with pytest.raises(rfc3161.TokenProblem) as refused:
+            rfc3161.check_token_unrooted(sign_query(pkis[kind], request), data)
+        assert not isinstance(refused.value, rfc3161.UntrustedChain)

@@ -13,7 +13,6 @@ import base64
 import gzip
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,10 +26,11 @@ import pytest
 
 from archiver.warc.reader import read_stored
 from archiver.warc.rules import check_record
-from tests.warcs import read_warc
+from tests.support import runner
+from tests.support.paths import DATA
+from tests.support.warcs import read_warc
 
 BIN = Path(sys.executable).parent
-DATA = Path(__file__).resolve().parent / "data"
 URL = "http://example.com/page"
 BODY = b"<html><body>hello, world</body></html>\r\n"
 
@@ -154,10 +154,7 @@ NAMES = ["quirk.warc", "quirk.warc.gz"]
 
 
 def run(*args: str, archive: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ARCHIVER_ARCHIVE_DIR": str(archive)}
-    return subprocess.run(
-        [str(BIN / "archiver"), *args], capture_output=True, text=True, env=env, timeout=120
-    )
+    return runner.run(*args, env={"ARCHIVER_ARCHIVE_DIR": str(archive)}, installed=True)
 
 
 def warcio_check(path: Path) -> subprocess.CompletedProcess[str]:
@@ -378,7 +375,7 @@ def test_a_head_with_a_white_line_is_split_as_warcio_splits_it(
     pywb and cdxj-indexer end it; what follows is payload, read to the end."""
     import socket
 
-    from tests.rawserver import raw_server
+    from tests.support.rawserver import raw_server
 
     answer = HOSTILE_HEADS[kind]
 
@@ -395,10 +392,9 @@ def test_a_head_with_a_white_line_is_split_as_warcio_splits_it(
     (page,) = [r for r in read_warc(Path(warc)) if r.type == "response"]  # warcio reads it
     assert page.payload == body and page.http_header("X-A") == "b"
     assert page.http_header("X-B") is None
-    verify = subprocess.run(
-        [BIN / "archiver", "verify", "--archive-dir", str(tmp_path / "archives")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    verify = runner.run(
+        "verify", "--archive-dir", str(tmp_path / "archives"), timeout=None, installed=True
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 

@@ -11,7 +11,6 @@ import base64
 import gzip
 import hashlib
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -23,8 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support import runner
+from tests.support.paths import DATA
+
 BIN = Path(sys.executable).parent
-DATA = Path(__file__).resolve().parent / "data"
 WGET = DATA / "example-wget-bad-target-uri.warc.gz"
 WGET_ID = "import-46c5ac2c893a5e20"
 
@@ -60,10 +61,8 @@ def record(
 
 
 def run(*args: str, archive: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ARCHIVER_ARCHIVE_DIR": str(archive)}
-    return subprocess.run(
-        [str(BIN / "archiver"), *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
+    env = {"ARCHIVER_ARCHIVE_DIR": str(archive)}
+    return runner.run(*args, env=env, timeout=timeout, installed=True)
 
 
 def warcio_passes(path: Path) -> bool:

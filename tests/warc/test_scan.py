@@ -16,10 +16,10 @@ import pytest
 
 from archiver.warc.reader import CHUNK, Sink, StoredRecord, Unreadable, read_stored
 from archiver.warc.writer import WarcFile, WrittenRecord, render_head
-from tests.warcs import read_warc
+from tests.support.paths import DATA
+from tests.support.warcs import read_warc
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "tests" / "data"  # foreign WARC files; see tests/data/README.md
+CORPUS = DATA  # foreign WARC files; see tests/data/README.md
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4; codecs=x\r\nX-A: b\r\n\r\n"
 BODY = random.Random(5).randbytes(2 * CHUNK + 4321)  # more than a chunk: read on two cores
 

@@ -16,7 +16,7 @@ from fastwarc.warc import ArchiveIterator as FastIterator
 from archiver.warc.gzipmember import GapMember, Inflater, crc32_combine, stored_blocks, whole_member
 from archiver.warc.rules import check_record
 from archiver.warc.writer import WarcFile, WarcSeries, render_head
-from tests.warcs import read_warc
+from tests.support.warcs import read_warc
 
 BIN = Path(sys.executable).parent
 

@@ -16,8 +16,8 @@ import pytest
 from archiver.capture.run import Capturer
 from archiver.core.model import CaptureStatus
 from archiver.web.http import FetchError, FetchSettings, Response, build_request, open_exchange
-from tests.rawserver import Handler, raw_server
-from tests.warcs import read_all, responses_by_url
+from tests.support.rawserver import Handler, raw_server
+from tests.support.warcs import read_all, responses_by_url
 
 
 def fetch(url: str, **settings: float) -> Response:

@@ -18,29 +18,9 @@ from archiver.capture.run import Capturer
 from archiver.core.model import CaptureStatus
 from archiver.warc.writer import WarcSeries
 from archiver.web.http import FetchSettings, build_request, open_exchange
-from tests.rawserver import raw_server
-from tests.warcs import read_all, read_warc, responses_by_url
-
-
-def ok(body: bytes, kind: bytes = b"text/html") -> bytes:
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: "
-        + kind
-        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
-        + body
-    )
-
-
-def site(routes: dict[bytes, bytes | Callable[[socket.socket], None]]) -> Callable[..., None]:
-    def serve(conn: socket.socket, request: bytes) -> None:
-        path = request.split(b" ", 2)[1]
-        answer = routes.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-        if callable(answer):
-            answer(conn)
-        else:
-            conn.sendall(answer)
-
-    return serve
+from tests.support.rawserver import ok, raw_server, site
+from tests.support.runner import command, run
+from tests.support.warcs import read_all, read_warc, responses_by_url
 
 
 def test_a_broken_status_line_on_a_requisite_is_that_requisite_s_error(
@@ -177,17 +157,7 @@ def test_ctrl_c_while_a_requisite_trickles_stops_at_once(tmp_path: Path) -> None
     routes = {b"/": ok(b'<img src="/t.png">'), b"/t.png": trickle}
     with raw_server(site(routes)) as base:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "archiver",
-                "capture",
-                base + "/",
-                "--timeout",
-                "20",
-                "--archive-dir",
-                str(tmp_path / "a"),
-            ],
+            command("capture", base + "/", "--timeout", "20", "--archive-dir", str(tmp_path / "a")),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -256,21 +226,10 @@ def test_no_file_of_a_capture_gets_its_final_name_before_the_capture_ends(
 def test_bad_option_values_are_one_line_usage_errors(
     tmp_path: Path, option: str, value: str
 ) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "archiver",
-            "capture",
-            "http://127.0.0.1:9/",
-            option,
-            value,
-            "--archive-dir",
-            str(tmp_path / "a"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = run(
+        "capture", "http://127.0.0.1:9/", option, value, "--archive-dir", str(tmp_path / "a"),
+        timeout=None,
+    )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -333,9 +292,9 @@ def test_a_full_disk_fails_the_capture_and_keeps_only_whole_pairs(tmp_path: Path
 def test_a_stalled_tls_record_cannot_outlast_the_time_limit(tmp_path: Path) -> None:
     import ssl
 
-    from tests.test_cli import _self_signed
+    from tests.support.tls import self_signed
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     listener = socket.socket()
@@ -385,9 +344,9 @@ def test_a_latin1_location_is_percent_encoded_byte_for_byte(
 def test_small_records_wait_for_the_writer_once_the_backlog_is_full(
     make_capturer: Callable[..., Capturer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import archiver.capture.run
+    import archiver.capture.recorder
 
-    monkeypatch.setattr(archiver.capture.run, "BACKLOG_LIMIT", 1)
+    monkeypatch.setattr(archiver.capture.recorder, "BACKLOG_LIMIT", 1)
     images = [f"/i{n}.png".encode() for n in range(5)]
     page = b'<video src="/slow.mp4"></video>' + b"".join(b'<img src="%s">' % i for i in images)
 

@@ -16,9 +16,8 @@ import pytest
 
 from archiver.capture.run import PARSE_LIMIT, Capturer
 from archiver.core.model import Capture, CaptureStatus
-from tests.rawserver import raw_server
-from tests.test_hostile import ok, site
-from tests.warcs import read_all, responses_by_url
+from tests.support.rawserver import ok, raw_server, site
+from tests.support.warcs import read_all, responses_by_url
 
 PNG = b"\x89PNG\r\n\x1a\n small image"
 

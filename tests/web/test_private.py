@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,41 +23,10 @@ from archiver.core.model import CaptureStatus
 from archiver.trust import timestamp
 from archiver.web.addresses import AddressPolicy, why_private
 from archiver.web.http import FetchError, FetchSettings, build_request, open_exchange
-from tests.tsa import LocalTSA, make_pki
-from tests.warcs import read_all
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
-
-
-class Tripwire:
-    """A listener on 127.0.0.1 that counts the connections made to it (and says nothing)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.connections = 0
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
+from tests.support.private_network import Page, Tripwire, only_seed
+from tests.support.runner import run
+from tests.support.tsa import LocalTSA, make_pki
+from tests.support.warcs import read_all
 
 
 @pytest.fixture
@@ -67,26 +34,6 @@ def tripwire() -> Iterator[Tripwire]:
     wire = Tripwire()
     yield wire
     wire.close()
-
-
-class Page(BaseHTTPRequestHandler):
-    """A page whose requisites are on the archivist's network (``other`` = the tripwire)."""
-
-    body: ClassVar[dict[str, tuple[int, str, bytes]]] = {}
-
-    def do_GET(self) -> None:
-        status, kind, body = self.body.get(self.path, (404, "text/plain", b"no"))
-        self.send_response(status)
-        if status in (301, 302):
-            self.send_header("Location", body.decode())
-            body = b""
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 BLOCKED = (  # requisites on the archivist's network, each spelled another way
@@ -126,12 +73,6 @@ def hostile(tripwire: Tripwire) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-def only_seed(base: str) -> dict[str, Any]:
-    """Options refusing private addresses, the seed's own server (address and port) aside."""
-    port = int(base.rsplit(":", 1)[1])
-    return {"allow_private": False, "allow_private_endpoints": frozenset({("127.0.0.1", port)})}
 
 
 # --- the CLI: a seed on a private address is a usage error --------------------------------

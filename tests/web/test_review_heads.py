@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.rawserver import raw_server
-from tests.warcs import read_warc
+from tests.support.rawserver import raw_server
+from tests.support.runner import run
+from tests.support.warcs import read_warc
 
 BIN = Path(sys.executable).parent
 
@@ -61,9 +62,9 @@ def test_the_capture_summary_counts_the_bytes_that_list_and_show_count(
     with raw_server(lambda conn, request: conn.sendall(answer + page)) as base:
         capture = make_capturer().capture(base + "/")
     assert capture.status.value == "complete", capture.failure
-    listed = subprocess.run(
-        [BIN / "archiver", "list", "--format", "json", "--archive-dir", str(tmp_path / "archives")],
-        capture_output=True, text=True,
+    listed = run(
+        "list", "--format", "json", "--archive-dir", str(tmp_path / "archives"),
+        timeout=None, installed=True,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     (row,) = json.loads(listed.stdout)
@@ -85,20 +86,18 @@ def test_a_batch_for_another_collection_captures_what_the_archive_holds_elsewher
     with raw_server(lambda conn, request: conn.sendall(answer + page)) as base:
         for collection in ("first-case", "second-case", "second-case"):
             rows.write_text(f'url,note,collection\n{base}/,"a note\non two lines",{collection}\n')
-            run = subprocess.run(
-                [BIN / "archiver", "capture", "--input", str(rows), "--archive-dir", str(archive)],
-                capture_output=True, text=True,
+            done = run(
+                "capture", "--input", str(rows), "--archive-dir", str(archive),
+                timeout=None, installed=True,
             )  # fmt: skip
-            assert run.returncode == 0, run.stdout + run.stderr
-    listed = subprocess.run(
-        [BIN / "archiver", "list", "--format", "json", "--archive-dir", str(archive)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert "skipped" in run.stderr  # the same batch again still resumes
-    query = subprocess.run(
-        [BIN / "archiver", "query", "select collection, note from captures order by collection",
-         "--format", "json", "--archive-dir", str(archive)],
-        capture_output=True, text=True,
+            assert done.returncode == 0, done.stdout + done.stderr
+    listed = run(
+        "list", "--format", "json", "--archive-dir", str(archive), timeout=None, installed=True
+    )
+    assert "skipped" in done.stderr  # the same batch again still resumes
+    query = run(
+        "query", "select collection, note from captures order by collection",
+        "--format", "json", "--archive-dir", str(archive), timeout=None, installed=True,
     )  # fmt: skip
     assert len(json.loads(listed.stdout)) == 2
     assert json.loads(query.stdout) == [

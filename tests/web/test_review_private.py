@@ -14,7 +14,7 @@ import pytest
 from archiver.capture.run import Capturer
 from archiver.core.model import CaptureStatus
 from archiver.web.addresses import why_private
-from tests.test_private import Page, Tripwire, only_seed
+from tests.support.private_network import Page, Tripwire, only_seed
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from __future__ import annotations
 import gc
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,29 +21,9 @@ import pytest
 from archiver.capture.run import Capturer
 from archiver.core.model import CaptureStatus
 from archiver.web.http import FetchError, FetchSettings, build_request, open_exchange
-from tests.rawserver import raw_server
-from tests.warcs import read_all, responses_by_url
-
-
-def ok(body: bytes, kind: bytes = b"text/html") -> bytes:
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: "
-        + kind
-        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
-        + body
-    )
-
-
-def site(routes: dict[bytes, bytes | Callable[[socket.socket], None]]) -> Callable[..., None]:
-    def serve(conn: socket.socket, request: bytes) -> None:
-        path = request.split(b" ", 2)[1]
-        answer = routes.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-        if callable(answer):
-            answer(conn)
-        else:
-            conn.sendall(answer)
-
-    return serve
+from tests.support.rawserver import ok, raw_server, site
+from tests.support.runner import run
+from tests.support.warcs import read_all, responses_by_url
 
 
 def trickle(every: float, length: int = 100_000, kind: bytes = b"image/png") -> Callable:
@@ -189,10 +167,9 @@ def test_with_default_options_a_trickle_ends_the_capture_within_two_minutes(
     routes = {b"/": ok(b'<img src="/t.png">'), b"/t.png": trickle(2.0)}
     with raw_server(site(routes)) as base:
         start = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "archiver", "capture", base + "/", "--format", "json",
-             "--archive-dir", str(tmp_path / "a")],
-            capture_output=True, text=True, timeout=130,
+        proc = run(
+            "capture", base + "/", "--format", "json", "--archive-dir", str(tmp_path / "a"),
+            timeout=130,
         )  # fmt: skip
         took = time.monotonic() - start
     assert took < 120, took

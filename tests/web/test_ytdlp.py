@@ -23,8 +23,9 @@ from archiver.core.model import Capture
 from archiver.ops.ingest import rebuild
 from archiver.ops.verify import verify
 from archiver.web.http import REDACTED
-from tests.site import FixtureSite
-from tests.warcs import read_all
+from tests.support.runner import run
+from tests.support.site import FixtureSite
+from tests.support.warcs import read_all
 
 BIN = Path(sys.executable).parent
 
@@ -261,18 +262,17 @@ def test_max_video_duration_skips_and_says_so(
 def test_cli_options_and_a_bad_cookies_file(site: FixtureSite, tmp_path: Path) -> None:
     junk = tmp_path / "cookies.txt"
     junk.write_text("not a cookies file\n", encoding="utf-8")
-    out = subprocess.run(
-        [str(BIN / "archiver"), "capture", site.url("/plain"), "--cookies", str(junk),
-         "--archive-dir", str(tmp_path / "a")],
-        capture_output=True, text=True,
+    out = run(
+        "capture", site.url("/plain"), "--cookies", str(junk),
+        "--archive-dir", str(tmp_path / "a"), timeout=None, installed=True,
     )  # fmt: skip
     assert out.returncode == 2 and "Netscape cookies file" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "a" / "warc").exists()
-    ok = subprocess.run(
-        [str(BIN / "archiver"), "capture", site.url("/embed/player"), "--no-dedup",
-         "--no-platform-videos", "--max-video-size", "1G", "--max-video-duration", "600",
-         "--archive-dir", str(tmp_path / "b"), "--format", "json"],
-        capture_output=True, text=True,
+    ok = run(
+        "capture", site.url("/embed/player"), "--no-dedup",
+        "--no-platform-videos", "--max-video-size", "1G", "--max-video-duration", "600",
+        "--archive-dir", str(tmp_path / "b"), "--format", "json",
+        timeout=None, installed=True,
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == "complete"
@@ -283,7 +283,7 @@ def test_a_body_ytdlp_cannot_decode_is_still_recorded(
 ) -> None:
     import socket
 
-    from tests.rawserver import raw_server
+    from tests.support.rawserver import raw_server
 
     broken = bytearray(gzip_bytes(b"<html><video src=/v.mp4></video></html>" * 2000))
     broken[len(broken) // 2] ^= 0xFF

@@ -1,0 +1,226 @@
+"""What to verify: the captures (by manifest), our unsigned files and foreign files the
+paths name, and the ``--trusted-key`` values."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archiver.core.layout import CAPTURE_ID
+from archiver.index.store import Index
+from archiver.ops import ingest
+from archiver.ops.verify.index_rows import _rows
+from archiver.ops.verify.reading import _inside
+from archiver.ops.verify.report import (
+    Problem,
+    VerifyUsage,
+)
+from archiver.trust import timestamp
+from archiver.trust.keys import KeyProblem, PublicKey, fingerprint, load_public
+from archiver.trust.manifest import (
+    MANIFEST_SUFFIX,
+    SIGNATURE_SUFFIX,
+    archive_of,
+    capture_id_of,
+)
+from archiver.warc.writer import OPEN_SUFFIX
+
+_OUR_WARC = re.compile(r"^(\d{14}-[0-9a-f]{10})-\d{5}\.warc(\.gz)?$")
+_CAPTURE_ID = CAPTURE_ID
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class _Plan:
+    archive: Path
+    manifests: dict[str, list[Path]] = field(default_factory=dict)  # capture id -> manifests
+    named: dict[str, list[Path]] = field(default_factory=dict)  # capture id -> its WARC files
+    foreign: list[Path] = field(default_factory=list)
+    interrupted: list[Path] = field(default_factory=list)  # .open files
+    whole_archive: bool = False
+    # imported files named by their id (import-...): the id their content must still have
+    imported_ids: dict[Path, str] = field(default_factory=dict)
+    missing: list[Problem] = field(default_factory=list)  # files the index names, gone
+
+    @property
+    def unsigned_ours(self) -> dict[str, list[Path]]:
+        """WARC files named after one of our captures that has no manifest."""
+        return {c: files for c, files in self.named.items() if c not in self.manifests}
+
+
+def trusted_keys(values: Iterable[str]) -> dict[str, PublicKey | None]:
+    """``--trusted-key`` values (public key files or 64 hex digits): fingerprint -> the
+    key itself when a file gave it (it then checks signatures in place of the archive's
+    copy), else None."""
+    out: dict[str, PublicKey | None] = {}
+    for value in values:
+        path = Path(value)
+        if path.is_file():
+            try:
+                key = load_public(path)
+            except KeyProblem as exc:
+                raise VerifyUsage(f"--trusted-key {value}: {exc}") from exc
+            out[fingerprint(key)] = key
+        elif _FINGERPRINT.match(value.lower()):
+            out.setdefault(value.lower(), None)
+        else:
+            raise VerifyUsage(
+                f"--trusted-key {value}: not a public key file nor a 64-digit hex fingerprint"
+            )
+    return out
+
+
+def plan(archive_dir: Path, paths: Iterable[str]) -> _Plan:
+    """What the paths name: captures (by manifest), our unsigned files, foreign files."""
+    given = list(paths)
+    result = _Plan(archive_dir)
+    if not given:
+        if not archive_dir.is_dir():
+            raise VerifyUsage(f"no archive at {archive_dir}")
+        _add_tree(result, archive_dir / ingest.WARC_DIR)
+        result.whole_archive = True
+        return result
+    for text in given:
+        path = Path(text)
+        if path.is_dir():
+            if path.resolve() == archive_dir.resolve() or (path / ingest.WARC_DIR).is_dir():
+                result.archive = path
+                _add_tree(result, path / ingest.WARC_DIR)
+                result.whole_archive = True
+            else:
+                _add_tree(result, path)
+        elif path.is_file():
+            if not _add_file(result, path):
+                raise VerifyUsage(f"{text}: not a manifest, signature or WARC file")
+        elif _CAPTURE_ID.match(text):
+            manifests, files = _capture_files(archive_dir, text)
+            if not manifests and not files:
+                raise VerifyUsage(f"{text}: no such capture in {archive_dir}")
+            for found in [*manifests, *files]:
+                _add_file(result, found)
+        elif ingest.IMPORT_ID.match(text):  # a file imported from another tool
+            files, named = _imported_files(archive_dir, text)
+            if not files and named:  # its rows name a file that is gone: a failure
+                result.missing.append(
+                    Problem(
+                        f"the index names {', '.join(named)} as the file of imported capture "
+                        f"{text}, and no such file is in the archive",
+                        text,
+                        ", ".join(named),
+                    )
+                )
+            elif not files:
+                raise VerifyUsage(f"{text}: no such imported file in {archive_dir}")
+            for found in files:
+                _add_file(result, found)
+                result.imported_ids[found] = text
+        else:
+            raise VerifyUsage(f"{text}: no such file or directory, nor a capture id")
+    homes = {archive_of(found[0]) for found in result.manifests.values()}
+    if not result.whole_archive and len(homes) == 1:  # manifests of another archive: its
+        result.archive = homes.pop()  # index and custody log are theirs
+    if not result.whole_archive:  # every file that claims one of these captures by name
+        for capture_id in list(result.manifests):
+            for found in _capture_files(result.archive, capture_id)[1]:
+                _add_file(result, found)
+    return result
+
+
+def _capture_files(archive: Path, capture_id: str) -> tuple[list[Path], list[Path]]:
+    """The manifests and the WARC files named after ``capture_id``, in any folder."""
+    root = archive / ingest.WARC_DIR
+    if not root.is_dir():
+        return [], []
+    manifests = sorted(root.rglob(f"{capture_id}{MANIFEST_SUFFIX}"))
+    files = sorted(
+        p
+        for p in root.rglob(f"{capture_id}-*")
+        if ingest.is_warc(p) or ingest.is_warc(p.with_name(p.name.removesuffix(OPEN_SUFFIX)))
+    )
+    return manifests, files
+
+
+def _imported_files(archive: Path, capture_id: str) -> tuple[list[Path], list[str]]:
+    """The stored file of the imported capture ``capture_id`` (``import-`` and the first
+    16 hex digits of the file's SHA-256), as ``show`` and ``extract`` name it.
+
+    The index's ``captures`` row says where it is (read here, never repaired): that
+    file is taken, even if its content no longer has the id (verify then says so, and
+    what changed in it).  Without such a file, every imported file of the archive is
+    hashed to find the one with the id.  Also returned: the files the row names.
+    """
+    prefix = capture_id.removeprefix("import-")
+    named: list[str] = []
+    stored: list[Path] = []
+    for row, _name in _rows(Index(archive), "captures", {capture_id}, []):
+        for relative in row.warc_files or []:
+            named.append(relative)
+            path = _inside(archive, relative)
+            if path is None or path in stored or path.parent.name != ingest.IMPORTED_DIR:
+                continue
+            with contextlib.suppress(OSError):
+                if path.is_file() and ingest.is_warc(path):
+                    stored.append(path)
+    if stored:
+        return stored, named
+    tree = archive / ingest.WARC_DIR
+    for path in sorted(tree.glob(f"*/{ingest.IMPORTED_DIR}/*")):
+        try:
+            if (
+                path.is_file()
+                and ingest.is_warc(path)
+                and ingest.file_sha256(path).startswith(prefix)
+            ):
+                return [path], named
+        except OSError:
+            continue
+    return [], named
+
+
+def _add_tree(result: _Plan, root: Path) -> None:
+    if not root.is_dir():
+        return
+    try:
+        paths = sorted(root.rglob("*"))
+    except OSError as exc:
+        raise VerifyUsage(f"{root}: cannot be read ({exc.strerror or exc})") from exc
+    for path in paths:  # hidden names too: index rebuild reads them as well
+        if path.is_file():
+            _add_file(result, path)
+
+
+def _add_file(result: _Plan, path: Path) -> bool:
+    name = path.name
+    stamped = timestamp.manifest_of_token(path)
+    if stamped is not None:  # a time-stamp token: checked with its capture
+        path, name = stamped, stamped.name
+    if name.endswith(SIGNATURE_SUFFIX):
+        path = path.with_name(name.removesuffix(".sig"))
+        name = path.name
+    if name.endswith(MANIFEST_SUFFIX):
+        found = result.manifests.setdefault(capture_id_of(path), [])
+        if path not in found:
+            found.append(path)
+        return True
+    if name.endswith(OPEN_SUFFIX) and ingest.is_warc(path.with_name(name[: -len(OPEN_SUFFIX)])):
+        if path not in result.interrupted:
+            result.interrupted.append(path)
+        return True
+    if not ingest.is_warc(path):
+        return False
+    match = _OUR_WARC.match(name)
+    if match is None or path.parent.name == ingest.IMPORTED_DIR:
+        if path not in result.foreign:
+            result.foreign.append(path)
+        return True
+    capture_id = match.group(1)
+    manifest = path.with_name(capture_id + MANIFEST_SUFFIX)
+    if manifest.exists():
+        _add_file(result, manifest)
+    named = result.named.setdefault(capture_id, [])
+    if path not in named:
+        named.append(path)
+    return True

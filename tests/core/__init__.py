@@ -1,0 +1,1 @@
+"""Tests of archiver.core: the base every layer stands on (atomic files)."""

@@ -1,0 +1,1 @@
+"""Tests of archiver.index: the Parquet provenance index and its queries."""

@@ -1,0 +1,2 @@
+"""Tests of archiver.trust: signing keys, the signed manifest, the custody log and RFC 3161
+time-stamps."""

@@ -1,0 +1,1 @@
+"""Tests of archiver.warc: writing WARC files and reading them back, ours and other tools'."""
