@@ -20,6 +20,7 @@ verification that found problems) are values.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -207,10 +208,10 @@ class Archive:
             return Logged()
         if notes := self.read_only_notes(action):
             return Logged(notes=notes)
-        log = custody.CustodyLog(
-            self.path, signer or self.signer, operator=operator or self.operator
-        )
         try:
+            log = custody.CustodyLog(
+                self.path, signer or self.signer, operator=operator or self.operator
+            )
             log.append(action, captures=captures, files=files, result=result, detail=detail)
         except Exception as exc:  # a full disk, a damaged log: never the action's failure
             return Logged(warning=f"the custody log was not written: {exc}")
@@ -306,7 +307,7 @@ class Archive:
     # capture --------------------------------------------------------------------
     def plan(
         self,
-        requested: Sequence[batch.Job],
+        requested: Sequence[batch.Job | str],
         options: CaptureOptions,
         *,
         input_file: Path | None = None,
@@ -322,7 +323,7 @@ class Archive:
         are stored in this archive, whatever ``options.archive_dir`` says."""
         if options.archive_dir != self.path:
             options = replace(options, archive_dir=self.path)
-        jobs = list(requested)
+        jobs = [batch.Job(j) if isinstance(j, str) else j for j in requested]
         if not checked:
             jobs = batch.check_jobs(jobs, input_file=input_file, problems=problems)
             if not options.allow_private:
@@ -339,36 +340,80 @@ class Archive:
         workers: int = 1,
         per_host_delay: float = 0.0,
     ) -> Iterator[tuple[batch.Job, Capture]]:
-        """Capture every job of ``plan``, ``workers`` at once (one at a time per host),
-        yielding each as it ends.  Each capture logs its own custody event; its
-        time-stamps are logged here.  Ctrl-C (KeyboardInterrupt) ends the running ones
-        as interrupted, keeping their whole records, and starts no other."""
+        """Capture every job of ``plan`` (made by this archive's :meth:`plan`), ``workers``
+        at once (one at a time per host), each signed by ``signer``.
+
+        The plan, the signer and the archive are checked at once (a copy that cannot be
+        written is refused before anything is fetched); the captures then run as the
+        iterator returned is read (``for job, capture in archive.capture(...)``), each
+        yielded as it ends.  Each capture logs its own custody event; its time-stamps
+        are logged here.  Ctrl-C ends the running captures as interrupted, keeping their
+        whole records, starts no other, and once they are yielded the KeyboardInterrupt
+        goes on to the caller, whatever ``workers``."""
+        if signer is None:
+            raise UsageProblem(
+                "a capture needs a signing key: an unsigned capture vouches for nothing, and "
+                "verify fails it"
+            )
+        if workers < 1:
+            raise UsageProblem(f"workers must be at least 1, not {workers}")
+        elsewhere = {
+            str(o.archive_dir) for o in plan.options.values() if o.archive_dir != self.path
+        }
+        if elsewhere:
+            raise UsageProblem(
+                f"the plan captures into {', '.join(sorted(elsewhere))}, not {self.path}: "
+                "make it with this archive's plan()"
+            )
+        self.require_writable("a capture")
+        return self._captures(plan, signer, timestamper, progress, workers, per_host_delay)
+
+    def _captures(
+        self,
+        plan: batch.Batch,
+        signer: keys.Signer,
+        timestamper: stamping.Timestamper | None,
+        progress: Progress | None,
+        workers: int,
+        per_host_delay: float,
+    ) -> Iterator[tuple[batch.Job, Capture]]:
         capturers: list[Capturer] = []
+        stopping = threading.Event()
+        lock = threading.Lock()
 
         def one(job: batch.Job) -> Capture:
             options = plan.options[job]
             capturer = Capturer(options, progress=progress, signer=signer, timestamper=timestamper)
-            capturers.append(capturer)
+            with lock:
+                capturers.append(capturer)
+                if stopping.is_set():  # stopped between being started and being listed
+                    capturer.interrupt()
             result = capturer.capture(job.url, job.credentials)
             self.log_stamps(result.timestamps, signer, options.operator)
             return result
 
         def interrupt_all() -> None:
-            for capturer in list(capturers):
-                capturer.interrupt()
+            with lock:
+                stopping.set()
+                for capturer in capturers:
+                    capturer.interrupt()
 
-        if workers == 1:
-            gate = batch.HostGate(per_host_delay, threading.Event())
-            for job in plan.todo:
-                with gate.entered(job.url):
-                    result = one(job)
-                yield job, result
-                if result.interrupted:  # Ctrl-C: the remaining URLs are not started
-                    return
+        if workers > 1:
+            yield from batch.run_concurrently(
+                plan.todo,
+                one,
+                workers=workers,
+                per_host_delay=per_host_delay,
+                interrupt=interrupt_all,
+            )
             return
-        yield from batch.run_concurrently(
-            plan.todo, one, workers=workers, per_host_delay=per_host_delay, interrupt=interrupt_all
-        )
+        gate = batch.HostGate(per_host_delay, threading.Event())
+        for job in plan.todo:
+            with gate.entered(job.url):
+                result = one(job)
+            yield job, result
+            if result.interrupted:  # Ctrl-C: the remaining URLs are not started
+                raise KeyboardInterrupt
 
     # reading ----------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | None = None) -> querying.Result:
@@ -405,10 +450,10 @@ class Archive:
         )
         return captures.rows[0], captures, records
 
-    def extract(self, ident: str, output: Path, **how: Any) -> Done[extraction.ExtractResult]:
+    def extract(self, ident: str, output: Path | str, **how: Any) -> Done[extraction.ExtractResult]:
         """Write a record's payload to ``output``, checked on the way out (see
         :func:`archiver.ops.extract.extract` for ``how``); logged as ``extract``."""
-        result = extraction.extract(self.path, ident, output, **how)
+        result = extraction.extract(self.path, ident, Path(output), **how)
         logged = self.log(
             "extract",
             captures=[result.capture_id],
@@ -419,7 +464,7 @@ class Archive:
 
     def verify(
         self,
-        paths: Sequence[str] = (),
+        paths: Sequence[str | Path] | str | Path = (),
         trusted: Sequence[str] = (),
         progress: ingest.ScanProgress | None = None,
         *,
@@ -428,10 +473,20 @@ class Archive:
         custody_heads: Sequence[str] = (),
     ) -> Done[verification.Report]:
         """Check that nothing captured changed since it was signed; logged as ``verify``
-        in the archive verified (which ``paths`` may name)."""
+        in the archive verified (which ``paths`` may name).  ``custody_heads``: SHA-256
+        hashes of custody events kept elsewhere (16 to 64 hex digits) that must still be
+        in the log."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        for value in custody_heads:
+            if not re.fullmatch(r"[0-9a-fA-F]{16,64}", value):
+                raise UsageProblem(
+                    f"{value!r} is not the SHA-256 of a custody event (16 to 64 hex digits)",
+                    hint="--custody-head",
+                )
         report = verification.verify(
             self.path,
-            tuple(paths),
+            tuple(str(p) for p in paths),
             tuple(trusted),
             progress,
             deep=deep,
@@ -496,7 +551,7 @@ class Archive:
 
     def import_(
         self,
-        paths: Iterable[Path],
+        paths: Iterable[Path | str],
         collection: str = "default",
         progress: ingest.ScanProgress | None = None,
     ) -> Done[list[ingest.ImportResult | tuple[Path, str]]]:
@@ -507,7 +562,9 @@ class Archive:
         except ValueError as exc:
             raise UsageProblem(str(exc), hint="--collection") from exc
         self.require_writable("index import")
-        results = list(ingest.import_files(self.path, paths, collection, progress))
+        results = list(
+            ingest.import_files(self.path, [Path(p) for p in paths], collection, progress)
+        )
         imported = [
             item
             for item in results
@@ -530,6 +587,7 @@ class Archive:
 
     def compact(self) -> Done[dict[str, int]]:
         """Merge the per-capture index files into one file per table."""
+        self.require_dir()
         self.require_writable("index compact")
         merged = self.index.compact()
         detail = ", ".join(f"{table}: {counted(n, 'file')} merged" for table, n in merged.items())
@@ -569,6 +627,8 @@ class Archive:
     ) -> list[Stamp]:
         """Tokens over one capture's signature, each logged.  A signature that does not
         hold gets none (a token would vouch for it): a Failure."""
+        where = self.elsewhere(archive_of(manifest))
+        where.require_writable("timestamp")  # its tokens are kept in the archive
         problem = verification.signature_problem(manifest)
         if problem is not None:
             raise Failure(
@@ -576,7 +636,7 @@ class Archive:
                 f"not hold ({problem}); run `archiver verify`"
             )
         stamps = stamper.stamp(manifest, again=again)
-        self.elsewhere(archive_of(manifest)).log_stamps(stamps, self.signer)
+        where.log_stamps(stamps, self.signer)
         return stamps
 
     def timestamp_custody(
@@ -584,6 +644,8 @@ class Archive:
     ) -> HeadStamps:
         """Tokens over the custody log's last event, each logged.  A log whose chain is
         broken gets none: a Failure."""
+        self.require_dir()
+        self.require_writable("timestamp")
         log = custody.check(self.path)
         head = custody.head_entry(log)
         if head is None or head.event is None:
@@ -604,6 +666,7 @@ class Archive:
         """One signed ``adopt`` event recording every signed capture no signed event
         records (an archive older than its custody log), each checked first: its
         signature holds, its files match its manifest."""
+        self.require_dir()
         self.require_writable("custody --adopt")
         signer = self.signer
         if signer is None:

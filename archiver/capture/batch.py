@@ -187,7 +187,7 @@ class Batch:
 
 
 def check_jobs(
-    requested: Sequence[Job],
+    requested: Sequence[Job | str],
     *,
     input_file: Path | None = None,
     problems: Sequence[tuple[int, str]] = (),
@@ -198,6 +198,8 @@ def check_jobs(
     found = list(problems)
     checked = []
     for job in requested:
+        if isinstance(job, str):  # a URL given as it is
+            job = Job(job)
         try:
             url, credentials = split_credentials(job.url)
             if job.collection is not None:

@@ -235,6 +235,8 @@ class _CaptureRun(_Frontier):
                         handler(signum, None)
                     except KeyboardInterrupt:
                         self.capture.interrupted = True
+                elif handler == signal.SIG_DFL:  # a program that kept the default: what
+                    signal.raise_signal(signum)  # it would have done, now the capture stands
 
     def run(self) -> Capture:
         """Run the capture; whatever happens, leave nothing that looks complete."""

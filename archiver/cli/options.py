@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -118,16 +117,3 @@ def tsa_options(func: Any) -> Any:
         help="An RFC 3161 time-stamping authority (repeatable; also `tsa` in the config "
         "file's [timestamp] table): each capture's signature gets a token from each.",
     )(func)
-
-
-def event_hashes(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> tuple[str, ...]:
-    """``--custody-head``: SHA-256 hashes of custody events, 16 to 64 hex digits."""
-    for value in values:
-        if not re.fullmatch(r"[0-9a-fA-F]{16,64}", value):
-            raise click.BadParameter(
-                f"{value!r} is not the SHA-256 of a custody event (16 to 64 hex digits)",
-                param_hint="--custody-head",
-            )
-    return values

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver import TOOL_NAME, __version__
+from archiver.core.errors import UsageProblem
 
 # one budget per capture (archiver.capture.budget): requests, bytes, wall time; the
 # reasoning for these defaults is in the README
@@ -73,6 +74,10 @@ def default_archive_dir() -> Path:
     return Path(os.environ.get("ARCHIVER_ARCHIVE_DIR") or "archives")
 
 
+class OptionError(UsageProblem, ValueError):
+    """A capture option out of its range, or a collection name that cannot be used."""
+
+
 @dataclass(frozen=True)
 class CaptureOptions:
     """Everything that shapes a capture; recorded in every warcinfo record."""
@@ -113,45 +118,45 @@ class CaptureOptions:
 
     def __post_init__(self) -> None:
         if not COLLECTION_PATTERN.fullmatch(self.collection):
-            raise ValueError(
+            raise OptionError(
                 f"invalid collection name {self.collection!r}: use 1-64 letters, digits, "
                 "'.', '_' or '-', starting with a letter or digit"
             )
         if self.collection.lower() in RESERVED_COLLECTIONS:
-            raise ValueError(
+            raise OptionError(
                 f"collection name {self.collection!r} is reserved: the archive uses a folder "
                 "of that name (warc/<collection>/imported/ holds imported WARC files); "
                 "choose another name"
             )
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in self.user_agent):
-            raise ValueError("the user agent must not contain control characters or newlines")
+            raise OptionError("the user agent must not contain control characters or newlines")
         for name, value in (("operator name", self.operator), ("note", self.note)):
             try:  # bytes that are not UTF-8 (a Latin-1 terminal) reach us as surrogates
                 (value or "").encode("utf-8")
             except UnicodeEncodeError:
                 raw = (value or "").encode("utf-8", "surrogateescape")
-                raise ValueError(
+                raise OptionError(
                     f"the {name} is not UTF-8 text: '{raw.decode('utf-8', 'backslashreplace')}'"
                     " (give it in UTF-8: set a UTF-8 locale, e.g. LANG=C.UTF-8)"
                 ) from None
         if self.timeout <= 0:
-            raise ValueError("timeout must be positive")
+            raise OptionError("timeout must be positive")
         if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+            raise OptionError("concurrency must be at least 1")
         if self.max_size is not None and self.max_size < 0:
-            raise ValueError("max size must not be negative")
+            raise OptionError("max size must not be negative")
         if self.min_rate is not None and self.min_rate < 0:
-            raise ValueError("min rate must not be negative")
+            raise OptionError("min rate must not be negative")
         if not 0 < self.min_rate_window <= 7 * 86400:
-            raise ValueError("min rate window must be more than 0 and at most 604800 seconds")
+            raise OptionError("min rate window must be more than 0 and at most 604800 seconds")
         for name in ("max_requests", "max_capture_size", "max_capture_time"):
             value = getattr(self, name)
             if value is not None and not 0 < value < math.inf:  # nan: a deadline never met
-                raise ValueError(f"{name} must be positive (or None: no limit)")
+                raise OptionError(f"{name} must be positive (or None: no limit)")
         if not 0 <= self.live_duration <= 7 * 86400:
-            raise ValueError("live duration must be 0 to 604800 seconds")
+            raise OptionError("live duration must be 0 to 604800 seconds")
         if self.warc_max_size < 1024:
-            raise ValueError("WARC size limit must be at least 1024 bytes")
+            raise OptionError("WARC size limit must be at least 1024 bytes")
 
     def recorded(self) -> dict[str, Any]:
         """The options as written into provenance (paths and secrets left out)."""

@@ -23,6 +23,7 @@ the columns of ``schemas/captures.v1.json`` and ``schemas/records.v1.json``
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -43,6 +44,7 @@ from archiver.core.atomic import (
     open_lock,
     unwritable,
 )
+from archiver.core.errors import Failure
 from archiver.index import schema
 
 if TYPE_CHECKING:  # pyarrow is imported where it is used: commands start faster
@@ -78,6 +80,21 @@ def _listings(root: Path, table: str) -> list[tuple[Path, Path]]:
             stem = listing.name[1 : -len(REPLACES_SUFFIX)]
             found.append((listing, directory / f"{stem}.parquet"))
     return sorted(found)
+
+
+def _parquet_files(directory: Path) -> list[Path]:
+    """The index files in a table's folder (``*.parquet``, hidden names left out), sorted;
+    none when there is no such folder.  A folder that cannot be read is a
+    :class:`Failure` naming it: never taken for an empty table."""
+    try:
+        names = os.listdir(directory)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
+            return []  # not a folder: as Path.is_dir() says it
+        raise Failure(
+            f"{directory}: this folder of the index cannot be read ({exc.strerror or exc})"
+        ) from exc
+    return sorted(directory / n for n in names if n.endswith(".parquet") and not n.startswith("."))
 
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
@@ -232,10 +249,8 @@ class Index:
         return self.root / table
 
     def files(self, table: str) -> list[Path]:
-        directory = self.table_dir(table)
-        if not directory.is_dir():
-            return []
-        return sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
+        """The index files of ``table``; a folder that cannot be read is a Failure."""
+        return _parquet_files(self.table_dir(table))
 
     # locking -------------------------------------------------------------
     @contextlib.contextmanager
@@ -310,10 +325,7 @@ class Index:
         if not self.needs_repair():
             return self.files(table)
         root = self.readable_root()
-        directory = root / table
-        if not directory.is_dir():
-            return []
-        found = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
+        found = _parquet_files(root / table)
         replaced: set[str] = set()
         for listing, target in _listings(root, table):
             if target.exists():
@@ -390,9 +402,13 @@ class Index:
             self._repair()
             fresh.mkdir(parents=True)
             count = 0
-            for name, captures, records in groups:
-                self._write_files(name, captures, records, overwrite=False, root=fresh)
-                count += len(captures)
+            try:
+                for name, captures, records in groups:
+                    self._write_files(name, captures, records, overwrite=False, root=fresh)
+                    count += len(captures)
+            except Failure:  # a WARC file that cannot be read: the index stays as it was
+                shutil.rmtree(fresh, ignore_errors=True)
+                raise
             (fresh / "captures").mkdir(exist_ok=True)
             (fresh / "records").mkdir(exist_ok=True)
             (fresh / ".complete").touch()
@@ -436,6 +452,7 @@ class Index:
         for spill in self.root.glob(f"{TEMP_MARK}sort-*") if self.root.is_dir() else ():
             shutil.rmtree(spill, ignore_errors=True)  # a compaction's sort, interrupted
         captures_dir = self.table_dir("captures")
+        self.files("captures")  # one that cannot be read is a Failure: no orphan is guessed
         for orphan in self.files("records"):
             # a capture interrupted between its records file and its captures file
             if (

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator
@@ -68,12 +69,95 @@ def is_warc(path: Path) -> bool:
     return path.name.endswith(WARC_SUFFIXES)
 
 
-def warc_files(archive_dir: Path) -> list[Path]:
-    """Every finished WARC file of the archive (``.open`` files are unfinished)."""
+@dataclass
+class Walk:
+    """What :func:`walk` found under a folder: every path, and what could not be read."""
+
+    paths: list[Path] = field(default_factory=list)  # what Path.rglob("*") finds, sorted
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)  # (path, why), sorted
+
+    def files(self) -> list[Path]:
+        """The regular files (or links to one) among the paths; one that cannot even be
+        looked at is added to ``unreadable``."""
+        found = []
+        for path in self.paths:
+            try:
+                if path.is_file():
+                    found.append(path)
+            except OSError as exc:
+                self.unreadable.append((path, exc.strerror or str(exc)))
+        self.unreadable.sort()
+        return found
+
+
+def walk(root: Path) -> Walk:
+    """Every path under ``root``, as ``root.rglob("*")`` finds them (hidden names too;
+    links to folders listed, not followed), and every folder that cannot be listed
+    (``root`` too), with why: ``rglob`` skips those silently, and what they hold with
+    them."""
+    out = Walk()
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            out.unreadable.append((folder, exc.strerror or str(exc)))
+            continue
+        for entry in entries:
+            path = folder / entry.name
+            out.paths.append(path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(path)
+            except OSError as exc:
+                out.unreadable.append((path, exc.strerror or str(exc)))
+    out.paths.sort()
+    out.unreadable.sort()
+    return out
+
+
+def shown_unreadable(unreadable: list[tuple[Path, str]], limit: int = 5) -> str:
+    """``path (why), ...`` for a message, the first ``limit`` of them."""
+    shown = ", ".join(f"{path} ({why})" for path, why in unreadable[:limit])
+    more = len(unreadable) - limit
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _warc_walk(archive_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The finished WARC files of the archive, and what under ``warc/`` cannot be read."""
     root = archive_dir / WARC_DIR
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.rglob("*") if p.is_file() and is_warc(p))
+    try:
+        if not root.is_dir():
+            return [], []
+    except OSError as exc:
+        return [], [(root, exc.strerror or str(exc))]
+    found = walk(root)
+    return [p for p in found.files() if is_warc(p)], found.unreadable
+
+
+def warc_files(archive_dir: Path) -> list[Path]:
+    """Every finished WARC file of the archive (``.open`` files are unfinished).
+
+    A folder under ``warc/`` that cannot be read is a :class:`Failure` naming it:
+    the files it holds would be left out unseen."""
+    files, unreadable = _warc_walk(archive_dir)
+    if unreadable:
+        raise Failure(
+            f"cannot read {shown_unreadable(unreadable)}: the WARC files of {archive_dir} "
+            "cannot all be found"
+        )
+    return files
+
+
+def unopenable(path: Path) -> str | None:
+    """Why ``path`` cannot be opened for reading, or None when it can."""
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def warcinfo_fields(block: bytes | None) -> dict[str, str]:
@@ -335,20 +419,27 @@ def file_sha256(path: Path) -> str:
 
 # rebuild -------------------------------------------------------------------
 def rebuild_groups(
-    archive_dir: Path, reports: list[FileReport], progress: ScanProgress | None = None
+    archive_dir: Path,
+    reports: list[FileReport],
+    progress: ScanProgress | None = None,
+    paths: list[Path] | None = None,
 ) -> Iterator[tuple[str, list[CaptureRow], list[RecordRow]]]:
-    """(name, captures rows, records rows) for every capture in the archive's WARC files."""
+    """(name, captures rows, records rows) for every capture in the archive's WARC files
+    (``paths``: those, found already).  A file that cannot be read is a Failure."""
     captures: dict[str, list[tuple[Path, list[StoredRecord]]]] = {}
     finished: set[str] = set()
     imported: dict[str, Path] = {}
     root = archive_dir / WARC_DIR
-    for path in warc_files(archive_dir):
+    for path in warc_files(archive_dir) if paths is None else paths:
         records, report = read_file(path, progress)
         reports.append(report)
         if path.parent.name == IMPORTED_DIR and path.parent.parent.parent == root:
             if not records:
                 continue
-            sha = file_sha256(path)
+            try:
+                sha = file_sha256(path)
+            except OSError as exc:
+                raise Failure(f"{path}: cannot be read ({exc.strerror or exc})") from exc
             capture_id = imported_capture_id(sha)
             if capture_id in imported:
                 report.problems.append((0, f"same content as {imported[capture_id]}"))
@@ -389,9 +480,20 @@ def _capture_group(
 def rebuild(
     archive_dir: Path, progress: ScanProgress | None = None
 ) -> tuple[int, list[FileReport]]:
-    """Regenerate the whole index from the WARC files; returns (captures, file reports)."""
+    """Regenerate the whole index from the WARC files; returns (captures, file reports).
+
+    A folder or WARC file that cannot be read is a :class:`Failure` naming it, said
+    before the index is touched: an index without its captures never replaces it."""
+    files, unreadable = _warc_walk(archive_dir)
+    unreadable += [(p, why) for p in files if (why := unopenable(p)) is not None]
+    if unreadable:
+        raise Failure(
+            f"cannot read {shown_unreadable(unreadable)}: the index was not rebuilt "
+            "(it is as it was)"
+        )
     reports: list[FileReport] = []
-    count = Index(archive_dir).replace_all(rebuild_groups(archive_dir, reports, progress))
+    groups = rebuild_groups(archive_dir, reports, progress, files)
+    count = Index(archive_dir).replace_all(groups)
     return count, reports
 
 

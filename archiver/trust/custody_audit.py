@@ -108,19 +108,21 @@ def compare(
             if found is None and not whole:
                 continue
             label = event_label(entry, capture_id)
-            gone, changed = [], []
+            gone, changed, unreadable = [], [], []
             for ref in refs:
                 if ref.sha256 is None:
                     continue
-                now = _current(archive, ref.path, found)
+                try:
+                    now = _current(archive, ref.path, found)
+                except OSError as exc:  # not there to check: never taken as holding
+                    unreadable.append(f"{ref.path} ({exc.strerror or exc})")
+                    continue
                 if now is None:
                     gone.append(ref.path)
                 elif now != ref.sha256:
                     changed.append(f"{ref.path} has SHA-256 {now}, the event recorded {ref.sha256}")
             if gone:
-                shown = ", ".join(gone[:_SHOWN]) + (
-                    f" and {len(gone) - _SHOWN} more" if len(gone) > _SHOWN else ""
-                )
+                shown = _listed(gone)
                 whole_capture = len(gone) == len([r for r in refs if r.sha256])
                 result.problems.append(
                     f"{label}: {'the capture is gone: ' if whole_capture else ''}"
@@ -129,7 +131,15 @@ def compare(
                 )
             for text in changed:
                 result.problems.append(f"{label}: changed since it was logged: {text}")
-            if found is None or gone or changed:
+            if unreadable:
+                result.problems.append(
+                    f"{label}: {counted(len(unreadable), 'file')} it recorded with its SHA-256 "
+                    f"cannot be read, so not checked: {_listed(unreadable)}"
+                )
+                why[capture_id] = (
+                    f"files its {event.action} event {event.seq} recorded cannot be read"
+                )
+            if found is None or gone or changed or unreadable:
                 continue
             signer = event.key_fingerprint
             if signer != found.signer and not report.trusted:  # (entry.signed: by a trusted key)
@@ -178,8 +188,15 @@ def _compare_import(
     for ref in event.files:
         if ref.sha256 is None or not (whole or ref.path in imported):
             continue
-        now = imported.get(ref.path) or _current(archive, ref.path, None)
         label = event_label(entry, f"import-{ref.sha256[:16]}")
+        try:
+            now = imported.get(ref.path) or _current(archive, ref.path, None)
+        except OSError as exc:
+            problems.append(
+                f"{label}: the file it imported, recorded with its SHA-256, cannot be read, "
+                f"so not checked: {ref.path} ({exc.strerror or exc})"
+            )
+            continue
         if now is None:
             problems.append(
                 f"{label}: the file it imported, recorded with its SHA-256, is not in the "
@@ -193,21 +210,32 @@ def _compare_import(
     return problems
 
 
+def _listed(paths: list[str]) -> str:
+    """The first few of ``paths``, and how many more."""
+    more = len(paths) - _SHOWN
+    return ", ".join(paths[:_SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
 def _current(archive: Path, relative: str, found: Present | None) -> str | None:
     """The SHA-256 a file an event recorded has now (None: not there).  A present
     capture's manifest and WARC files are known from verify (which checks the WARC
     files against the manifest); other files are hashed (a signature is 64 bytes), and
-    the WARC files of a capture not verified now are hashed only if they are there."""
+    the WARC files of a capture not verified now are hashed only if they are there.
+    A file (or folder on the way) that cannot be read: OSError."""
     if found is not None and relative == found.manifest:
         return found.manifest_sha256
     if found is not None and relative in found.files:
         return found.files[relative]
     if Path(relative).is_absolute() or ".." in Path(relative).parts:
         return None
-    from archiver.trust.custody import file_sha256  # custody imports this module
-
     path = archive / relative
-    return file_sha256(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:  # one that cannot be read: OSError, never "gone"
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def covered_ids(report: CustodyReport) -> set[str]:

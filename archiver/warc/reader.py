@@ -726,12 +726,17 @@ def scan_file(
 
     A record that cannot be parsed, or a stream that breaks, yields a
     :class:`ScanIssue` naming the offset; the records before it are yielded as usual.
+    A file that cannot be opened (no permission) is a :class:`Failure` naming it.
     """
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
     keep = keep or (lambda warc_type: warc_type in ("warcinfo", "metadata"))
-    with open(path, "rb") as fh:
+    try:
+        opened = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+    except OSError as exc:  # nothing read: never a file of no records
+        raise Failure(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    with opened as fh:
         iterator = ArchiveIterator(fh, no_record_parse=True, check_digests=False)
         records = iter(iterator)
         last_end = 0

@@ -10,7 +10,7 @@ import click
 
 from archiver.archive import tsa_roots
 from archiver.cli.context import open_archive, say_logged
-from archiver.cli.options import archive_dir_option, event_hashes, format_option
+from archiver.cli.options import archive_dir_option, format_option
 from archiver.cli.progress import scan_progress
 from archiver.cli.render import show_verification
 from archiver.core.errors import EXIT_FAILED
@@ -47,7 +47,6 @@ EXIT_OK = 0
     "custody_heads",
     multiple=True,
     metavar="SHA256",
-    callback=event_hashes,
     help="The SHA-256 of a custody event kept outside the archive (`archiver custody` "
     "prints the last one; 16 or more hex digits), which must still be in the log: "
     "events cut from its end fail (repeatable).",

@@ -1,5 +1,5 @@
 """What to verify: the captures (by manifest), our unsigned files and foreign files the
-paths name, and the ``--trusted-key`` values."""
+paths name, what of them cannot be read, and the ``--trusted-key`` values."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from archiver.core.layout import CAPTURE_ID
 from archiver.index.store import Index
 from archiver.ops import ingest
 from archiver.ops.verify.index_rows import _rows
-from archiver.ops.verify.reading import _inside
+from archiver.ops.verify.reading import _inside, _shown
 from archiver.ops.verify.report import (
     Problem,
     VerifyUsage,
@@ -43,7 +43,8 @@ class _Plan:
     whole_archive: bool = False
     # imported files named by their id (import-...): the id their content must still have
     imported_ids: dict[Path, str] = field(default_factory=dict)
-    missing: list[Problem] = field(default_factory=list)  # files the index names, gone
+    # files the index names, gone; folders and files that cannot be read
+    missing: list[Problem] = field(default_factory=list)
 
     @property
     def unsigned_ours(self) -> dict[str, list[Path]]:
@@ -82,64 +83,119 @@ def plan(archive_dir: Path, paths: Iterable[str]) -> _Plan:
             raise VerifyUsage(f"no archive at {archive_dir}")
         _add_tree(result, archive_dir / ingest.WARC_DIR)
         result.whole_archive = True
+        _set_aside_unopenable(result)
         return result
     for text in given:
-        path = Path(text)
-        if path.is_dir():
-            if path.resolve() == archive_dir.resolve() or (path / ingest.WARC_DIR).is_dir():
-                result.archive = path
-                _add_tree(result, path / ingest.WARC_DIR)
-                result.whole_archive = True
-            else:
-                _add_tree(result, path)
-        elif path.is_file():
-            if not _add_file(result, path):
-                raise VerifyUsage(f"{text}: not a manifest, signature or WARC file")
-        elif _CAPTURE_ID.match(text):
-            manifests, files = _capture_files(archive_dir, text)
-            if not manifests and not files:
-                raise VerifyUsage(f"{text}: no such capture in {archive_dir}")
-            for found in [*manifests, *files]:
-                _add_file(result, found)
-        elif ingest.IMPORT_ID.match(text):  # a file imported from another tool
-            files, named = _imported_files(archive_dir, text)
-            if not files and named:  # its rows name a file that is gone: a failure
-                result.missing.append(
-                    Problem(
-                        f"the index names {', '.join(named)} as the file of imported capture "
-                        f"{text}, and no such file is in the archive",
-                        text,
-                        ", ".join(named),
-                    )
-                )
-            elif not files:
-                raise VerifyUsage(f"{text}: no such imported file in {archive_dir}")
-            for found in files:
-                _add_file(result, found)
-                result.imported_ids[found] = text
-        else:
-            raise VerifyUsage(f"{text}: no such file or directory, nor a capture id")
+        try:
+            _add_path(result, archive_dir, text)
+        except OSError as exc:  # in a folder that cannot be read, say
+            _unreadable(result, Path(text), exc.strerror or str(exc))
     homes = {archive_of(found[0]) for found in result.manifests.values()}
     if not result.whole_archive and len(homes) == 1:  # manifests of another archive: its
         result.archive = homes.pop()  # index and custody log are theirs
     if not result.whole_archive:  # every file that claims one of these captures by name
+        unreadable: list[tuple[Path, str]] = []
         for capture_id in list(result.manifests):
-            for found in _capture_files(result.archive, capture_id)[1]:
+            for found in _capture_files(result.archive, capture_id, unreadable)[1]:
                 _add_file(result, found)
+        for path, why in unreadable:
+            _unreadable(result, path, why)
+    _set_aside_unopenable(result)
     return result
 
 
-def _capture_files(archive: Path, capture_id: str) -> tuple[list[Path], list[Path]]:
-    """The manifests and the WARC files named after ``capture_id``, in any folder."""
+def _add_path(result: _Plan, archive_dir: Path, text: str) -> None:
+    """Add what one of the paths given names to ``result``."""
+    path = Path(text)
+    if path.is_dir():
+        if path.resolve() == archive_dir.resolve() or (path / ingest.WARC_DIR).is_dir():
+            result.archive = path
+            _add_tree(result, path / ingest.WARC_DIR)
+            result.whole_archive = True
+        else:
+            _add_tree(result, path)
+    elif path.is_file():
+        if not _add_file(result, path):
+            raise VerifyUsage(f"{text}: not a manifest, signature or WARC file")
+    elif _CAPTURE_ID.match(text):
+        unreadable: list[tuple[Path, str]] = []
+        manifests, files = _capture_files(archive_dir, text, unreadable)
+        for folder, why in unreadable:  # the capture may be there: not verified, a failure
+            _unreadable(result, folder, why)
+        if not manifests and not files and not unreadable:
+            raise VerifyUsage(f"{text}: no such capture in {archive_dir}")
+        for found in [*manifests, *files]:
+            _add_file(result, found)
+    elif ingest.IMPORT_ID.match(text):  # a file imported from another tool
+        files, named = _imported_files(archive_dir, text)
+        if not files and named:  # its rows name a file that is gone: a failure
+            result.missing.append(
+                Problem(
+                    f"the index names {', '.join(named)} as the file of imported capture "
+                    f"{text}, and no such file is in the archive",
+                    text,
+                    ", ".join(named),
+                )
+            )
+        elif not files:
+            raise VerifyUsage(f"{text}: no such imported file in {archive_dir}")
+        for found in files:
+            _add_file(result, found)
+            result.imported_ids[found] = text
+    else:
+        raise VerifyUsage(f"{text}: no such file or directory, nor a capture id")
+
+
+def _unreadable(result: _Plan, path: Path, why: str) -> None:
+    """A folder or file verify must look at and cannot read: a failure naming it (once)."""
+    shown = _shown(path, result.archive)
+    if any(p.file == shown for p in result.missing):
+        return
+    result.missing.append(
+        Problem(
+            f"cannot be read ({why}): what it holds was not verified",
+            file=shown,
+        )
+    )
+
+
+def _set_aside_unopenable(result: _Plan) -> None:
+    """Take the files verify reads whole without a signature (other tools' files, our
+    unsigned ones) that cannot be opened out of ``result``: each is a failure naming it.
+    (A signed capture's files are checked against its manifest, which says so.)"""
+    for path in list(result.foreign):
+        why = ingest.unopenable(path)
+        if why is not None:
+            result.foreign.remove(path)
+            _unreadable(result, path, why)
+    for capture_id, files in list(result.unsigned_ours.items()):
+        for path in list(files):
+            why = ingest.unopenable(path)
+            if why is not None:
+                files.remove(path)
+                _unreadable(result, path, why)
+        if not files:
+            del result.named[capture_id]
+
+
+def _capture_files(
+    archive: Path, capture_id: str, unreadable: list[tuple[Path, str]] | None = None
+) -> tuple[list[Path], list[Path]]:
+    """The manifests and the WARC files named after ``capture_id``, in any folder; the
+    folders that cannot be read, with why, are added to ``unreadable``."""
     root = archive / ingest.WARC_DIR
     if not root.is_dir():
         return [], []
-    manifests = sorted(root.rglob(f"{capture_id}{MANIFEST_SUFFIX}"))
-    files = sorted(
+    found = ingest.walk(root)
+    if unreadable is not None:
+        unreadable += found.unreadable
+    manifests = [p for p in found.paths if p.name == capture_id + MANIFEST_SUFFIX]
+    files = [
         p
-        for p in root.rglob(f"{capture_id}-*")
-        if ingest.is_warc(p) or ingest.is_warc(p.with_name(p.name.removesuffix(OPEN_SUFFIX)))
-    )
+        for p in found.paths
+        if p.name.startswith(capture_id + "-")
+        and (ingest.is_warc(p) or ingest.is_warc(p.with_name(p.name.removesuffix(OPEN_SUFFIX))))
+    ]
     return manifests, files
 
 
@@ -181,15 +237,14 @@ def _imported_files(archive: Path, capture_id: str) -> tuple[list[Path], list[st
 
 
 def _add_tree(result: _Plan, root: Path) -> None:
+    """Every file under ``root``; a folder (or entry) that cannot be read is a failure."""
     if not root.is_dir():
         return
-    try:
-        paths = sorted(root.rglob("*"))
-    except OSError as exc:
-        raise VerifyUsage(f"{root}: cannot be read ({exc.strerror or exc})") from exc
-    for path in paths:  # hidden names too: index rebuild reads them as well
-        if path.is_file():
-            _add_file(result, path)
+    found = ingest.walk(root)
+    for path in found.files():  # hidden names too: index rebuild reads them as well
+        _add_file(result, path)
+    for path, why in found.unreadable:
+        _unreadable(result, path, why)
 
 
 def _add_file(result: _Plan, path: Path) -> bool:
