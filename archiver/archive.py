@@ -35,6 +35,7 @@ from archiver.core.model import Capture, CaptureOptions, Stamp, isoformat
 from archiver.core.text import counted
 from archiver.index import query as querying
 from archiver.index.store import Index
+from archiver.ops import adopt as adoption
 from archiver.ops import cleanup as cleaning
 from archiver.ops import extract as extraction
 from archiver.ops import ingest
@@ -43,8 +44,6 @@ from archiver.trust import custody, keys
 from archiver.trust import timestamp as stamping
 from archiver.trust.manifest import (
     MANIFEST_SUFFIX,
-    Manifest,
-    ManifestError,
     archive_of,
     capture_id_of,
     signature_path,
@@ -78,18 +77,6 @@ class Done(Generic[T]):
 
     result: T
     logged: Logged
-
-
-@dataclass
-class Adopted:
-    """``custody --adopt``: the captures recorded, the event, and those refused."""
-
-    capture_ids: list[str] = field(default_factory=list)
-    files: list[custody.FileRef] = field(default_factory=list)
-    refused: list[tuple[str, str]] = field(default_factory=list)  # (capture id, why)
-    remarks: list[str] = field(default_factory=list)  # refusals and notes, in order
-    event: custody.Event | None = None
-    digest: str | None = None  # the event's SHA-256
 
 
 @dataclass
@@ -662,7 +649,7 @@ class Archive:
         return HeadStamps(seq, digest, stamps)
 
     # adoption --------------------------------------------------------------------------
-    def adopt(self) -> Adopted:
+    def adopt(self) -> adoption.Adopted:
         """One signed ``adopt`` event recording every signed capture no signed event
         records (an archive older than its custody log), each checked first: its
         signature holds, its files match its manifest."""
@@ -679,7 +666,7 @@ class Archive:
             with cleaning.capture_lock(self.path, exclusive=True, blocking=False) as alone:
                 if not alone:
                     raise Failure(f"a capture is running in {self.path}; try later")
-                adopted = self._adoptable(signer)
+                adopted = adoption.adoptable(self.path, signer)
                 if adopted.capture_ids:
                     adopted.event = custody.CustodyLog(
                         self.path, signer, operator=self.operator
@@ -697,99 +684,8 @@ class Archive:
             raise Failure(f"the custody log was not written: {exc}") from exc
         return adopted
 
-    def _adoptable(self, signer: keys.Signer) -> Adopted:
-        log = custody.check(self.path)
-        if not log.ok:
-            raise Failure(f"the custody log is broken ({log.problems[0]}); nothing adopted")
-        recorded = custody.covered_ids(log)
-        root = self.path / "warc"
-        found = sorted(root.rglob(f"*{MANIFEST_SUFFIX}")) if root.is_dir() else []
-        adopted = Adopted()
-        for path in found:
-            capture_id = capture_id_of(path)
-            if capture_id in recorded or not signature_path(path).is_file():
-                continue
-            why = verification.signature_problem(path) or _adoption_problem(path, self.path)
-            if why is not None:
-                adopted.refused.append((capture_id, why))
-                adopted.remarks.append(
-                    f"not adopted: capture {capture_id}: {why}; see `archiver verify`"
-                )
-                continue
-            manifest = Manifest.from_bytes(path.read_bytes())
-            adopted.capture_ids.append(capture_id)
-            adopted.files.append(custody.FileRef.of(path, self.path))
-            adopted.files.append(custody.FileRef.of(signature_path(path), self.path))
-            adopted.files += [custody.FileRef(f.path, f.sha256) for f in manifest.files]
-            if manifest.key_fingerprint != signer.fingerprint:
-                adopted.remarks.append(
-                    f"note: capture {capture_id} is signed by {manifest.key_fingerprint}, not by "
-                    f"your key {signer.fingerprint}: verify counts this event for it only "
-                    "with --trusted-key naming your key"
-                )
-        return adopted
-
 
 def check_capture_id(capture_id: str | None) -> None:
     """A UsageProblem unless ``capture_id`` is None or has the form of a capture id."""
     if capture_id is not None and not CAPTURE_ID.match(capture_id):
         raise UsageProblem(f"{capture_id!r} is not a capture id", hint="CAPTURE_ID")
-
-
-def _adoption_problem(manifest_path: Path, archive_dir: Path) -> str | None:
-    """Why a signed capture's files do not match its manifest (None when they do)."""
-    try:
-        manifest = Manifest.from_bytes(manifest_path.read_bytes())
-    except (OSError, ManifestError) as exc:
-        return str(exc)
-    for entry in manifest.files:
-        if custody.file_sha256(archive_dir / entry.path) != entry.sha256:
-            return f"{entry.path} does not match its manifest"
-    return None
-
-
-def timestamper(
-    tsa: Sequence[str],
-    tsa_ca: Sequence[Path],
-    tsa_timeout: float = stamping.DEFAULT_TSA_TIMEOUT,
-    *,
-    mark_signed: bool = True,
-) -> stamping.Timestamper | None:
-    """A Timestamper asking each authority of ``tsa``; None when none is named.
-
-    Tokens are checked against the roots in ``tsa_ca``, or else the machine's (public
-    authorities chain to those).  With none named, a token whose chain reaches none of
-    the machine's is kept marked unchecked, but only when ``mark_signed`` (the custody
-    events of the stamps will be signed: verify believes the mark of a signed event only).
-    """
-    if not tsa:
-        return None
-    try:
-        authorities = stamping.authorities(list(tsa))
-        roots = [c for path in tsa_ca for c in stamping.read_certificates(Path(path))]
-    except stamping.TimestampUsage as exc:
-        raise UsageProblem(str(exc), hint="--tsa/--tsa-ca") from exc
-    given = bool(roots)
-    roots = roots or stamping.system_roots()
-    refused = None
-    if not given and not mark_signed:
-        refused = (
-            f'not kept marked "{stamping.UNCHECKED}": the custody event that would carry '
-            "the mark cannot be signed (no usable key in the key store: an encrypted key "
-            "needs ARCHIVER_KEY_PASSPHRASE), and verify believes a signed mark only"
-        )
-    return stamping.Timestamper(
-        authorities,
-        roots,
-        timeout=tsa_timeout,
-        keep_unchecked=not given and mark_signed,
-        unchecked_refused=refused,
-    )
-
-
-def tsa_roots(tsa_ca: Sequence[Path]) -> list[x509.Certificate] | None:
-    """The root certificates in the files named, or None when none is named."""
-    try:
-        return [c for path in tsa_ca for c in stamping.read_certificates(Path(path))] or None
-    except stamping.TimestampUsage as exc:
-        raise UsageProblem(str(exc), hint="--tsa-ca") from exc

@@ -108,38 +108,13 @@ def compare(
             if found is None and not whole:
                 continue
             label = event_label(entry, capture_id)
-            gone, changed, unreadable = [], [], []
-            for ref in refs:
-                if ref.sha256 is None:
-                    continue
-                try:
-                    now = _current(archive, ref.path, found)
-                except OSError as exc:  # not there to check: never taken as holding
-                    unreadable.append(f"{ref.path} ({exc.strerror or exc})")
-                    continue
-                if now is None:
-                    gone.append(ref.path)
-                elif now != ref.sha256:
-                    changed.append(f"{ref.path} has SHA-256 {now}, the event recorded {ref.sha256}")
-            if gone:
-                shown = _listed(gone)
-                whole_capture = len(gone) == len([r for r in refs if r.sha256])
-                result.problems.append(
-                    f"{label}: {'the capture is gone: ' if whole_capture else ''}"
-                    f"{counted(len(gone), 'file')} it recorded with its SHA-256 "
-                    f"{'is' if len(gone) == 1 else 'are'} not in the archive: {shown}"
-                )
-            for text in changed:
-                result.problems.append(f"{label}: changed since it was logged: {text}")
+            problems, unreadable = _refs_problems(archive, refs, found, label)
+            result.problems += problems
             if unreadable:
-                result.problems.append(
-                    f"{label}: {counted(len(unreadable), 'file')} it recorded with its SHA-256 "
-                    f"cannot be read, so not checked: {_listed(unreadable)}"
-                )
                 why[capture_id] = (
                     f"files its {event.action} event {event.seq} recorded cannot be read"
                 )
-            if found is None or gone or changed or unreadable:
+            if found is None or problems:
                 continue
             signer = event.key_fingerprint
             if signer != found.signer and not report.trusted:  # (entry.signed: by a trusted key)
@@ -157,6 +132,48 @@ def compare(
                 "removed; if the archive held it before it had a custody log, "
                 "`archiver custody --adopt` records it as predating the log"
             )
+    result.notes += _adopted_notes(report, covered)
+    return result
+
+
+def _refs_problems(
+    archive: Path, refs: list[FileRef], found: Present | None, label: str
+) -> tuple[list[str], bool]:
+    """What is wrong with the files an event recorded with their SHA-256 (gone, changed,
+    unreadable: never taken as holding), and whether any could not be read."""
+    gone, changed, unreadable = [], [], []
+    for ref in refs:
+        if ref.sha256 is None:
+            continue
+        try:
+            now = _current(archive, ref.path, found)
+        except OSError as exc:  # not there to check: never taken as holding
+            unreadable.append(f"{ref.path} ({exc.strerror or exc})")
+            continue
+        if now is None:
+            gone.append(ref.path)
+        elif now != ref.sha256:
+            changed.append(f"{ref.path} has SHA-256 {now}, the event recorded {ref.sha256}")
+    problems = []
+    if gone:
+        whole_capture = len(gone) == len([r for r in refs if r.sha256])
+        problems.append(
+            f"{label}: {'the capture is gone: ' if whole_capture else ''}"
+            f"{counted(len(gone), 'file')} it recorded with its SHA-256 "
+            f"{'is' if len(gone) == 1 else 'are'} not in the archive: {_listed(gone)}"
+        )
+    problems += [f"{label}: changed since it was logged: {text}" for text in changed]
+    if unreadable:
+        problems.append(
+            f"{label}: {counted(len(unreadable), 'file')} it recorded with its SHA-256 "
+            f"cannot be read, so not checked: {_listed(unreadable)}"
+        )
+    return problems, bool(unreadable)
+
+
+def _adopted_notes(report: CustodyReport, covered: dict[str, tuple[Entry, str]]) -> list[str]:
+    """A note per adopt event that covers captures: they predate the log."""
+    notes: list[str] = []
     adopted: dict[int, list[str]] = {}
     for capture_id, (entry, action) in covered.items():
         if action == "adopt" and entry.event is not None:
@@ -167,13 +184,13 @@ def compare(
             shown = ", ".join(ids[:_SHOWN]) + (
                 f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
             )
-            result.notes.append(
+            notes.append(
                 f"{counted(len(ids), 'capture')} predate the custody log (or had no capture "
                 f"event): {event_label(entry)} recorded them as they were then, signed by "
                 f"{entry.event.key_fingerprint}; what happened to them before is not "
                 f"logged: {shown}"
             )
-    return result
+    return notes
 
 
 def _compare_import(

@@ -39,7 +39,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -692,3 +692,50 @@ def check_head_tokens(
                 "(`archiver timestamp --custody --tsa URL` anchors the end)"
             )
     return problems, notes
+
+
+def timestamper(
+    tsa: Sequence[str],
+    tsa_ca: Sequence[Path],
+    tsa_timeout: float = DEFAULT_TSA_TIMEOUT,
+    *,
+    mark_signed: bool = True,
+) -> Timestamper | None:
+    """A Timestamper asking each authority of ``tsa``; None when none is named.
+
+    Tokens are checked against the roots in ``tsa_ca``, or else the machine's (public
+    authorities chain to those).  With none named, a token whose chain reaches none of
+    the machine's is kept marked unchecked, but only when ``mark_signed`` (the custody
+    events of the stamps will be signed: verify believes the mark of a signed event only).
+    """
+    if not tsa:
+        return None
+    try:
+        named = authorities(list(tsa))
+        roots = [c for path in tsa_ca for c in read_certificates(Path(path))]
+    except TimestampUsage as exc:
+        raise UsageProblem(str(exc), hint="--tsa/--tsa-ca") from exc
+    given = bool(roots)
+    roots = roots or system_roots()
+    refused = None
+    if not given and not mark_signed:
+        refused = (
+            f'not kept marked "{UNCHECKED}": the custody event that would carry '
+            "the mark cannot be signed (no usable key in the key store: an encrypted key "
+            "needs ARCHIVER_KEY_PASSPHRASE), and verify believes a signed mark only"
+        )
+    return Timestamper(
+        named,
+        roots,
+        timeout=tsa_timeout,
+        keep_unchecked=not given and mark_signed,
+        unchecked_refused=refused,
+    )
+
+
+def tsa_roots(tsa_ca: Sequence[Path]) -> list[x509.Certificate] | None:
+    """The root certificates in the files named, or None when none is named."""
+    try:
+        return [c for path in tsa_ca for c in read_certificates(Path(path))] or None
+    except TimestampUsage as exc:
+        raise UsageProblem(str(exc), hint="--tsa-ca") from exc

@@ -131,7 +131,7 @@ def test_verify_of_the_warc_folder_fails_naming_a_collection_it_cannot_read(
     assert ("warc/second", f"{UNREAD}: what it holds was not verified") in [
         (p["file"], p["message"]) for p in doc["index"]["problems"]
     ]
-    assert sorted(c["capture_id"] for c in doc["captures"]) == made.ids["default"]
+    assert sorted(c["capture_id"] for c in doc["captures"]) == sorted(made.ids["default"])
     assert all(c["ok"] for c in doc["captures"])  # what could be read holds
 
     text = run(made, "verify", str(copy / "warc"), "--archive-dir", str(copy))

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from archiver.archive import Archive, timestamper
+from archiver.archive import Archive
 from archiver.capture import batch
 from archiver.cli.context import passphrase_for, say_logged
 from archiver.cli.options import (
@@ -39,6 +39,7 @@ from archiver.core.model import (
     CaptureStatus,
 )
 from archiver.trust.keys import KeyInfo
+from archiver.trust.timestamp import timestamper
 from archiver.web.http import REDACTED
 
 EXIT_INTERRUPTED = 130

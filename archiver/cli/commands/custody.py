@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from archiver.archive import Archive, check_capture_id, timestamper
+from archiver.archive import Archive, check_capture_id
 from archiver.cli.context import custody_signer, open_archive
 from archiver.cli.options import archive_dir_option, format_option, tsa_options
 from archiver.cli.render import event_count, show_stamp
@@ -17,6 +17,7 @@ from archiver.core.model import isoformat
 from archiver.core.text import counted, printable
 from archiver.trust import custody, timestamp
 from archiver.trust.manifest import capture_id_of
+from archiver.trust.timestamp import timestamper
 
 
 @click.command("custody")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from archiver.archive import tsa_roots
 from archiver.cli.context import open_archive, say_logged
 from archiver.cli.options import archive_dir_option, format_option
 from archiver.cli.progress import scan_progress
 from archiver.cli.render import show_verification
 from archiver.core.errors import EXIT_FAILED
+from archiver.trust.timestamp import tsa_roots
 
 EXIT_OK = 0
 
