@@ -491,9 +491,7 @@ class Archive:
             f"{counted(len(report.unsigned), 'unsigned file')}"
             + (f", {counted(problems, 'problem')}" if problems else ", everything holds"),
         )
-        if where.path.is_dir() and not logged.notes:
-            logged.notes = where.read_only_notes("verify")
-        return Done(report, logged)
+        return Done(report, logged)  # a read-only copy: the notes are in ``logged``
 
     def elsewhere(self, path: Path) -> Archive:
         """The same signer and operator, on another archive directory."""

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from archiver.capture.run import Capturer
 from archiver.ops.ingest import rebuild
@@ -39,21 +38,6 @@ def archive(make_capturer: Callable[..., Capturer], site: FixtureSite, tmp_path:
     second.new_id = lambda moment: SECOND
     second.capture(site.url(site.PLAIN))
     return tmp_path / "archives"
-
-
-@pytest.fixture
-def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The captures' key (fixed_signer()) as the user's key, for CLI commands that sign."""
-    path = tmp_path / "archivist.key.pem"
-    path.write_bytes(
-        fixed_signer().key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    monkeypatch.setenv("ARCHIVER_KEY", str(path))
-    return path
 
 
 def public_key(archive: Path) -> str:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from archiver.capture.run import Capturer
 from archiver.ops.verify import verify
@@ -24,21 +23,6 @@ from tests.support.site import FixtureSite
 WGET = DATA / "example-wget-bad-target-uri.warc.gz"
 OTHER = DATA / "example.warc.gz"  # another tool's WARC: what the attacker swaps in
 SECOND = "20200812100001-00000000bb"
-
-
-@pytest.fixture
-def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The archivist's key (fixed_signer()) as the user's key, for CLI commands that sign."""
-    path = tmp_path / "archivist.key.pem"
-    path.write_bytes(
-        fixed_signer().key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    monkeypatch.setenv("ARCHIVER_KEY", str(path))
-    return path
 
 
 def verified(archive: Path, *args: str) -> tuple[int, str]:
