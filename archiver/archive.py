@@ -315,6 +315,10 @@ class Archive:
             jobs = batch.check_jobs(jobs, input_file=input_file, problems=problems)
             if not options.allow_private:
                 batch.refuse_private(jobs)
+        if options.browser:  # no browser: said before anything is fetched (exit 2)
+            from archiver.web.browser import find_browser
+
+            find_browser(options.browser_path)
         return batch.plan(self.path, jobs, options, recapture=recapture)
 
     def capture(

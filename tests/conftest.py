@@ -69,3 +69,20 @@ def make_capturer(tmp_path: Path) -> Callable[..., Capturer]:
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The system Chromium browser tests run (Debian's ``chromium``; ``.ci/run`` installs
+    it). Without one they are skipped, saying what to install, except on CI (``CI`` set),
+    where a missing browser fails them."""
+    import os
+    import shutil
+
+    found = os.environ.get("ARCHIVER_BROWSER") or shutil.which("chromium")
+    if found:
+        return found
+    message = "no Chromium: install Debian's chromium package (apt install chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)

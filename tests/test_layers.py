@@ -104,6 +104,7 @@ def test_every_library_error_is_a_usage_problem_or_a_failure() -> None:
     from archiver.core.errors import ArchiverError, Failure, UsageProblem
 
     internal = {  # control flow inside one module, never raised to a caller
+        "archiver.capture.state.Abandoned",
         "archiver.web.http.Interrupted",
         "archiver.web.http.ProtocolError",
         "archiver.web.http.TooSlow",

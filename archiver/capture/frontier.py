@@ -24,6 +24,7 @@ from archiver.web.discover import (
     parse_css,
     parse_html,
 )
+from archiver.web.discover.html import EMBED_VIAS
 
 # the longest the main thread waits on fetches before it runs Python code (and so any
 # signal handler) again; batch.SIGNAL_POLL is the same for a batch's captures
@@ -206,6 +207,9 @@ class _Frontier(_Videos):
             url = check_url(item.url)
         except InvalidURL:
             return None
+        if item.via in EMBED_VIAS:  # a post a platform's widget shows: to yt-dlp only
+            self._embedded_post(url, item.via, parent_url)
+            return None
         role: str = item.role
         if role == "redirect":  # <meta http-equiv=refresh>: the frame navigates on
             role = parent.role
@@ -235,6 +239,18 @@ class _Frontier(_Videos):
             or (role == "video-manifest" and item.via != "hls variant")
         )
         return Task(url, role, item.via, parent_url, expand=expand)
+
+    def _embedded_post(self, url: str, via: str, found_on: str) -> None:
+        """A post that a platform's widget script shows in the page (``EMBED_VIAS``): handed
+        to yt-dlp, which lists it among the videos with what came of it, its error
+        included. Never fetched as a file: no reader of the page loads that URL (the
+        widget's player does, and yt-dlp records every request it makes). With platform
+        videos off it is listed as not followed, so that the capture says what it left."""
+        if self.options.platform_videos:
+            self._note_platform(url, via, found_on)
+            return
+        reason = "a platform post embedded in the page: platform videos are off"
+        self._not_followed({"url": url, "via": via, "found_on": found_on, "reason": reason})
 
     def _page_info(self, info: PageInfo, first: bool) -> None:
         """What the page says about itself; a page reached by refresh only fills gaps."""

@@ -275,6 +275,7 @@ class _Metadata(_RunState):
                 for r in capture.records
                 if r.truncated and r.warc_type == "response"
             ],
+            **({"browser": capture.browser} if capture.browser is not None else {}),
             "record_count": len(capture.records),
             # "records" comes last: what each record is to the capture, so the index can
             # be rebuilt from the WARCs (see _metadata_json)

@@ -18,6 +18,7 @@ from archiver.capture.metadata import _Metadata, placed
 from archiver.capture.state import (
     CSS_TYPES,
     HTML_TYPES,
+    Abandoned,
     ArchiveWriteError,
     CaptureInterrupted,
     Fetched,
@@ -43,6 +44,9 @@ SMALL_BODY = 1024 * 1024
 SPOOL_MEMORY = 8 * 1024 * 1024
 # Small records waiting for the writer are kept in memory up to this much in all.
 BACKLOG_LIMIT = 32 * 1024 * 1024
+# A body relayed to a browser that went away is still read this far (the rest of a small
+# one, whole); past it, it is cut (a player that wanted only the start of a video).
+READ_ON_ABANDONED = 1024 * 1024
 # At most this much of a page, stylesheet or manifest is kept for parsing.
 PARSE_LIMIT = 16 * 1024 * 1024
 
@@ -131,7 +135,7 @@ class _Recorder(_Metadata):
         body = response.iter_body(limit, read_ahead=2 if large else 0)
         body = self._metered(body, response)  # the capture's size budget
         if tap is not None:
-            body = _tapped(body, tap)
+            body = _tapped(body, tap, response)
         if declared is not None:  # the size is known: the display shows a percentage
             self.c.progress.sized(url, declared)
         return body
@@ -475,9 +479,28 @@ def _streamed(response: Response, source: Callable[[StreamingRecord], None]) -> 
     return write
 
 
-def _tapped(pieces: Iterable[memoryview], tap: Callable[[memoryview], Any]) -> Iterator[memoryview]:
+def _tapped(
+    pieces: Iterable[memoryview], tap: Callable[[memoryview], Any], response: Response
+) -> Iterator[memoryview]:
+    """The body's pieces, each handed to ``tap`` first.  When the tap's reader has gone
+    (:class:`Abandoned`: the browser cancelled a request it relayed), the body is still
+    read to its end if that comes within READ_ON_ABANDONED bytes; past them the rest is
+    not read and the record is marked ``WARC-Truncated: unspecified`` (the server did
+    not cut it; a player that wanted a few bytes of a video did), and the capture
+    fetches a video whole itself."""
+    relaying = True
+    after = 0  # bytes received since the reader went
     for piece in pieces:
-        tap(piece)
+        if relaying:
+            try:
+                tap(piece)
+            except Abandoned:
+                relaying = False
+        else:
+            after += len(piece)
+            if after > READ_ON_ABANDONED:
+                response.truncated = response.truncated or "unspecified"
+                return
         yield piece
 
 

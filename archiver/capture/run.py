@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from archiver import TOOL_NAME, __version__
-from archiver.capture.frontier import _Frontier
+from archiver.capture.browser import _Browse
 from archiver.capture.metadata import METADATA_SCHEMA, _metadata_json, library_versions
 from archiver.capture.recorder import PARSE_LIMIT
 from archiver.capture.state import ArchiveWriteError, CaptureInterrupted, Fetched, Task
@@ -205,7 +205,7 @@ class Capturer:
         return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
-class _CaptureRun(_Frontier):
+class _CaptureRun(_Browse):
     """One capture while it runs: its whole flow, from the seed to the published,
     signed and indexed WARC files (the parts it is made of: see ``state._RunState``)."""
 
@@ -313,7 +313,8 @@ class _CaptureRun(_Frontier):
             self.series.current()  # the warcinfo record comes first, dated at the start
         page_task = Task(capture.seed_url, "page", "seed", None, expand=True)
         self.seen.add(capture.seed_url)
-        page = self._fetch(page_task)
+        browser = self.options.browser
+        page = self._browse(page_task) if browser else self._fetch(page_task)
         capture.final_url = page.final_url
         capture.http_status = page.status
         if page.error is not None:
@@ -325,6 +326,8 @@ class _CaptureRun(_Frontier):
         tasks: list[Task] = []
         if page.error is None:
             tasks = self._expand_safely(page)
+        if browser:  # what the browser's bodies and DOM name, and media it saw in part
+            tasks += self._after_browsing()
         self._fetch_all(tasks)
         del tasks  # tens of thousands on a large page: not held through what follows
         if self.stop.is_set():  # interrupted from outside (a batch stopping)
@@ -337,6 +340,8 @@ class _CaptureRun(_Frontier):
             self._platform_media()
         with self.series.lock:
             self._drain()  # small records still waiting for the writer
+            if browser:
+                self._write_pageinfo()
         capture.finished_at = self.c.clock()
         self._note_budget()
         if capture.failure:

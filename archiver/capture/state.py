@@ -40,6 +40,10 @@ class ArchiveWriteError(Failure):
     unexpected = True  # the CLI hints at --debug (archiver.core.errors)
 
 
+class Abandoned(Exception):  # control flow: never reaches a caller
+    """The reader a body is relayed to (the browser) went away: stop reading it."""
+
+
 @dataclass(frozen=True)
 class Task:
     """One URL to fetch within a capture."""

@@ -70,9 +70,10 @@ LISTS = ("tsa", "tsa_ca")
 NUMBERS: tuple[str, ...] = ("tsa_timeout", "timeout", "max_time", "per_host_delay")
 NUMBERS += ("min_rate_window",)
 NUMBERS += ("max_capture_time", "live_duration")  # the capture's budget (archiver.capture.budget)
-COUNTS = ("max_requests",)
+NUMBERS += ("browser_timeout",)
+COUNTS = ("max_requests", "max_scroll")
 SIZES = ("max_capture_size",)  # bytes, or text such as "20G"
-FLAGS = ("allow_private",)
+FLAGS = ("allow_private", "browser")
 
 
 def _checked(path: Path, command: str, name: str, value: Any) -> Any:

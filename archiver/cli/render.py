@@ -54,6 +54,8 @@ def report(result: Capture) -> None:
         )
         ended = "; the stream ended" if live["ended"] else ""
         click.echo(f"  live stream: {live['url']}: {how}{ended}", err=True)
+    if result.browser is not None:
+        say_browser(result)
     for tls in result.tls_unverified:
         click.echo(
             f"  certificate not verified (--insecure): {tls.host}: {tls.problem};"
@@ -70,6 +72,23 @@ def report(result: Capture) -> None:
         click.echo(f"  {result.sign_error}", err=True)
     if result.index_error:
         click.echo(f"  {result.index_error}", err=True)
+
+
+def say_browser(result: Capture) -> None:
+    """How the page went in the browser, and what it left: one line, problems apart."""
+    info = result.browser_summary()
+    quiet = info["network_quiet"]
+    settled = "network quiet" if quiet else "still busy at --browser-timeout (captured as it stood)"
+    kinds = sorted({url.split(":", 2)[1] for url in info["kept"] if url.count(":") >= 2})
+    refused = info["blocked"]
+    blocked = f"; {counted(refused, 'request')} of its own refused" if refused else ""
+    click.echo(
+        f"  browser: {info['product']}; {settled}; scrolled {info['scroll_steps'] or 0} steps;"
+        f" kept {', '.join(kinds) or 'nothing it showed'}{blocked}"
+    )
+    for what, items in (("pop-up", info["popups"]), ("download", info["downloads"])):
+        for item in items:
+            click.echo(f"  browser {what}: {item}", err=True)
 
 
 def show_stamp(stamp: Stamp) -> None:

@@ -29,6 +29,9 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_WARC_MAX_SIZE = 1_000_000_000
 DEFAULT_CONCURRENCY = 4
 DEFAULT_MAX_REDIRECTS = 20
+DEFAULT_BROWSER_TIMEOUT = 60.0  # seconds for the load, and again for a quiet network
+DEFAULT_MAX_SCROLL = 20  # viewport-high steps: infinite scroll ends there
+DEFAULT_VIEWPORT = (1366, 768)  # the most common desktop screen
 # A response is cut (WARC-Truncated: time) when it averages fewer than DEFAULT_MIN_RATE
 # bytes per second over DEFAULT_MIN_RATE_WINDOW seconds.  1 KiB/s is 8 kbit/s: below
 # a dial-up modem (56 kbit/s), below the lowest bitrate any audio or video stream is
@@ -115,6 +118,14 @@ class CaptureOptions:
     cookies: Path | None = None
     platform_hosts: tuple[str, ...] = ()  # more hosts whose every URL is a video (tests)
     dedup: bool = True  # a payload already in the archive is written as a revisit record
+    # --browser: the page loaded in a system Chromium whose every request goes through
+    # our recorder (see archiver.capture.browser)
+    browser: bool = False
+    browser_path: str | None = None  # else ARCHIVER_BROWSER, else chromium on PATH
+    browser_timeout: float = DEFAULT_BROWSER_TIMEOUT  # load and quiet, each wait
+    max_scroll: int = DEFAULT_MAX_SCROLL  # viewport-high scroll steps, at most
+    viewport: tuple[int, int] = DEFAULT_VIEWPORT
+    device_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not COLLECTION_PATTERN.fullmatch(self.collection):
@@ -157,6 +168,15 @@ class CaptureOptions:
             raise OptionError("live duration must be 0 to 604800 seconds")
         if self.warc_max_size < 1024:
             raise OptionError("WARC size limit must be at least 1024 bytes")
+        if not 0 < self.browser_timeout <= 86400:
+            raise OptionError("browser timeout must be positive (at most a day)")
+        if not 0 <= self.max_scroll <= 100_000:
+            raise OptionError("max scroll must be between 0 and 100000 steps")
+        width, height = self.viewport
+        if not (100 <= width <= 10_000 and 100 <= height <= 10_000):
+            raise OptionError("viewport must be between 100x100 and 10000x10000")
+        if not 0.25 <= self.device_scale <= 4:
+            raise OptionError("device scale must be between 0.25 and 4")
 
     def recorded(self) -> dict[str, Any]:
         """The options as written into provenance (paths and secrets left out)."""
@@ -186,6 +206,20 @@ class CaptureOptions:
             "allow_playlists": self.allow_playlists,
             "cookies": "given (values never recorded)" if self.cookies else None,
             "dedup": self.dedup,
+            **self._browser_recorded(),
+        }
+
+    def _browser_recorded(self) -> dict[str, Any]:
+        """The browser's options, in captures made with one (others keep their options
+        exactly as before)."""
+        if not self.browser:
+            return {}
+        return {
+            "browser": True,
+            "browser_timeout": self.browser_timeout,
+            "max_scroll": self.max_scroll,
+            "viewport": f"{self.viewport[0]}x{self.viewport[1]}",
+            "device_scale": self.device_scale,
         }
 
 
@@ -348,6 +382,8 @@ class Capture:
     budget_spent: list[str] = field(default_factory=list)  # budgets that ran out (partial)
     live: list[dict[str, Any]] = field(default_factory=list)  # live HLS playlists recorded
     tls_unverified: list[UnverifiedTLS] = field(default_factory=list)
+    # --browser: which browser, how it ran, what it did and what was blocked
+    browser: dict[str, Any] | None = None
     warc_files: list[Path] = field(default_factory=list)
     failure: str | None = None
     interrupted: bool = False  # stopped by Ctrl-C (status is failed)
@@ -408,4 +444,23 @@ class Capture:
             "manifest_sha256": self.manifest_sha256,
             "sign_error": self.sign_error,
             "timestamps": [s.to_json() for s in self.timestamps],
+            **({"browser": self.browser_summary()} if self.browser is not None else {}),
+        }
+
+    def browser_summary(self) -> dict[str, Any]:
+        """What a browser capture's browser did, in short (the metadata has it all)."""
+        info = self.browser or {}
+        kept = [r.url for r in self.records if r.warc_type == "resource"]
+        return {
+            "product": info.get("product"),
+            "user_agent": info.get("user_agent"),
+            "loaded": info.get("loaded"),
+            "network_quiet": info.get("network_quiet"),
+            "scroll_steps": info.get("scroll_steps"),
+            "crashed": info.get("crashed"),
+            "blocked": len(info.get("blocked", [])),
+            "popups": info.get("popups", []),
+            "downloads": [d.get("url") for d in info.get("downloads", [])],
+            "dialogs": len(info.get("dialogs", [])),
+            "kept": kept,
         }

@@ -1,8 +1,10 @@
 """SQL over the provenance index with DuckDB: the views ``captures`` and ``records``.
 
 The views read the Parquet files under ``<archive>/index`` directly (with
-``union_by_name``, so files written under older, smaller schemas still read).
-An empty index gives empty views with the current schema.
+``union_by_name``, so files written under older, smaller schemas still read), and
+always have every column of the current schema: one that no file holds yet (an
+archive whose every capture was indexed before the column existed) is null, never
+an unknown column.  An empty index gives empty views with the current schema.
 """
 
 from __future__ import annotations
@@ -75,15 +77,18 @@ def connect(
             con.execute(f"SET threads = {int(threads)}")
         for table in schema.TABLES:
             files = index.readable_files(table)
+            # no rows, every column of the current schema with its type
+            con.register(f"_{table}_empty", schema.arrow_schema(table).empty_table())
             if files:
                 listed = ", ".join(_quote(str(p)) for p in files)
+                # by name: the files' columns first, then those none of them has (null);
+                # filters and projections still reach the Parquet reader
                 con.execute(
                     f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
-                    f"[{listed}], union_by_name = true)"
+                    f"[{listed}], union_by_name = true) "
+                    f"UNION ALL BY NAME SELECT * FROM _{table}_empty"
                 )
             else:
-                empty = schema.arrow_schema(table).empty_table()
-                con.register(f"_{table}_empty", empty)
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
         allowed = _quote(str(index.readable_root().resolve()) + "/")
         con.execute(f"SET allowed_directories = [{allowed}]")

@@ -5,6 +5,12 @@ type, nullability and description.  This module turns those files into pyarrow
 schemas; the index writer uses nothing else.  Each Parquet file records the table
 and schema version in its key-value metadata (``archiver.table``,
 ``archiver.schema_version``); the column descriptions stay in the schema files.
+
+A new version only adds columns, at the end: files written under an older version are
+never rewritten, and every reader brings them to the current schema, the columns they
+lack as null (:func:`archiver.index.store.conform`, DuckDB's ``union_by_name``).  The
+older schema files stay: a signed manifest holds its ``captures`` row with the columns
+of the version its format names (:mod:`archiver.trust.manifest`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ if TYPE_CHECKING:  # pyarrow is imported when a schema is built: commands start 
     import pyarrow as pa
 
 TABLES = ("captures", "records")
-CURRENT_VERSION = {"captures": 1, "records": 1}
+CURRENT_VERSION = {"captures": 2, "records": 1}  # captures v2: the browser columns
 TABLE_KEY = b"archiver.table"
 VERSION_KEY = b"archiver.schema_version"
 

@@ -16,8 +16,10 @@ its own id, so concurrent captures never write the same file.  Captures hold a
 shared lock while they write; compaction and rebuild hold it exclusively.
 
 The rows are typed (:class:`CaptureRow`, :class:`RecordRow`); their fields are
-the columns of ``schemas/captures.v1.json`` and ``schemas/records.v1.json``
-(checked when this module loads).
+the columns of the current schemas, ``schemas/captures.v2.json`` and
+``schemas/records.v1.json`` (checked when this module loads).  Files written under
+an older schema are read as they are and brought to the current one (:func:`conform`);
+compaction and rebuild write the current one.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import secrets
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,7 +105,9 @@ PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3
 
 @dataclass(frozen=True)
 class CaptureRow:
-    """One row of the ``captures`` table (see schemas/captures.v1.json)."""
+    """One row of the ``captures`` table (see schemas/captures.v2.json).  The columns
+    version 2 added come last, with defaults: a row of version 1 (a manifest made before
+    them, a file written under it) is the same row with them null."""
 
     capture_id: str
     imported: bool
@@ -138,6 +143,10 @@ class CaptureRow:
     errors: list[dict[str, str]] | None
     key_fingerprint: str | None = None
     manifest_sha256: str | None = None
+    # version 2: a browser capture's browser (see browser_columns)
+    browser: str | None = None
+    browser_user_agent: str | None = None
+    viewport: str | None = None
 
 
 @dataclass(frozen=True, slots=True)  # slots: one per record, 100,000 for a large page
@@ -712,8 +721,44 @@ def rows_for_capture(capture: Capture) -> tuple[CaptureRow, RecordRows]:
         total_bytes=payload_bytes(entries),
         warc_bytes=sum(p.stat().st_size for p in capture.warc_files),
         errors=[{"url": e.url, "reason": e.reason} for e in capture.errors],
+        **browser_columns(capture.browser),
     )
     return row, records
+
+
+def browser_columns(info: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """The columns ``browser``, ``browser_user_agent`` and ``viewport`` of a capture whose
+    browser said ``info`` (``Capture.browser``; the metadata record's ``"browser"`` object,
+    the same after a JSON round trip): one function for the capture and for ``index
+    rebuild``, so that both give the same row.  Whatever is missing or of another type
+    (a browser that failed before it said its version) is null, never a guess."""
+    info = info if isinstance(info, Mapping) else {}
+    return {
+        "browser": _text(info.get("product")),
+        "browser_user_agent": _text(info.get("user_agent")),
+        "viewport": viewport_text(info.get("viewport"), info.get("device_scale")),
+    }
+
+
+def viewport_text(size: Any, scale: Any) -> str | None:
+    """``1366x768@1``: width x height in CSS pixels @ device scale factor (as short as it
+    is exact: 1.0 is ``1``, 2.5 is ``2.5``); without a scale, ``1366x768``."""
+    if not isinstance(size, Mapping):
+        return None
+    width, height = size.get("width"), size.get("height")
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (width, height)):
+        return None
+    text = f"{width}x{height}"
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        return text
+    if isinstance(scale, float) and not math.isfinite(scale):
+        return text
+    shown = int(scale) if isinstance(scale, int) or scale.is_integer() else scale
+    return f"{text}@{shown!r}"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def payload_bytes(records: Iterable[RecordRow] | Iterable[RecordEntry]) -> int:

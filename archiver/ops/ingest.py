@@ -27,7 +27,14 @@ from archiver import TOOL_NAME
 from archiver.core.atomic import TEMP_MARK, fsync_dir, fsync_file, rename_no_replace
 from archiver.core.errors import Failure
 from archiver.core.layout import CAPTURE_ID
-from archiver.index.store import CaptureRow, Index, RecordRow, payload_bytes, relative_path
+from archiver.index.store import (
+    CaptureRow,
+    Index,
+    RecordRow,
+    browser_columns,
+    payload_bytes,
+    relative_path,
+)
 from archiver.trust.manifest import MANIFEST_SUFFIX, Manifest, ManifestError
 from archiver.warc.reader import ScanIssue, StoredRecord, media_type, parse_warc_date, scan_file
 
@@ -311,6 +318,8 @@ def capture_rows(
         total_bytes=payload_bytes(rows),
         warc_bytes=sum(p.stat().st_size for p, _ in files),
         errors=[{"url": e["url"], "reason": e["reason"]} for e in meta.get("errors") or []],
+        # a browser capture's: what the capture's own row took from Capture.browser
+        **browser_columns(meta.get("browser")),
     )
     if files:
         row = _with_signature(row, files[0][0].parent / (capture_id + MANIFEST_SUFFIX))

@@ -2,7 +2,7 @@
 
 A capture ends by writing, beside its WARC files::
 
-    warc/<collection>/<capture_id>.manifest.json      what was written (schemas/manifest.v1.json)
+    warc/<collection>/<capture_id>.manifest.json      what was written (schemas/manifest.v2.json)
     warc/<collection>/<capture_id>.manifest.json.sig  raw 64-byte Ed25519 signature of those bytes
     keys/<fingerprint>.pub.pem                        the signer's public key (SubjectPublicKeyInfo)
 
@@ -15,6 +15,14 @@ index is derived data, checked row by row against the manifests.
 
 The file is ASCII JSON, one file or record per line, so that it can be read, and
 checked with ``sed`` and ``sha256sum``, without any of our code.
+
+Its ``format`` says which version of the tables its rows follow (:data:`TABLE_VERSIONS`),
+every column of that version there and no other: ``archiver/manifest/2`` holds the
+``captures`` row of ``schemas/captures.v2.json`` (with the browser columns),
+``archiver/manifest/1``, written before them, the row of ``captures.v1.json``.  A signed
+manifest is never rewritten, so both are read, and written back byte for byte
+(:attr:`Manifest.version`); a row read from format 1 has the newer columns null, which
+is what an index row of such a capture must hold.  A format not listed is an error.
 """
 
 from __future__ import annotations
@@ -36,7 +44,14 @@ from archiver.core.model import isoformat
 from archiver.index import schema
 from archiver.index.store import CaptureRow, RecordRow, RecordRows
 
-FORMAT = "archiver/manifest/1"
+FORMAT_PREFIX = "archiver/manifest/"
+VERSION = 2  # what new captures write
+FORMAT = f"{FORMAT_PREFIX}{VERSION}"
+# the schema version of each table's rows in each manifest format (schemas/manifest.vN.json)
+TABLE_VERSIONS: dict[int, dict[str, int]] = {
+    1: {"captures": 1, "records": 1},
+    2: {"captures": 2, "records": 1},
+}
 MANIFEST_SUFFIX = ".manifest.json"
 SIGNATURE_SUFFIX = MANIFEST_SUFFIX + ".sig"
 KEYS_DIR = "keys"
@@ -83,10 +98,19 @@ class Manifest:
     capture: CaptureRow  # its key_fingerprint and manifest_sha256 are None
     files: tuple[FileEntry, ...]
     records: Sequence[RecordRow]  # a tuple, or a capture's RecordRows (made when read)
+    version: int = VERSION  # the format: which columns its rows hold (TABLE_VERSIONS)
 
     @property
     def public_key(self) -> str:
         return public_key_name(self.key_fingerprint)
+
+    @property
+    def format(self) -> str:
+        return f"{FORMAT_PREFIX}{self.version}"
+
+    def table_version(self, table: str) -> int:
+        """The schema version of ``table`` whose columns this manifest's rows hold."""
+        return TABLE_VERSIONS[self.version][table]
 
     def index_row(self, manifest_sha256: str) -> CaptureRow:
         """The ``captures`` row of the signed capture, as the index holds it."""
@@ -110,8 +134,11 @@ class Manifest:
                 yield (b",\n  " if i else b"\n  ") + text  # no comma after the last one
             yield b"\n ]"
 
+        if self.version not in TABLE_VERSIONS:
+            raise ManifestError(f"unknown manifest format {self.format!r}")
+        _fits(self.capture, "captures", self.table_version("captures"))
         head = {
-            "format": FORMAT,
+            "format": self.format,
             "capture_id": self.capture_id,
             "signed_at": isoformat(self.signed_at),
             "signer": {
@@ -124,11 +151,13 @@ class Manifest:
         yield b"{\n"
         for k, v in head.items():
             yield b" %s: %s,\n" % (line(k), line(v))
-        yield b' "capture": %s,\n' % line(row_to_json(self.capture, "captures"))
+        capture = row_to_json(self.capture, "captures", self.table_version("captures"))
+        yield b' "capture": %s,\n' % line(capture)
         yield b' "files": ['
         yield from items(line(asdict(f)) for f in self.files)
         yield b',\n "records": ['
-        yield from items(line(row_to_json(r, "records")) for r in self.records)
+        records = self.table_version("records")
+        yield from items(line(row_to_json(r, "records", records)) for r in self.records)
         yield b"\n}\n"
 
     @classmethod
@@ -144,8 +173,8 @@ class Manifest:
             raise ManifestError(f"not JSON text ({type(exc).__name__}: {exc})") from exc
         if not isinstance(doc, dict):
             raise ManifestError("not a JSON object")
-        if doc.get("format") != FORMAT:
-            raise ManifestError(f"unknown manifest format {doc.get('format')!r}")
+        version = _format_version(doc.get("format"))
+        tables = TABLE_VERSIONS[version]
         _exactly(doc, TOP_LEVEL, "the manifest")
         signer = _field(doc, "signer", dict)
         tool = _field(doc, "tool", dict)
@@ -157,7 +186,7 @@ class Manifest:
         if _field(signer, "public_key", str) != public_key_name(fp):
             raise ManifestError("signer.public_key does not name the signer's key")
         signed_at = _timestamp(_field(doc, "signed_at", str), "signed_at")
-        capture = row_from_json(_field(doc, "capture", dict), "captures")
+        capture = row_from_json(_field(doc, "capture", dict), "captures", None, tables["captures"])
         if capture.key_fingerprint is not None or capture.manifest_sha256 is not None:
             raise ManifestError("capture.key_fingerprint and capture.manifest_sha256 must be null")
         files = []
@@ -178,7 +207,7 @@ class Manifest:
         for i, item in enumerate(_field(doc, "records", list)):
             if not isinstance(item, dict):
                 raise ManifestError(f"records[{i}] is not an object")
-            record = row_from_json(item, "records", f"records[{i}]")
+            record = row_from_json(item, "records", f"records[{i}]", tables["records"])
             _relative(record.warc_filename, f"records[{i}].warc_filename")
             records.append(record)
         capture_id = _field(doc, "capture_id", str)
@@ -195,6 +224,33 @@ class Manifest:
             capture=capture,
             files=tuple(files),
             records=tuple(records),
+            version=version,
+        )
+
+
+def _format_version(value: Any) -> int:
+    """The version a ``format`` names, if it is one this code reads (exactly as written:
+    no other spelling of it)."""
+    if isinstance(value, str) and value.startswith(FORMAT_PREFIX):
+        number = value[len(FORMAT_PREFIX) :]
+        for version in TABLE_VERSIONS:
+            if number == str(version):
+                return version
+    raise ManifestError(f"unknown manifest format {value!r}")
+
+
+def _fits(row: CaptureRow | RecordRow, table: str, version: int) -> None:
+    """A row written with the columns of an older version must not lose a value."""
+    kept = set(schema.load(table, version).names)
+    lost = [
+        column.name
+        for column in schema.load(table).columns
+        if column.name not in kept and getattr(row, column.name) is not None
+    ]
+    if lost:
+        raise ManifestError(
+            f"a {table} row of version {version} has no column {', '.join(lost)}: "
+            f"write it as a manifest of format {VERSION}"
         )
 
 
@@ -264,10 +320,13 @@ def write_signed(path: Path, built: Manifest, sign: Callable[[bytes], bytes]) ->
 
 
 # rows as JSON -------------------------------------------------------------------
-def row_to_json(row: CaptureRow | RecordRow, table: str) -> dict[str, Any]:
-    """A typed row as JSON values: timestamps as ISO 8601 UTC strings, maps as objects."""
+def row_to_json(
+    row: CaptureRow | RecordRow, table: str, version: int | None = None
+) -> dict[str, Any]:
+    """A typed row as JSON values: timestamps as ISO 8601 UTC strings, maps as objects;
+    the columns of ``table`` at ``version`` (the current one by default)."""
     out: dict[str, Any] = {}
-    for column in schema.load(table).columns:
+    for column in schema.load(table, version).columns:
         value = getattr(row, column.name)
         if value is not None and column.type == "timestamp":
             value = isoformat(value)
@@ -277,10 +336,14 @@ def row_to_json(row: CaptureRow | RecordRow, table: str) -> dict[str, Any]:
     return out
 
 
-def row_from_json(doc: dict[str, Any], table: str, where: str | None = None) -> Any:
-    """The typed row a JSON object describes; every column must be there, and no other."""
+def row_from_json(
+    doc: dict[str, Any], table: str, where: str | None = None, version: int | None = None
+) -> Any:
+    """The typed row a JSON object describes; every column of ``table`` at ``version`` (the
+    current one by default) must be there, and no other.  Columns newer than ``version``
+    are null in the row."""
     where = where or table.rstrip("s")
-    columns = schema.load(table).columns
+    columns = schema.load(table, version).columns
     names = [c.name for c in columns]
     if set(doc) != set(names):
         missing = sorted(set(names) - set(doc))
@@ -314,7 +377,8 @@ def row_from_json(doc: dict[str, Any], table: str, where: str | None = None) -> 
             value = [_typed(item, str, label) for item in _typed(value, list, label)]
         values[column.name] = value
     row_type = CaptureRow if table == "captures" else RecordRow
-    assert [f.name for f in fields(row_type)] == names
+    # an older version's columns are the first ones of the row (a version only adds)
+    assert [f.name for f in fields(row_type)][: len(names)] == names
     return row_type(**values)
 
 

@@ -374,6 +374,16 @@ class Response:
     def read_all(self, max_size: int | None = None) -> bytes:
         return b"".join(bytes(c) for c in self.iter_body(max_size))
 
+    def detach(self) -> tuple[socket.socket, bytes]:
+        """After a ``101 Switching Protocols`` head: the connection and the bytes read
+        past the head, handed to the caller (a WebSocket tunnel); this response no
+        longer owns them."""
+        sock, self._wire.sock = self._wire.sock, None
+        if sock is None:
+            raise ProtocolError("the connection is closed")
+        rest, self._buffer = self._buffer, b""
+        return sock, rest
+
     def close(self) -> None:
         """Stop reading the body (joining a read-ahead thread) and close the connection."""
         body, self._body = self._body, None
@@ -464,9 +474,12 @@ def build_request(
     method: str = "GET",
     body: bytes = b"",
     secret: tuple[str, ...] = (),
+    connection: str = "close",
 ) -> Request:
     """The request to send, and the copy to record: the values of the ``secret``
-    header fields (cookies, say) are replaced by :data:`REDACTED` in the copy."""
+    header fields (cookies, say) are replaced by :data:`REDACTED` in the copy.
+    ``connection`` is the Connection field's value (``Upgrade`` for a WebSocket
+    handshake the browser makes; else one exchange per connection)."""
     _, host, port, secure, target = request_target(url)
     try:
         ascii_host = host.encode("idna").decode("ascii")
@@ -479,7 +492,7 @@ def build_request(
     if method not in _METHODS:
         raise FetchError(url, f"unsupported HTTP method {method!r}")
     if body or method in ("POST", "PUT", "PATCH"):
-        headers = [*headers, ("Content-Length", str(len(body)))]
+        headers = _framed(headers, len(body))
     hidden = {name.lower() for name in secret}
 
     def render(redact: bool) -> bytes:
@@ -487,7 +500,7 @@ def build_request(
         for k, v in headers:
             shown = REDACTED if redact and k.lower() in hidden else v
             lines.append(f"{k}: {shown}")
-        lines.append("Connection: close")
+        lines.append(f"Connection: {connection}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body
 
     raw = render(False)
@@ -498,6 +511,26 @@ def build_request(
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _framed(headers: list[tuple[str, str]], length: int) -> list[tuple[str, str]]:
+    """The fields with the body framed by one Content-Length: a given one (a browser's,
+    relayed) keeps its place and gets the length sent, further ones and any
+    Transfer-Encoding go (the body is sent whole, never chunked: two lengths or both
+    framings make servers refuse the request)."""
+    out: list[tuple[str, str]] = []
+    framed = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "transfer-encoding" or (lowered == "content-length" and framed):
+            continue
+        if lowered == "content-length":
+            framed = True
+            value = str(length)
+        out.append((name, value))
+    if not framed:
+        out.append(("Content-Length", str(length)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -656,7 +689,9 @@ def _read_head(wire: Wire, url: str) -> tuple[bytes, bytes]:
     """Read up to the end of the final response head.
 
     1xx interim heads (100 Continue, 103 Early Hints) are read and skipped: a WARC
-    response record holds one HTTP response, the final one.
+    response record holds one HTTP response, the final one.  ``101 Switching
+    Protocols`` is final: after it the connection speaks another protocol (a WebSocket
+    a browser opened through the intercepting proxy).
     """
     data = bytearray()
     scanned = 0
@@ -679,7 +714,7 @@ def _read_head(wire: Wire, url: str) -> tuple[bytes, bytes]:
         data += piece
 
 
-_INTERIM = re.compile(rb"HTTP/1\.[01] 1[0-9][0-9][ \r\n]")
+_INTERIM = re.compile(rb"HTTP/1\.[01] 1(?!01)[0-9][0-9][ \r\n]")
 _STATUS = re.compile(r"[1-9][0-9][0-9]")
 
 

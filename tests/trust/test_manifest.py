@@ -23,7 +23,7 @@ import pytest
 
 from archiver.capture.run import Capturer
 from archiver.trust.keys import public_pem
-from archiver.trust.manifest import Manifest, ManifestError
+from archiver.trust.manifest import TABLE_VERSIONS, VERSION, Manifest, ManifestError
 from tests.support import paths
 from tests.support.deterministic import fixed_signer
 from tests.support.doc_checks import doc_checks
@@ -35,7 +35,8 @@ GOLDEN = paths.GOLDEN / "manifest.json"
 
 
 def manifest_schema() -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((SCHEMAS / "manifest.v1.json").read_text("utf-8"))
+    # the format new captures write; format 1: tests/trust/test_manifest_versions.py
+    doc: dict[str, Any] = json.loads((SCHEMAS / f"manifest.v{VERSION}.json").read_text("utf-8"))
     return doc
 
 
@@ -46,7 +47,8 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def table_columns(table: str) -> list[dict[str, Any]]:
-    spec: dict[str, Any] = json.loads((SCHEMAS / f"{table}.v1.json").read_text("utf-8"))
+    version = TABLE_VERSIONS[VERSION][table]
+    spec: dict[str, Any] = json.loads((SCHEMAS / f"{table}.v{version}.json").read_text("utf-8"))
     columns: list[dict[str, Any]] = spec["columns"]
     return columns
 
@@ -82,7 +84,7 @@ def _expected_type(spec: str) -> str:
 
 @pytest.mark.parametrize(("table", "where"), [("captures", "capture"), ("records", "records")])
 def test_schema_rows_are_exactly_the_table_columns(table: str, where: str) -> None:
-    """schemas/manifest.v1.json writes the rows out by hand: it must follow the tables."""
+    """schemas/manifest.vN.json writes the rows out by hand: it must follow the tables."""
     node = manifest_schema()["properties"][where]
     if where == "records":
         assert node["type"] == "array"
@@ -175,7 +177,12 @@ def _delete(path: str) -> Callable[[Doc], None]:
 
 # (what, mutation, the error it must give, whether the JSON Schema can also tell)
 BROKEN: list[tuple[str, Callable[[Doc], None], str, bool]] = [
-    ("another format", _set("format", "archiver/manifest/2"), "unknown manifest format", True),
+    (
+        "another format",
+        _set("format", f"archiver/manifest/{VERSION + 1}"),
+        "unknown manifest format",
+        True,
+    ),
     ("no format", _delete("format"), "unknown manifest format None", True),
     ("no capture column", _delete("capture.title"), r"capture: missing columns \['title'\]", True),
     (

@@ -24,11 +24,13 @@ from archiver.cli.progress import TerminalProgress, progress_display
 from archiver.cli.render import report
 from archiver.core.errors import EXIT_FAILED, UsageProblem
 from archiver.core.model import (
+    DEFAULT_BROWSER_TIMEOUT,
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_CAPTURE_SIZE,
     DEFAULT_MAX_CAPTURE_TIME,
     DEFAULT_MAX_REDIRECTS,
     DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_SCROLL,
     DEFAULT_MIN_RATE,
     DEFAULT_MIN_RATE_WINDOW,
     DEFAULT_TIMEOUT,
@@ -215,6 +217,36 @@ EXIT_INTERRUPTED = 130
     "--cookies",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Netscape cookies file for logged-in capture; sent, never recorded in clear.",
+)
+@click.option(
+    "--browser",
+    is_flag=True,
+    help="Load the page in Chromium (Debian's chromium package) so scripts run, embeds "
+    "are built and media play; every request it makes is fetched and recorded by "
+    "archiver as in HTTP mode, and screenshots, a PDF, the rendered DOM and text are "
+    "kept. Config file: [capture] browser = true.",
+)
+@click.option(
+    "--browser-path",
+    type=click.Path(dir_okay=False),
+    envvar="ARCHIVER_BROWSER",
+    help="The Chromium to run (default: chromium, chromium-browser or google-chrome on "
+    "PATH). Environment: ARCHIVER_BROWSER.",
+)
+@click.option(
+    "--browser-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    default=DEFAULT_BROWSER_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the page to load, and again for its network to go quiet; "
+    "a page still busy then is captured as it is, and the capture says so.",
+)
+@click.option(
+    "--max-scroll",
+    type=click.IntRange(min=0, max=100_000),
+    default=DEFAULT_MAX_SCROLL,
+    show_default=True,
+    help="Viewport-high steps to scroll down so lazy content loads (infinite scroll stops here).",
 )
 @click.option(
     "--format",

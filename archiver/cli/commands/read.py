@@ -81,12 +81,13 @@ def show_command(capture_id: str, output_format: str, archive_dir: Path) -> None
             doc["notes"] = read_only
         click.echo(json.dumps(doc, ensure_ascii=False, indent=1))
         return
+    width = max(len(name) for name in captures.columns)  # browser_user_agent: 18
     for name in captures.columns:
         if name in ("errors", "outlinks", "libraries", "warc_files"):
             continue
         value = query.cell(row[name])
         if value:  # an operator, a note, a page title: escaped, never acted on
-            click.echo(f"{name:>16}: {printable(value)}")
+            click.echo(f"{name:>{width}}: {printable(value)}")
     click.echo("\nWARC files:")
     for name in row["warc_files"] or []:
         click.echo(f"  {printable(name)}")
@@ -102,7 +103,11 @@ def show_command(capture_id: str, output_format: str, archive_dir: Path) -> None
 
 @click.command("extract")
 @click.argument("ident", metavar="CAPTURE_ID_OR_RECORD_ID")
-@click.option("--url", help="The response for this URL in the capture (redirects followed).")
+@click.option(
+    "--url",
+    help="The response for this URL in the capture (redirects followed), or a record of a "
+    "browser capture by its target URI (urn:view:PAGE_URL, as `archiver show` lists them).",
+)
 @click.option(
     "-o",
     "--output",
@@ -142,13 +147,18 @@ def extract(
     response) or a WARC-Record-ID. The record's stored bytes and its payload
     SHA-256 are checked against the index; if anything differs, no file is
     written and the exit status is 1. Chunked transfer coding is removed
-    (--raw keeps it); Content-Encoding is kept as served.
+    (--raw keeps it); Content-Encoding is kept as served. What a browser
+    capture's browser showed is in resource records, written as stored:
+    urn:view:PAGE_URL and urn:fullPage:PAGE_URL (screenshots, PNG), urn:pdf:,
+    urn:dom:, urn:text: and urn:pageinfo: (PAGE_URL is the page's final URL).
 
     \b
     Examples:
       archiver extract 20200812100000-0123456789 -o article.html
       archiver extract 20200812100000-0123456789 --url https://example.org/v.mp4 -o v.mp4
       archiver extract "<urn:uuid:0b3f7a4e-5c1d-4e2a-9f3b-8d6c2a1e4f57>" -o v.mp4
+      archiver extract 20200812100000-0123456789 \\
+          --url urn:view:https://example.org/article -o screenshot.png
       archiver extract 20200812100000-0123456789 --segments \\
           --url https://example.org/hls/master.m3u8 -o video.ts
       archiver extract 20200812100000-0123456789 --segments \\

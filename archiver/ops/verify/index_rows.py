@@ -1,5 +1,10 @@
 """The index against the signed manifests (and imported files): every ``captures`` and
-``records`` row, column by column; rows missing, added or claiming no signed capture."""
+``records`` row, column by column; rows missing, added or claiming no signed capture.
+
+Both sides are brought to the current schema: an index file written under an older one
+reads with the newer columns null, and so does the row of a manifest whose format
+predates them (:data:`archiver.trust.manifest.TABLE_VERSIONS`), so a capture signed
+before the browser columns existed must have them null in the index."""
 
 from __future__ import annotations
 
@@ -76,6 +81,11 @@ def _verify_index(
         cid: (m.index_row(digests[cid]), list(m.records)) for cid, m in signed.items()
     }
     expected.update(imported)
+    # the columns each signed capture's row holds (a manifest of format 1 has fewer)
+    signed_columns = {
+        cid: frozenset(schema.load("captures", m.table_version("captures")).names)
+        for cid, m in signed.items()
+    }
     for capture_id, (want_capture, want_records) in sorted(expected.items()):
         problems: list[Problem] = []
         notes: list[Problem] = []
@@ -98,6 +108,7 @@ def _verify_index(
                 by_capture,
                 imported=capture_id in imported,
                 notes=notes,
+                signed_columns=signed_columns.get(capture_id),
             )
         checked = counted(1 + len(want_records), "row")
         if notes:
@@ -136,6 +147,7 @@ def _compare_all_rows(
     *,
     imported: bool = False,
     notes: list[Problem] | None = None,
+    signed_columns: frozenset[str] | None = None,
 ) -> None:
     _compare_rows(
         problems,
@@ -146,6 +158,7 @@ def _compare_all_rows(
         key=lambda r: r.capture_id,
         imported=imported,
         notes=notes,
+        signed_columns=signed_columns,
     )
     _compare_rows(
         problems,
@@ -231,6 +244,7 @@ def _compare_rows(
     *,
     imported: bool = False,  # the rows are compared with what the imported file gives
     notes: list[Problem] | None = None,
+    signed_columns: frozenset[str] | None = None,  # those the manifest's row holds
 ) -> None:
     """Each row of ``have`` against the one ``want`` holds for its key: a difference is
     a problem, except (in ``notes``, when given) an imported file's URL that an index
@@ -277,12 +291,17 @@ def _compare_rows(
                         )
                     )
                     continue
-                says = (
-                    f"reading the imported file gives {_short(expected[column])} "
-                    "(`archiver index rebuild` rewrites the rows from the file)"
-                    if imported
-                    else f"the signed manifest says {_short(expected[column])}"
-                )
+                if imported:
+                    says = (
+                        f"reading the imported file gives {_short(expected[column])} "
+                        "(`archiver index rebuild` rewrites the rows from the file)"
+                    )
+                elif signed_columns is not None and column not in signed_columns:
+                    says = (
+                        "the signed manifest was made before this column existed: it must be None"
+                    )
+                else:
+                    says = f"the signed manifest says {_short(expected[column])}"
                 problems.append(
                     Problem(
                         f"{table} column {column} is {_short(value)}, {says}",

@@ -1,11 +1,14 @@
 """References and metadata of HTML pages (:func:`parse_html`): one document-order pass
-(``_HtmlScan``) over a tree parsed from a depth-capped copy (:func:`shallow`)."""
+(``_HtmlScan``) over a tree parsed from a depth-capped copy (:func:`shallow`), social-media
+embeds included (:data:`EMBED_VIAS`)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -15,6 +18,7 @@ from archiver.web.discover.css import parse_css
 from archiver.web.discover.found import (
     _ASCII_WS,
     MAX_UNFETCHED,
+    Found,
     PageInfo,
     Role,
     Unfetched,
@@ -22,6 +26,7 @@ from archiver.web.discover.found import (
     _resolve,
     video_role,
 )
+from archiver.web.platforms import platform_of
 
 _LINK_RELS = (
     "icon",
@@ -42,6 +47,57 @@ _META_IMAGE = (
 )
 # data-* attributes that lazy-loading scripts turn into src
 _LAZY_SRC = ("data-src", "data-lazy-src", "data-original")
+
+# Social-media embeds: markup that a platform's widget script (served from the platform)
+# turns into an iframe player once the page runs, so the HTML as served names the post
+# but no iframe.  Each names one post, found under one of these vias; a capture hands it
+# to the platform path (yt-dlp), never fetching the post's URL as a file, which the page's
+# readers never load either (archiver.capture.frontier).
+EMBED_TELEGRAM = "blockquote.telegram-post[data-telegram-post]"
+EMBED_TELEGRAM_SCRIPT = "script[data-telegram-post]"
+EMBED_TWEET = "blockquote.twitter-tweet"
+EMBED_TWEET_VIDEO = "blockquote.twitter-video"
+EMBED_INSTAGRAM = "blockquote.instagram-media[data-instgrm-permalink]"
+EMBED_TIKTOK = "blockquote.tiktok-embed[cite]"
+EMBED_TIKTOK_ID = "blockquote.tiktok-embed[data-video-id]"
+EMBED_FB_VIDEO = ".fb-video[data-href]"
+EMBED_FB_POST = ".fb-post[data-href]"
+EMBED_LITE_YOUTUBE = "lite-youtube[videoid]"
+EMBED_YOUTUBE_ID = "[data-youtube-id]"
+EMBED_LITE_VIMEO = "lite-vimeo[videoid]"
+EMBED_VIAS = frozenset(
+    {
+        EMBED_TELEGRAM,
+        EMBED_TELEGRAM_SCRIPT,
+        EMBED_TWEET,
+        EMBED_TWEET_VIDEO,
+        EMBED_INSTAGRAM,
+        EMBED_TIKTOK,
+        EMBED_TIKTOK_ID,
+        EMBED_FB_VIDEO,
+        EMBED_FB_POST,
+        EMBED_LITE_YOUTUBE,
+        EMBED_YOUTUBE_ID,
+        EMBED_LITE_VIMEO,
+    }
+)
+"""The ``via`` of every embedded post :func:`parse_html` finds (role ``iframe``, not
+expanded: the widget's player is an iframe, but not at that URL)."""
+# A post's URL, id or "channel/number" is short: a longer value is not one (and is not
+# parsed, whatever it holds).
+_MAX_EMBED_VALUE = 2048
+# the same characters Telegram's widget accepts for a public channel's post
+_TELEGRAM_POST = re.compile(r"[A-Za-z0-9_]{3,64}/[0-9]{1,15}")
+_YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+_NUMERIC_ID = re.compile(r"[0-9]{1,25}")
+# a post's own path; what follows it (/photo/1, /video/1) and the query (?ref_src=...) is
+# not the post's
+_TWEET_PATH = re.compile(r"/(?:i/web|[A-Za-z0-9_]{1,15})/status(?:es)?/[0-9]{1,25}", re.ASCII)
+# The post's link sits in the embed code a level or two below the blockquote (after the
+# text, whose links may point elsewhere); the search goes no deeper, so that blockquotes
+# nested in one another cost each node a few visits, not one per blockquote above it.
+_TWEET_LINK_DEPTH = 4
+_CLASS_SEPARATOR = re.compile(r"[ \t\n\r\f]+")  # ASCII whitespace only, as in HTML
 
 
 def _srcset_urls(value: str) -> list[str]:
@@ -195,6 +251,55 @@ class _HtmlScan:
             handler(self, node, attrs)
         if "style" in attrs:
             self.css(attrs["style"])
+        if "data-href" in attrs or "data-youtube-id" in attrs:
+            self.widget(attrs)
+
+    def embed(self, url: str | None, platform: str, via: str) -> bool:
+        """``url`` as the post a widget embeds, if it is one of ``platform``'s posts."""
+        if url is None or platform_of(url) != platform:
+            return False
+        self.resources.add(Found(url, "iframe", via))
+        return True
+
+    def embed_url(self, raw: str | None, platform: str, via: str, query: bool = True) -> bool:
+        """A post's URL as the embed code gives it (relative to the page's base), its
+        query dropped unless ``query`` (tracking only: ``?utm_source=ig_embed``)."""
+        if raw is None or len(raw) > _MAX_EMBED_VALUE:
+            return False
+        url = _resolve(self.base, raw)
+        if url is not None and not query:
+            url = url.split("?", 1)[0]
+        return self.embed(url, platform, via)
+
+    def widget(self, attrs: dict[str, str | None]) -> None:
+        """Facebook's plugins (``class="fb-video" data-href``) and a YouTube id in a
+        lazy player's ``data-youtube-id``, on any element."""
+        classes = _classes(attrs)
+        for name, via in (("fb-video", EMBED_FB_VIDEO), ("fb-post", EMBED_FB_POST)):
+            if name in classes:
+                self.embed_url(attrs.get("data-href"), "facebook", via)
+        self.youtube(attrs.get("data-youtube-id"), EMBED_YOUTUBE_ID)
+
+    def youtube(self, raw: str | None, via: str) -> None:
+        value = (raw or "").strip(_ASCII_WS)
+        if _YOUTUBE_ID.fullmatch(value):
+            self.embed(f"https://www.youtube.com/watch?v={value}", "youtube", via)
+
+    def telegram(self, raw: str | None, via: str) -> None:
+        """``data-telegram-post="channel/123"``: the widget loads t.me/channel/123."""
+        value = (raw or "").strip(_ASCII_WS)
+        if _TELEGRAM_POST.fullmatch(value):
+            self.embed(f"https://t.me/{value}", "telegram", via)
+
+    def tweet(self, node: LexborNode, via: str) -> None:
+        """The last link to a post inside a tweet's blockquote: the embed code ends with
+        it ("— Name (@user) <a href=.../status/123>date</a>")."""
+        found = None
+        for href in _links_within(node, _TWEET_LINK_DEPTH):
+            if len(href) <= _MAX_EMBED_VALUE:  # (a longer one is not kept in the cache)
+                found = _tweet_url(self.base, href) or found
+        if found is not None:
+            self.resources.add(Found(found, "iframe", via))
 
     # One method per element name.
     def tag_html(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
@@ -227,6 +332,8 @@ class _HtmlScan:
     def tag_script(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         if "src" in attrs:
             self.res(attrs["src"], "requisite", "script[src]")
+        if "data-telegram-post" in attrs:
+            self.telegram(attrs["data-telegram-post"], EMBED_TELEGRAM_SCRIPT)
         kind = (attrs.get("type") or "").split(";", 1)[0].strip().lower()
         if kind == "application/ld+json":
             self.json_ld(node.text(deep=True))
@@ -303,6 +410,35 @@ class _HtmlScan:
     def tag_frame(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         self.res(attrs.get("src"), "iframe", "frame[src]", True)
 
+    def tag_blockquote(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
+        classes = _classes(attrs)
+        if not classes:
+            return
+        if "telegram-post" in classes:
+            self.telegram(attrs.get("data-telegram-post"), EMBED_TELEGRAM)
+        if "twitter-tweet" in classes:
+            self.tweet(node, EMBED_TWEET)
+        elif "twitter-video" in classes:
+            self.tweet(node, EMBED_TWEET_VIDEO)
+        if "instagram-media" in classes:
+            permalink = attrs.get("data-instgrm-permalink")
+            self.embed_url(permalink, "instagram", EMBED_INSTAGRAM, query=False)
+        if "tiktok-embed" in classes:
+            # the id only when the cite is no post: the cite is the post's own address
+            cited = self.embed_url(attrs.get("cite"), "tiktok", EMBED_TIKTOK)
+            video_id = (attrs.get("data-video-id") or "").strip(_ASCII_WS)
+            if not cited and _NUMERIC_ID.fullmatch(video_id):
+                url = f"https://www.tiktok.com/embed/v2/{video_id}"
+                self.embed(url, "tiktok", EMBED_TIKTOK_ID)
+
+    def lite_youtube(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
+        self.youtube(attrs.get("videoid"), EMBED_LITE_YOUTUBE)
+
+    def lite_vimeo(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
+        value = (attrs.get("videoid") or "").strip(_ASCII_WS)
+        if _NUMERIC_ID.fullmatch(value):
+            self.embed(f"https://vimeo.com/{value}", "vimeo", EMBED_LITE_VIMEO)
+
     def tag_a(self, node: LexborNode, attrs: dict[str, str | None]) -> None:
         self.outlinks.add_url(self.base, attrs.get("href"), "outlink", "a[href]")
 
@@ -367,6 +503,44 @@ _TAG_HANDLERS: dict[str, Callable[[_HtmlScan, LexborNode, _Attrs], None]] = {
     for name, func in vars(_HtmlScan).items()
     if name.startswith("tag_") and callable(func)
 }
+# custom elements (web components) of lazy players, whose names are not Python's
+_TAG_HANDLERS["lite-youtube"] = _HtmlScan.lite_youtube
+_TAG_HANDLERS["lite-vimeo"] = _HtmlScan.lite_vimeo
+
+
+def _classes(attrs: _Attrs) -> list[str]:
+    """The class names of an element (as ``class~=`` reads them: case-sensitive)."""
+    value = attrs.get("class")
+    return _CLASS_SEPARATOR.split(value) if value else []
+
+
+@functools.lru_cache(maxsize=1024)
+def _tweet_url(base: str, href: str) -> str | None:
+    """The post a link inside a tweet's blockquote points at, as ``scheme://host/user/
+    status/id``; None if it is no post's link. (Cached: a page embedding one post many
+    times, or quoting it, names it again and again.)"""
+    url = _resolve(base, href)
+    if url is None or platform_of(url) != "twitter":
+        return None
+    parts = urlsplit(url)
+    match = _TWEET_PATH.match(parts.path)
+    if match is None:
+        return None
+    return urlunsplit((parts.scheme, parts.netloc.lower(), match.group(0), "", ""))
+
+
+def _links_within(node: LexborNode, depth: int) -> Iterator[str]:
+    """The ``href`` of each ``<a>`` at most ``depth`` levels below ``node``, in document
+    order."""
+    stack = [(child, 1) for child in reversed(list(node.iter()))]
+    while stack:
+        item, level = stack.pop()
+        if item.tag == "a":
+            href = item.attributes.get("href")
+            if href:
+                yield href
+        if level < depth:
+            stack.extend((child, level + 1) for child in reversed(list(item.iter())))
 
 
 def _document_base(tree: LexborHTMLParser, base_url: str) -> str:
