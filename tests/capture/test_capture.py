@@ -6,7 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jsonschema
@@ -14,8 +14,9 @@ import pytest
 from fastwarc.warc import ArchiveIterator as FastIterator
 
 from archiver.capture.run import METADATA_SCHEMA, Capturer
-from archiver.core.model import Capture, CaptureStatus
+from archiver.core.model import Capture, CaptureOptions, CaptureStatus
 from archiver.warc.rules import check_record
+from tests.support.deterministic import FixedClock, fixed_signer, sequential_ids
 from tests.support.paths import ROOT
 from tests.support.site import FixtureSite
 from tests.support.warcs import ReadRecord, read_all, responses_by_url
@@ -23,9 +24,36 @@ from tests.support.warcs import ReadRecord, read_all, responses_by_url
 BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FixtureSite, Capture]]:
+    """One site for the module, and one capture of its article that the tests only read
+    (each capture waits 1.5 s for the requisite that never answers)."""
+    with FixtureSite(slow_seconds=0.3, large_video_bytes=3 * 1024 * 1024 + 17) as s:
+        options = CaptureOptions(
+            archive_dir=tmp_path_factory.mktemp("article") / "archives",
+            timeout=1.5,
+            concurrency=4,
+            allow_private=True,  # the fixture site is on 127.0.0.1
+        )
+        capturer = Capturer(
+            options,
+            clock=FixedClock(),
+            new_id=lambda moment: "20200812100000-0123456789",
+            new_record_id=sequential_ids(),
+            hostname="test-host",
+            signer=fixed_signer(),
+        )
+        yield s, capturer.capture(s.url(s.ENTRY))
+
+
 @pytest.fixture
-def article(site: FixtureSite, make_capturer: Callable[..., Capturer]) -> Capture:
-    return make_capturer().capture(site.url(site.ENTRY))
+def site(shared: tuple[FixtureSite, Capture]) -> FixtureSite:
+    return shared[0]
+
+
+@pytest.fixture
+def article(shared: tuple[FixtureSite, Capture]) -> Capture:
+    return shared[1]
 
 
 def records_of(capture: Capture) -> list[ReadRecord]:
