@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import http.cookiejar
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -44,7 +45,16 @@ from archiver.core.model import DEFAULT_USER_AGENT, VideoFound, isoformat
 from archiver.core.urls import InvalidURL, check_url
 from archiver.trust.interception import InterceptionCA
 from archiver.warc.writer import compression_level, warc_date
-from archiver.web.browser import Browser, CDPError, LaunchSettings, Page, find_browser
+from archiver.web.browser import (
+    Browser,
+    BrowserFailed,
+    BrowserGone,
+    CDPError,
+    LaunchSettings,
+    Page,
+    PageCrashed,
+    find_browser,
+)
 from archiver.web.discover import is_dash, is_hls
 from archiver.web.http import FetchError, Interrupted, build_request, open_exchange
 from archiver.web.proxy import Client, InterceptingProxy, ProxyRequest
@@ -100,8 +110,9 @@ QUIET_LOOK = 0.1
 # this height and grows faster than the height: a 20 MB page of text (10 million px)
 # had no PDF after 5 minutes, even asked for its first 20 pages only
 PDF_MAX_HEIGHT = 500_000
-# seconds past --timeout that the browser's last requests get to end once it closed
+# seconds the browser's last requests get to end once it closed (then halted, listed)
 STOP_GRACE = 5.0
+HALTED = f"still arriving {STOP_GRACE:g} s after the browser closed: halted, not recorded"
 # requests of the browser's own (and others refused) listed one by one, then counted
 BLOCKED_LISTED = 1000
 
@@ -121,6 +132,9 @@ class _Browsing:
     requests: list[dict[str, Any]] = field(default_factory=list)  # as the browser saw them
     fatal: BaseException | None = None  # ends the capture once the browser is closed
     closed: bool = False  # the browser is gone: a late request of it is refused
+    # set when the browser's requests must end (the capture's stop, or the end of the
+    # browser phase past its grace): theirs alone, the capture is not interrupted by it
+    halt: threading.Event = field(default_factory=threading.Event)
     shown: str | None = None  # the document shown at the end, when not the seed's
 
 
@@ -153,9 +167,14 @@ class _Browse(_Frontier):
         try:
             return self._relayed(browsing, request, client)
         except (ArchiveWriteError, CaptureInterrupted, Interrupted) as exc:
+            if isinstance(exc, Interrupted) and not self.stop.is_set():
+                # halted at the end of the browser phase: this request's alone
+                self._error(request.url, HALTED, "browser")
+                return False
             with self.seen_lock:
                 browsing.fatal = browsing.fatal or exc
             self.stop.set()
+            browsing.halt.set()
             raise
         except Exception as exc:
             self._error(request.url, f"unexpected error: {exc!r}", "browser")
@@ -186,7 +205,7 @@ class _Browse(_Frontier):
                 connection="Upgrade" if request.websocket else "close",
             )
             started = self.c.clock()
-            response = open_exchange(sent, self._settings(), self.stop)
+            response = open_exchange(sent, self._settings(), browsing.halt)
         except FetchError as exc:
             if task.is_seed:
                 self.capture.failure = exc.reason
@@ -344,8 +363,11 @@ class _Browse(_Frontier):
             )
             with Browser(settings) as browser:
                 self._in_browser(browser, settings, proxy, browsing, shots, info)
+        except BrowserFailed as exc:  # it would not start, or not answer: said as such
+            self.capture.failure = f"the browser: {exc}"
         except BaseException:
             self.stop.set()  # the proxy's requests end at their next chunk
+            browsing.halt.set()
             raise
         finally:
             proxy.stop()
@@ -355,9 +377,9 @@ class _Browse(_Frontier):
             info["blocked"] = _listed([*own.blocked, *proxy.blocked])
             info["behaviours"] = browsing.behaviours
             browsing.closed = True
-            for exc in proxy.errors:  # a bug handling one request (its URL has the error)
-                if not isinstance(exc, ArchiveWriteError | CaptureInterrupted | Interrupted):
-                    info.setdefault("proxy_errors", []).append(repr(exc))
+            for problem in proxy.errors:  # a bug handling one request (its URL says it)
+                if not isinstance(problem, ArchiveWriteError | CaptureInterrupted | Interrupted):
+                    info.setdefault("proxy_errors", []).append(repr(problem))
         if browsing.fatal is not None:
             raise browsing.fatal
         with self.series.lock:
@@ -371,17 +393,17 @@ class _Browse(_Frontier):
 
     def _requests_end(self, proxy: InterceptingProxy) -> None:
         """Wait for the browser's requests still being handled when it closed: a server
-        answering late is recorded (its body cut where the browser went, marked
-        truncated), never left writing into a capture that has ended.  A server gets
-        ``--timeout`` to answer; past that the capture is stopped (failed, interrupted)."""
-        deadline = time.monotonic() + self.options.timeout + STOP_GRACE
+        answering late is recorded (a large body cut past where the browser went,
+        marked truncated), never left writing into a capture that has ended.  They get
+        STOP_GRACE seconds; then they are halted, each listed as an error of its URL."""
+        deadline = time.monotonic() + STOP_GRACE
         while proxy.inflight:
             if time.monotonic() > deadline:
-                self.capture.failure = (
-                    f"{proxy.inflight} requests of the browser were still running"
-                    f" {self.options.timeout:g} s after it closed"
-                )
-                self.stop.set()
+                if self.browsing is not None:
+                    self.browsing.halt.set()
+                end = time.monotonic() + STOP_GRACE  # they end at their next read
+                while proxy.inflight and time.monotonic() < end:
+                    time.sleep(0.02)
                 return
             time.sleep(0.02)
 
@@ -443,10 +465,21 @@ class _Browse(_Frontier):
         shots: list[tuple[str, str, bytes, str]],
         info: dict[str, Any],
     ) -> None:
-        """Load, wait, scroll, play, wait again; then keep what the reader saw."""
+        """Load, wait, scroll, play, wait again; then keep what the reader saw.
+
+        Every wait ends at ``--browser-timeout`` or at the capture's deadline
+        (``--max-capture-time``), whichever comes first; past the deadline only what the
+        browser shows is taken (screenshots, PDF, DOM, text), which asks nothing of the
+        network.  A behaviour that fails (a page's script in the way) is listed with its
+        error and the next goes on; a crash ends them all (see :meth:`_in_browser`)."""
         opts = self.options
-        timeout = opts.browser_timeout
         seed = browsing.seed.url
+
+        def limit() -> float:
+            left = self.budget.time_left()
+            return (
+                opts.browser_timeout if left is None else max(0.0, min(opts.browser_timeout, left))
+            )
 
         def busy() -> int:
             # wait_quiet looks every 50 ms: a request begun or ended since the last look
@@ -456,60 +489,90 @@ class _Browse(_Frontier):
             return proxy.inflight or int(recent)
 
         def quiet() -> Any:
-            return page.wait_quiet(busy, timeout=timeout)
+            return page.wait_quiet(busy, timeout=limit())
 
-        navigated = self._step("load", lambda: page.navigate(seed, timeout))
-        info["loaded"] = navigated.loaded
-        if navigated.error and browsing.page is None:
+        navigated = self._step("load", lambda: page.navigate(seed, max(limit(), 1.0)))
+        info["loaded"] = bool(navigated and navigated.loaded)
+        if navigated is not None and navigated.error and not browsing.exchanges:
+            # nothing reached the proxy: the browser could not even ask (a bad URL)
             self.capture.failure = self.capture.failure or f"the browser: {navigated.error}"
             return
         # a page that never goes quiet (polling, a socket) is captured as it stands
-        info["network_quiet"] = self._step("network quiet", quiet)
-        info["scroll_steps"] = self._step("scroll", lambda: page.scroll(opts.max_scroll))
-        self._step("play media", page.play_media)
-        self._step("click play buttons", page.click_play_buttons)
-        info["network_quiet"] = self._step("network quiet again", quiet) and info["network_quiet"]
-        page_url = self.capture.final_url or seed
+        info["network_quiet"] = bool(self._step("network quiet", quiet))
+        if limit() > 0:
+            info["scroll_steps"] = self._step("scroll", lambda: page.scroll(opts.max_scroll))
+            self._step("play media", page.play_media)
+            self._step("click play buttons", page.click_play_buttons)
+            again = bool(self._step("network quiet again", quiet))
+            info["network_quiet"] = info["network_quiet"] and again
+        else:  # the capture's time is up: what the browser shows now is what is kept
+            self.budget.note_time()
+            info["behaviours_skipped"] = "the capture's time limit (--max-capture-time)"
+        info["dialogs_opened"] = page.dialog_count
+        if page.scripts_stopped:
+            info["scripts_stopped"] = page.scripts_stopped
+        self._keep_what_it_shows(page, browsing, shots, info)
+
+    def _keep_what_it_shows(
+        self,
+        page: Page,
+        browsing: _Browsing,
+        shots: list[tuple[str, str, bytes, str]],
+        info: dict[str, Any],
+    ) -> None:
+        """Screenshots, PDF, DOM and text, as ``resource`` records to be."""
+        page_url = self.capture.final_url or browsing.seed.url
         shown = page.url  # a script or a refresh may have left the seed's document
         if shown != page_url and shown.startswith(("http://", "https://")):
             info["navigated"] = {"from": page_url, "to": shown}
             browsing.shown = shown
         view = self._step("screenshot", lambda: page.shoot(False))
-        shots.append(("view", "screenshot", view.png, "image/png"))
+        if view is not None:
+            shots.append(("view", "screenshot", view.png, "image/png"))
         full = self._step("full-page screenshot", lambda: page.shoot(True))
-        shots.append(("fullPage", "screenshot", full.png, "image/png"))
-        info["full_page"] = {
-            "width": full.width,
-            "height": full.height,
-            "content_height": full.content_height,
-            "capped": full.capped,
-        }
-        if full.content_height <= PDF_MAX_HEIGHT:
-            shots.append(("pdf", "pdf", self._step("pdf", page.pdf), "application/pdf"))
-        else:  # Chromium lays out every page first: minutes, and the renderer is stuck
+        if full is not None:
+            shots.append(("fullPage", "screenshot", full.png, "image/png"))
+            info["full_page"] = {
+                "width": full.width,
+                "height": full.height,
+                "content_height": full.content_height,
+                "capped": full.capped,
+            }
+        if full is not None and full.content_height > PDF_MAX_HEIGHT:
+            # Chromium lays out every page first: minutes, and the renderer is stuck
             info["pdf_skipped"] = (
                 f"the page is {full.content_height} CSS px tall, more than {PDF_MAX_HEIGHT}"
             )
-        dom = self._step("dom", page.dom)
+        else:
+            pdf = self._step("pdf", page.pdf)
+            if pdf is not None:
+                shots.append(("pdf", "pdf", pdf, "application/pdf"))
+        dom = self._step("dom", page.dom) or []
         shots.append(("dom", "dom", _dom_block(dom), "text/html; charset=utf-8"))
         browsing.parse.extend(_dom_fetched(dom, page_url))
         for frame in dom:  # a platform's player page in a frame goes to yt-dlp
             if frame.parent_id is not None:
                 self._note_platform(frame.url, "iframe (browser)", page_url)
         text = self._step("text", page.text)
-        shots.append(("text", "text", text.encode("utf-8"), "text/plain; charset=utf-8"))
+        if text is not None:
+            shots.append(("text", "text", text.encode("utf-8"), "text/plain; charset=utf-8"))
 
     def _step(self, name: str, action: Callable[[], Any]) -> Any:
-        """One behaviour, timed and listed in the provenance."""
+        """One behaviour, timed and listed in the provenance.  A behaviour that fails is
+        listed with its error and gives None; a crash or a browser gone is raised."""
         assert self.browsing is not None
         begun = time.monotonic()
         entry: dict[str, Any] = {"name": name, "started": self._now()}
         try:
             result = action()
-        except Exception as exc:
+        except (PageCrashed, BrowserGone) as exc:
             entry.update(seconds=round(time.monotonic() - begun, 3), error=str(exc))
             self.browsing.behaviours.append(entry)
             raise
+        except CDPError as exc:
+            entry.update(seconds=round(time.monotonic() - begun, 3), error=str(exc))
+            self.browsing.behaviours.append(entry)
+            return None
         shown = result if isinstance(result, bool | int) else None
         entry.update(seconds=round(time.monotonic() - begun, 3), result=shown)
         self.browsing.behaviours.append(entry)
@@ -779,6 +842,10 @@ def _cdp_cookies(jar: http.cookiejar.CookieJar) -> Iterator[dict[str, Any]]:
             "domain": cookie.domain,
             "path": cookie.path or "/",
             "secure": bool(cookie.secure),
+            # a #HttpOnly_ line of the file: never readable by the page's scripts (which
+            # could put its value in a URL, and so in the evidence)
+            "httpOnly": cookie.has_nonstandard_attr("HTTPOnly")
+            or cookie.has_nonstandard_attr("HttpOnly"),
         }
         if cookie.expires:
             entry["expires"] = cookie.expires

@@ -54,7 +54,7 @@ def report(result: Capture) -> None:
         )
         ended = "; the stream ended" if live["ended"] else ""
         click.echo(f"  live stream: {live['url']}: {how}{ended}", err=True)
-    if result.browser is not None:
+    if result.browser is not None and result.browser.get("product"):  # it ran
         say_browser(result)
     for tls in result.tls_unverified:
         click.echo(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -350,8 +351,10 @@ class Watcher:
 @pytest.fixture(scope="module")
 def download(
     site: Site, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Captured, Watcher, Path, Path]:
-    temp = tmp_path_factory.mktemp("temp")  # the browser's profile is made here
+) -> Iterator[tuple[Captured, Watcher, Path, Path]]:
+    # the browser's profile is made here: a short path, as /tmp (a long one is passed
+    # over for /tmp, so that Chromium's socket in the profile fits a socket's path)
+    temp = Path(tempfile.mkdtemp(prefix="archiver-test-", dir="/tmp"))
     cwd = tmp_path_factory.mktemp("cwd")
     archive = tmp_path_factory.mktemp("download") / "archives"
     with pytest.MonkeyPatch.context() as patch:
@@ -360,7 +363,8 @@ def download(
         patch.chdir(cwd)
         with Watcher(temp, cwd) as watcher:
             captured = browse(archive, site.main, "/download")
-    return captured, watcher, temp, cwd
+    yield captured, watcher, temp, cwd
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_a_download_is_recorded_and_listed(

@@ -139,6 +139,8 @@ PR_SET_PDEATHSIG = 1
 # socket, whose path may hold at most 107 bytes on Linux
 CHROMIUM_SOCKET_TAIL = b"/org.chromium.Chromium.XXXXXX/SingletonSocket"
 SOCKET_PATH_MAX = 108
+# /archiver-browser-XXXXXXXX/t: what the profile adds to its parent's path
+PROFILE_TAIL = len(b"/archiver-browser-XXXXXXXX/t") + len(CHROMIUM_SOCKET_TAIL)
 LOG_NAME = "chromium.log"  # the browser's stdout and stderr, inside its profile
 
 
@@ -389,6 +391,11 @@ class Browser:
 
     def _start(self) -> None:
         parent = self.settings.profile_parent
+        if parent is None:  # the temporary directory, unless Chromium's socket would not fit
+            parent = Path(tempfile.gettempdir())
+            too_long = len(os.fsencode(parent)) + PROFILE_TAIL >= SOCKET_PATH_MAX
+            if too_long and os.access("/tmp", os.W_OK):
+                parent = Path("/tmp")
         self.profile_dir = Path(tempfile.mkdtemp(prefix=reaper.PROFILE_PREFIX, dir=parent))
         home = self.profile_dir / "home"  # ~/.pki, ~/.cache...: neither ours nor the user's
         home.mkdir(mode=0o700)
@@ -397,6 +404,7 @@ class Browser:
             HOME=str(home),
             XDG_CONFIG_HOME=str(home / ".config"),
             XDG_CACHE_HOME=str(home / ".cache"),
+            DBUS_SESSION_BUS_ADDRESS="disabled:",  # no desktop session to talk to
         )
         # Chromium's own temporary files die with the profile, even when we are killed
         # (it removes them only when it exits), unless the path of the socket it makes

@@ -95,6 +95,12 @@ PLAY_SELECTORS = (
 )
 
 
+# dialogs listed one by one; past DIALOG_LIMIT the page's scripts are stopped (an alert
+# in a loop holds the page, and every command to it, for ever)
+MAX_DIALOGS = 100
+DIALOG_LIMIT = 50
+
+
 class PageCrashed(CDPError):
     """The page's renderer crashed (or the page was closed): nothing more can be done
     with it; open another page."""
@@ -204,6 +210,8 @@ class _State:
     latest: dict[str, RequestEntry] = field(default_factory=dict)  # request id -> entry
     inflight: set[str] = field(default_factory=set)
     dialogs: list[Dialog] = field(default_factory=list)
+    dialog_count: int = 0  # all of them (the list keeps the first MAX_DIALOGS)
+    scripts_stopped: str | None = None  # why the page's scripts were stopped, if they were
     downloads: list[Download] = field(default_factory=list)
     popups: list[str] = field(default_factory=list)
     worlds: dict[tuple[str, str], int] = field(default_factory=dict)  # frame, loader -> ctx
@@ -343,8 +351,20 @@ class Page:
 
     @property
     def dialogs(self) -> list[Dialog]:
+        """The first MAX_DIALOGS dialogs the page opened (``dialog_count``: all)."""
         with self._cond:
             return list(self._state.dialogs)
+
+    @property
+    def dialog_count(self) -> int:
+        with self._cond:
+            return self._state.dialog_count
+
+    @property
+    def scripts_stopped(self) -> str | None:
+        """Why the page's scripts were stopped (dialogs opened for ever), or None."""
+        with self._cond:
+            return self._state.scripts_stopped
 
     @property
     def downloads(self) -> list[Download]:
@@ -411,17 +431,20 @@ class Page:
             else:
                 with self._cond:
                     # the load event; or the frame stopped loading without one (a
-                    # download began while the page was parsed); or the timeout
-                    self._cond.wait_for(
-                        lambda: (
+                    # download began while the page was parsed); or the timeout; or the
+                    # browser gone (it says nothing as it dies: looked at every 0.25 s)
+                    def done() -> bool:
+                        return bool(
                             (frame_id, loader_id, "load") in self._state.lifecycle
                             or loader_id in self._state.stopped
                             or self.crashed
                             or self.closed
                             or self._detached
-                        ),
-                        timeout=max(0.0, deadline - time.monotonic()),
-                    )
+                            or self.cdp.gone
+                        )
+
+                    while not done() and (left := deadline - time.monotonic()) > 0:
+                        self._cond.wait_for(done, timeout=min(left, 0.25))
                     loaded = (frame_id, loader_id, "load") in self._state.lifecycle
                 self._check()
         with self._cond:
@@ -750,7 +773,20 @@ class Page:
         elif method == "Page.javascriptDialogOpening":
             kind = params.get("type", "alert")
             with self._cond:
-                state.dialogs.append(Dialog(kind, params.get("message", ""), params.get("url", "")))
+                state.dialog_count += 1
+                if len(state.dialogs) < MAX_DIALOGS:
+                    dialog = Dialog(kind, params.get("message", "")[:1000], params.get("url", ""))
+                    state.dialogs.append(dialog)
+                stop = state.dialog_count == DIALOG_LIMIT and state.scripts_stopped is None
+                if stop:
+                    state.scripts_stopped = f"after {DIALOG_LIMIT} dialogs"
+            if stop:  # a page that opens dialogs for ever: its scripts end here
+                self.cdp.post("Runtime.terminateExecution", session_id=self.session_id)
+                self.cdp.post(
+                    "Emulation.setScriptExecutionDisabled",
+                    {"value": True},
+                    session_id=self.session_id,
+                )
             self.cdp.post(
                 "Page.handleJavaScriptDialog",
                 {"accept": kind == "beforeunload"},
