@@ -972,7 +972,6 @@ def test_socket_owner_finds_our_own_sockets() -> None:
 # -- real clients: curl and openssl
 
 
-CHROMIUM = Path("/usr/bin/chromium")
 PAGE = b"""<!doctype html><title>t</title><p id=out>waiting</p><img src="/gate.png"><script>
 const ws = new WebSocket("wss://chat.example/socket");
 ws.onopen = () => ws.send("hello from the page");
@@ -983,9 +982,8 @@ ws.onmessage = (e) => {
 </script>"""
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium at /usr/bin/chromium")
 def test_chromium_takes_the_spki_hashes_and_speaks_through_the_proxy(
-    start: Start, ca: InterceptionCA, tmp_path: Path
+    start: Start, ca: InterceptionCA, tmp_path: Path, chromium: str
 ) -> None:
     """The browser the proxy is for: HTTPS with the capture's leaf certificates accepted
     by SPKI hash alone, HTTP/1.1 inside the tunnel, a wss:// WebSocket tunnelled."""
@@ -1013,7 +1011,7 @@ def test_chromium_takes_the_spki_hashes_and_speaks_through_the_proxy(
         proxy = start(handler)
         result = subprocess.run(
             [
-                *(str(CHROMIUM), "--headless=new", "--no-sandbox", "--no-first-run"),
+                *(chromium, "--headless=new", "--no-sandbox", "--no-first-run"),
                 f"--user-data-dir={tmp_path / 'profile'}",
                 f"--proxy-server=http://{proxy.address[0]}:{proxy.address[1]}",
                 f"--ignore-certificate-errors-spki-list={','.join(ca.spki_hashes)}",
