@@ -166,7 +166,8 @@ class Dialog:
 
 @dataclass(frozen=True)
 class Download:
-    """A download the page started (denied: nothing is written)."""
+    """A download the page started (denied: nothing is saved; Chromium may hold it for a
+    moment in its temporary folder, inside the profile that is removed)."""
 
     url: str
     suggested_filename: str
