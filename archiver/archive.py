@@ -39,13 +39,19 @@ from archiver.ops import adopt as adoption
 from archiver.ops import cleanup as cleaning
 from archiver.ops import extract as extraction
 from archiver.ops import ingest
+from archiver.ops import replay as replaying
+from archiver.ops import report as reporting
 from archiver.ops import verify as verification
-from archiver.trust import custody, keys
+from archiver.ops.wacz import check as wacz_check
+from archiver.ops.wacz import export as wacz_export
+from archiver.ops.wacz import load as wacz_load
+from archiver.trust import custody, keys, wacz_signing
 from archiver.trust import timestamp as stamping
 from archiver.trust.manifest import (
     MANIFEST_SUFFIX,
     archive_of,
     capture_id_of,
+    public_key_name,
     signature_path,
 )
 
@@ -441,6 +447,15 @@ class Archive:
         )
         return captures.rows[0], captures, records
 
+    def replay(
+        self, capture_ids: Sequence[str] = (), *, host: str = "127.0.0.1", port: int = 8080
+    ) -> replaying.ReplayServer:
+        """pywb serving the captures named (default: all), not yet started: ``with
+        archive.replay() as server:``.  Not logged: like show, it only reads."""
+        replaying.require_pywb()
+        self.require_index()
+        return replaying.ReplayServer(replaying.plan(self.path, capture_ids), host=host, port=port)
+
     def extract(self, ident: str, output: Path | str, **how: Any) -> Done[extraction.ExtractResult]:
         """Write a record's payload to ``output``, checked on the way out (see
         :func:`archiver.ops.extract.extract` for ``how``); logged as ``extract``."""
@@ -452,6 +467,11 @@ class Archive:
             detail=f"{result.url}, record {result.record_id}",
         )
         return Done(result, logged)
+
+    def report(self, capture_id: str, outputs: Any, **how: Any) -> Done[reporting.ReportResult]:
+        """A capture's report (FILE.html, FILE.pdf), verified now (:mod:`archiver.ops.report`)."""
+        result = reporting.make(self.path, capture_id, outputs, made_by=self.operator, **how)
+        return Done(result, self.log("report", **result.event(self.path)))
 
     def verify(
         self,
@@ -496,6 +516,78 @@ class Archive:
             + (f", {counted(problems, 'problem')}" if problems else ", everything holds"),
         )
         return Done(report, logged)  # a read-only copy: the notes are in ``logged``
+
+    # leaving the tool, and coming in -------------------------------------------------
+    def export(
+        self,
+        capture_ids: Sequence[str],
+        output: Path | str,
+        signer: keys.Signer,
+        key_info: keys.KeyInfo,
+        passphrase: str | None,
+        **how: Any,
+    ) -> Done[wacz_export.Exported]:
+        """The captures as one WACZ, signed with the P-384 key bound to ``signer``'s
+        (made on first use); ``how``: ``overwrite``, ``progress``.  Logged as ``export``."""
+        self.require_index()
+        try:
+            key = wacz_signing.wacz_key(key_info, signer, passphrase)
+            if not self.read_only():  # the binding kept in the archive too
+                signer.publish(self.path / public_key_name(signer.fingerprint))
+                names = wacz_signing.publish_binding(self.path, key)
+                if key.created:
+                    ref = custody.FileRef.of(self.path / names[0], self.path)
+                    made = f"P-384 key {key.spki_sha256} made to sign WACZ files, bound to"
+                    made += f" {signer.fingerprint}"
+                    self._heard("key generation", signer=signer, files=[ref], detail=made)
+        except (keys.KeyProblem, OSError) as exc:
+            raise Failure(str(exc)) from exc
+        pem = keys.public_pem(signer.key.public_key())
+        result = wacz_export.export(self.path, capture_ids, Path(output), key, pem, **how)
+        detail = f"{result.path}: WACZ of {counted(len(result.captures), 'capture')}, "
+        detail += f"{result.size} bytes, signed by the P-384 key {key.spki_sha256}"
+        ref = custody.FileRef(str(result.path.resolve()), result.sha256)
+        return Done(
+            result,
+            self.log("export", signer=signer, captures=result.captures, files=[ref], detail=detail),
+        )
+
+    def import_wacz(
+        self,
+        paths: Iterable[Path | str],
+        collection: str = "default",
+        progress: ingest.ScanProgress | None = None,
+    ) -> Done[list[wacz_load.WaczImport]]:
+        """Check WACZ files from any tool and import their WARC files (as ``import_``);
+        each one's signature is reported, never trusted.  Logged as ``index import``."""
+        try:
+            CaptureOptions(collection=collection)
+        except ValueError as exc:
+            raise UsageProblem(str(exc), hint="--collection") from exc
+        self.require_writable("index import")
+        results = [wacz_load.import_wacz(self.path, Path(p), collection, progress) for p in paths]
+        stored = list(wacz_load.iter_imported(results))
+        if not stored:
+            return Done(results, Logged())
+        logged = self.log(
+            "index import",
+            captures=[item.capture_id for item in stored if item.capture_id],
+            files=[custody.FileRef.of(i.stored_as, self.path) for i in stored if i.stored_as],
+            result="ok" if all(r.ok for r in results) else "failed",
+            detail="; ".join(f"{r.source}: {r.signature_said()}" for r in results)[:4000],
+        )  # fmt: skip
+        return Done(results, logged)
+
+    @staticmethod
+    def verify_wacz(
+        path: Path | str,
+        trusted: Sequence[str] = (),
+        tsa_roots: list[x509.Certificate] | None = None,
+    ) -> wacz_check.WaczReport:
+        """Check a WACZ from the file alone (:mod:`archiver.ops.wacz.check`); ``trusted``:
+        key files or fingerprints that may sign its captures."""
+        keys_given = set(verification.trusted_keys(trusted)) if trusted else None
+        return wacz_check.check(Path(path), trusted=keys_given, tsa_roots=tsa_roots)
 
     def elsewhere(self, path: Path) -> Archive:
         """The same signer and operator, on another archive directory."""

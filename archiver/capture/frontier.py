@@ -24,6 +24,7 @@ from archiver.web.discover import (
     parse_css,
     parse_html,
 )
+from archiver.web.discover.hls import Renditions
 from archiver.web.discover.html import EMBED_VIAS
 
 # the longest the main thread waits on fetches before it runs Python code (and so any
@@ -176,10 +177,10 @@ class _Frontier(_Videos):
         elif media in CSS_TYPES or urlsplit(url).path.lower().endswith(".css"):
             found = parse_css(fetched.body, url, unfetched)
         elif is_hls(url, media):  # segment URLs made one at a time, as the budget allows
-            found = iter_hls(fetched.body, url)
+            found = iter_hls(fetched.body, url, renditions=self._renditions())
             poll = self._live(fetched)
         elif is_dash(url, media):
-            found = iter_dash(fetched.body, url, cut)
+            found = iter_dash(fetched.body, url, cut, renditions=self._renditions())
         for skipped in unfetched:
             self._not_followed(
                 {"url": skipped.url, "via": skipped.via, "found_on": url, "reason": skipped.reason}
@@ -199,6 +200,13 @@ class _Frontier(_Videos):
         if poll is not None:
             tasks.append(poll)
         return tasks
+
+    def _renditions(self) -> Renditions:
+        """Which renditions of an HLS or DASH stream are fetched whole: every one with
+        ``--all-renditions``; else the best, and any other a replay tool would play from
+        the manifest as the capture's record of it names the best (see
+        :data:`archiver.web.discover.hls.Renditions` and ``recorder._Adaptive``)."""
+        return "all" if self.options.all_renditions else "replayed"
 
     def _task_for(
         self, item: Found, parent: Task, parent_url: str, *, from_html: bool

@@ -1,10 +1,12 @@
 """Writing a capture's exchanges into its WARC files as they arrive: request and
 response records (or a revisit of a payload the archive holds), their entries, the
-size budget and its truncation marks, and the backlog of small records."""
+size budget and its truncation marks, the backlog of small records, and the rendition
+an HLS or DASH manifest's record names for replay tools (``WARC-JSON-Metadata``)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +30,7 @@ from archiver.capture.state import (
 from archiver.warc.writer import (
     HTTP_REQUEST_TYPE,
     HTTP_RESPONSE_TYPE,
+    JSON_METADATA,
     Fields,
     StreamingRecord,
     WarcFile,
@@ -36,6 +39,8 @@ from archiver.warc.writer import (
     warc_date,
 )
 from archiver.web.discover import is_dash, is_hls
+from archiver.web.discover.dash import dash_rendition
+from archiver.web.discover.hls import hls_rendition
 from archiver.web.http import Interrupted, Response, dechunk
 
 # Bodies up to this size are collected in memory and written in one go.
@@ -49,8 +54,47 @@ BACKLOG_LIMIT = 32 * 1024 * 1024
 READ_ON_ABANDONED = 1024 * 1024
 # At most this much of a page, stylesheet or manifest is kept for parsing.
 PARSE_LIMIT = 16 * 1024 * 1024
+# Room kept in a streamed manifest's record head for its WARC-JSON-Metadata field (two
+# numbers of at most 16 digits: about 110 bytes).
+ADAPTIVE_ROOM = 192
 
 RecordWriter = Callable[[WarcFile, Fields], WrittenRecord]
+
+
+class _Adaptive:
+    """The ``WARC-JSON-Metadata`` field of an HLS master playlist's or DASH manifest's
+    response record: the rendition the capture keeps whole, as pywb and wabac.js read it
+    to rewrite the manifest at replay (:class:`archiver.web.discover.hls.Rendition`).
+
+    Worked out once, from the body kept for parsing, when the record's head is written:
+    the body is whole by then (a streamed record's head is written after its block, the
+    digests coming first), and it is the very text the frontier reads to decide which
+    rendition to fetch.  None of it for a body not read for what it names."""
+
+    def __init__(self, url: str, role: str, response: Response, kept: bytearray | None) -> None:
+        media = response.media_type or ""
+        self.kind: str | None = None
+        if kept is not None and response.status == 200 and not _read_as_html(role, media):
+            self.kind = "hls" if is_hls(url, media) else "dash" if is_dash(url, media) else None
+        self._response = response
+        self._kept = kept
+        self._fields: Fields | None = None
+
+    def fields(self) -> Fields:
+        if self._fields is None:
+            self._fields = []
+            if self.kind is not None and self._kept is not None:
+                lowered = {k.lower(): v for k, v in self._response.headers}
+                body = _decode_for_parsing(bytes(self._kept), lowered)
+                found = hls_rendition(body) if self.kind == "hls" else dash_rendition(body)
+                if found is not None:
+                    self._fields.append((JSON_METADATA, json.dumps(found.metadata())))
+            self._kept = None  # the parser keeps its own copy
+        return self._fields
+
+
+def _no_fields() -> Fields:
+    return []
 
 
 @dataclass(frozen=True)
@@ -62,6 +106,7 @@ class _Exchange:
     role: str
     response: Response
     started: datetime
+    adaptive: _Adaptive
 
 
 class _Recorder(_Metadata):
@@ -104,7 +149,8 @@ class _Recorder(_Metadata):
         first, complete = self._first_part(url, body)
         keep = keep and _parse_worthy(url, response, role, first)
         kept = bytearray(first[:PARSE_LIMIT]) if keep else None
-        exchange = _Exchange(task, url, role, response, started)
+        adaptive = _Adaptive(url, role, response, kept)
+        exchange = _Exchange(task, url, role, response, started, adaptive)
         try:
             if complete:
                 self._write_small(exchange, first, fetched)
@@ -160,9 +206,11 @@ class _Recorder(_Metadata):
         fetched.payload_sha256 = hashlib.sha256(body).hexdigest()
         fetched.payload_length = len(body)
 
+        exchange.adaptive.fields()  # worked out before the writer is taken
+
         def buffered(wfile: WarcFile, fields: Fields) -> WrittenRecord:
             return wfile.write_record(
-                fields,
+                fields + exchange.adaptive.fields(),
                 block,
                 payload_offset=len(head),
                 truncated=response.truncated,
@@ -192,7 +240,9 @@ class _Recorder(_Metadata):
 
             try:
                 upcoming = (response.declared_length or 0) + len(response.head)
-                rec = self._write_noted(exchange, upcoming, _streamed(response, direct))
+                rec = self._write_noted(
+                    exchange, upcoming, _streamed(response, direct, exchange.adaptive)
+                )
                 self._drain()
             finally:
                 self.series.lock.release()
@@ -204,11 +254,12 @@ class _Recorder(_Metadata):
             self._pump(rest, spool.write, url, kept)
             upcoming = spool.tell() + len(response.head)
             spool.seek(0)
+            exchange.adaptive.fields()  # the body is whole: worked out before the writer is taken
             with self.series.lock:
                 rec = self._write_noted(
                     exchange,
                     upcoming,
-                    _streamed(response, lambda s: _copy(spool, s, self.stop)),
+                    _streamed(response, lambda s: _copy(spool, s, self.stop), exchange.adaptive),
                 )
                 self._drain()
         return rec
@@ -219,7 +270,9 @@ class _Recorder(_Metadata):
         """The exchange's records, written and entered in the capture; the caller holds
         the writer.  Returns the response (or revisit) record."""
         url, response, started = exchange.url, exchange.response, exchange.started
-        req, rec = self._write_pair(response, url, started, upcoming, write_response)
+        req, rec = self._write_pair(
+            response, url, started, upcoming, write_response, exchange.adaptive.fields
+        )
         self._entries(exchange.task, url, exchange.role, response, started, req, rec)
         return rec
 
@@ -281,9 +334,12 @@ class _Recorder(_Metadata):
         started: datetime,
         upcoming: int,
         write_response: RecordWriter,
+        late: Callable[[], Fields] = _no_fields,
     ) -> tuple[WrittenRecord, WrittenRecord]:
-        """The request record, then the response record; the caller holds the lock."""
-        pair = self._write_records(response, url, started, upcoming, write_response)
+        """The request record, then the response record; the caller holds the lock.
+        ``late``: fields of the response record known once its body is whole, which a
+        revisit that stands for it carries too."""
+        pair = self._write_records(response, url, started, upcoming, write_response, late)
         if response.tls_error is not None and response.certificate is not None:
             self._note_unverified(response, url, started, pair[1].record_id)
         return pair
@@ -295,6 +351,7 @@ class _Recorder(_Metadata):
         started: datetime,
         upcoming: int,
         write_response: RecordWriter,
+        late: Callable[[], Fields] = _no_fields,
     ) -> tuple[WrittenRecord, WrittenRecord]:
         wfile = self.series.current(upcoming)
         req_id, resp_id = self.c.new_record_id(), self.c.new_record_id()
@@ -319,7 +376,8 @@ class _Recorder(_Metadata):
             revisit = wfile.write_record(
                 self._revisit_fields(
                     wfile, (resp_id, req_id), url, started, response, original, rec
-                ),
+                )
+                + late(),
                 response.head,
             )
             return req, replace(
@@ -466,15 +524,19 @@ class _Recorder(_Metadata):
                 self.page_response_id = rec.record_id
 
 
-def _streamed(response: Response, source: Callable[[StreamingRecord], None]) -> RecordWriter:
-    """The writer of a response record whose body ``source`` streams into it."""
+def _streamed(
+    response: Response, source: Callable[[StreamingRecord], None], adaptive: _Adaptive
+) -> RecordWriter:
+    """The writer of a response record whose body ``source`` streams into it; its
+    ``WARC-JSON-Metadata``, if any, is known when the body has been written."""
     head = response.head
     level = compression_level(response.content_type)
+    room = ADAPTIVE_ROOM if adaptive.kind is not None else 0
 
     def write(wfile: WarcFile, fields: Fields) -> WrittenRecord:
-        stream = wfile.begin_record(fields, head, level=level)
+        stream = wfile.begin_record(fields, head, level=level, late_room=room)
         source(stream)
-        return stream.finish(response.truncated)
+        return stream.finish(response.truncated, adaptive.fields())
 
     return write
 
@@ -525,6 +587,12 @@ def _decode_for_parsing(raw: bytes, response_headers: dict[str, str]) -> bytes:
                 return body
         return out
     return body
+
+
+def _read_as_html(role: str, media: str) -> bool:
+    """Whether the frontier reads a body as a page (``_Frontier._expand``: before any
+    other kind), whatever its URL says."""
+    return role in ("page", "iframe") and (media in HTML_TYPES or not media)
 
 
 def _parse_worthy(url: str, response: Response, role: str, start: bytes | bytearray) -> bool:

@@ -23,8 +23,11 @@ from archiver.cli.commands.capture import EXIT_INTERRUPTED, capture
 from archiver.cli.commands.custody import custody_command, timestamp_command
 from archiver.cli.commands.keys import keys_group
 from archiver.cli.commands.read import extract, list_command, query_command, show_command
+from archiver.cli.commands.replay import replay_command
+from archiver.cli.commands.report import report_command
 from archiver.cli.commands.upkeep import cleanup_command, index_group
 from archiver.cli.commands.verify import verify_command
+from archiver.cli.commands.wacz import export_command, import_command
 from archiver.core.errors import EXIT_FAILED, Failure, UsageProblem
 
 EXIT_OK = 0
@@ -81,7 +84,11 @@ for command in (
     list_command,
     show_command,
     extract,
+    report_command,
     verify_command,
+    export_command,
+    import_command,
+    replay_command,
     cleanup_command,
     timestamp_command,
     custody_command,

@@ -24,7 +24,11 @@ from typing import Any
 
 from archiver.core.errors import UsageProblem
 
-SHARED_WITH = {"capture": ("tsa", "tsa_ca", "tsa_timeout"), "verify": ("tsa_ca",)}
+SHARED_WITH = {
+    "capture": ("tsa", "tsa_ca", "tsa_timeout"),
+    "verify": ("tsa_ca",),
+    "report": ("tsa_ca",),
+}
 
 
 class ConfigError(UsageProblem, ValueError):
@@ -73,7 +77,7 @@ NUMBERS += ("max_capture_time", "live_duration")  # the capture's budget (archiv
 NUMBERS += ("browser_timeout",)
 COUNTS = ("max_requests", "max_scroll")
 SIZES = ("max_capture_size",)  # bytes, or text such as "20G"
-FLAGS = ("allow_private", "browser")
+FLAGS = ("allow_private", "browser", "all_renditions")
 
 
 def _checked(path: Path, command: str, name: str, value: Any) -> Any:

@@ -101,6 +101,9 @@ class CaptureOptions:
     max_capture_size: int | None = DEFAULT_MAX_CAPTURE_SIZE
     max_capture_time: float | None = DEFAULT_MAX_CAPTURE_TIME
     live_duration: float = 0.0  # seconds a live HLS playlist is followed (0: a snapshot)
+    # every rendition of an HLS or DASH stream fetched whole, not only the best (and the
+    # ones replay tools would play instead: archiver.web.discover.hls.Renditions)
+    all_renditions: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     warc_max_size: int = DEFAULT_WARC_MAX_SIZE
     max_redirects: int = DEFAULT_MAX_REDIRECTS
@@ -206,6 +209,8 @@ class CaptureOptions:
             "allow_playlists": self.allow_playlists,
             "cookies": "given (values never recorded)" if self.cookies else None,
             "dedup": self.dedup,
+            # only when set: captures without it keep their options exactly as before
+            **({"all_renditions": True} if self.all_renditions else {}),
             **self._browser_recorded(),
         }
 

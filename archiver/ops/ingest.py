@@ -18,10 +18,10 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from archiver import TOOL_NAME
 from archiver.core.atomic import TEMP_MARK, fsync_dir, fsync_file, rename_no_replace
@@ -520,12 +520,28 @@ def import_file(
         raise IngestError(f"{source}: not a file")
     if not is_warc(source):
         raise IngestError(f"{source}: not a WARC file name (expected .warc or .warc.gz)")
+    return import_stream(
+        archive_dir, source, source.name, lambda: open(source, "rb"), collection, progress
+    )
+
+
+def import_stream(
+    archive_dir: Path,
+    source: Path,
+    name: str,
+    open_source: Callable[[], BinaryIO],
+    collection: str,
+    progress: ScanProgress | None = None,
+) -> ImportResult:
+    """:func:`import_file` for a WARC file read from a stream (a file in a WACZ):
+    ``source`` names it in reports, ``name`` is its file name."""
     target_dir = archive_dir / WARC_DIR / collection / IMPORTED_DIR
     target_dir.mkdir(parents=True, exist_ok=True)
-    suffix = ".warc.gz" if source.name.endswith(".gz") else ".warc"
+    suffix = ".warc.gz" if name.endswith(".gz") else ".warc"
     temp = target_dir / f"{TEMP_MARK}{secrets.token_hex(6)}{suffix}.part"
     try:
-        sha = _copy_hashing(source, temp)
+        with open_source() as src:
+            sha = _copy_hashing(src, temp)
         capture_id = imported_capture_id(sha)
         stored = _indexed_file(archive_dir, capture_id)
         if stored is not None:
@@ -535,7 +551,7 @@ def import_file(
         if not records:
             first = report.problems[0] if report.problems else (0, "no WARC records")
             raise IngestError(f"{source}: nothing could be read (offset {first[0]}: {first[1]})")
-        target = _place(target_dir, source.name, sha)
+        target = _place(target_dir, name, sha)
         if not target.exists():
             fsync_file(temp)
             rename_no_replace(temp, target)  # never over an existing file
@@ -549,9 +565,9 @@ def import_file(
     return ImportResult(source, target, capture.capture_id, report)
 
 
-def _copy_hashing(source: Path, temp: Path) -> str:
+def _copy_hashing(src: BinaryIO, temp: Path) -> str:
     digest = hashlib.sha256()
-    with open(source, "rb") as src, open(temp, "xb") as dst:
+    with open(temp, "xb") as dst:
         while chunk := src.read(1024 * 1024):
             digest.update(chunk)
             dst.write(chunk)

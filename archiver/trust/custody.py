@@ -73,6 +73,7 @@ ACTIONS = (
     "cleanup",
     "export",
     "adopt",
+    "report",
 )
 FIELDS = (
     "format",
@@ -387,7 +388,7 @@ class CustodyReport:
         }
 
 
-READ_ONLY_ACTIONS = ("verify", "extract")  # they change no evidence; anyone may take them
+READ_ONLY_ACTIONS = ("verify", "extract", "export", "report")  # they change no evidence; anyone may
 
 
 def check(archive: Path, trusted: dict[str, PublicKey | None] | None = None) -> CustodyReport:
@@ -395,10 +396,10 @@ def check(archive: Path, trusted: dict[str, PublicKey | None] | None = None) -> 
     each ``prev`` the hash of the event before, each signature holding with the signer's
     key (a trusted key given, else the archive's ``keys/`` copy).
 
-    With ``trusted`` keys, an event that changes the archive (anything but verify and
-    extract, which anyone may run) signed by another key is a problem.  A line that is
-    not an event is an interrupted write (a note) when the chain runs on across it,
-    otherwise a problem."""
+    With ``trusted`` keys, an event that changes the archive (anything but verify,
+    extract, export and report, which anyone may run) signed by another key is a
+    problem.  A line that is not an event is an interrupted write (a note) when the chain
+    runs on across it, otherwise a problem."""
     path = log_path(archive)
     report = CustodyReport(str(path.relative_to(archive)))
     try:

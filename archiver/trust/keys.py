@@ -7,7 +7,11 @@ honoured) unless a key file is named with ``--key`` or ``ARCHIVER_KEY``:
   when a passphrase is given (``BEGIN ENCRYPTED PRIVATE KEY``);
 - ``<fingerprint>.pub.pem``: its public key, SubjectPublicKeyInfo PEM;
 - ``default``: the fingerprint of the key used when none is named (the first key
-  generated becomes the default).
+  generated becomes the default);
+- ``<fingerprint>.p384.key.pem`` and ``.p384.pub.pem`` (and its binding statement):
+  the ECDSA P-384 key that signs WACZ files for this key's holder, made on first use by
+  :mod:`archiver.trust.wacz_signing`.  These are not capture keys: :func:`list_keys`
+  passes them by.
 
 The fingerprint is the SHA-256, in lowercase hex, of the raw 32-byte public key.
 A signature is the raw 64-byte Ed25519 signature over the exact bytes signed, so
@@ -30,6 +34,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from archiver.core.atomic import flocked, fsync_dir, rename_no_replace
 from archiver.core.errors import Failure
@@ -39,6 +44,9 @@ PublicKey = Ed25519PublicKey  # what verifies a signature (other modules name it
 KEY_SUFFIX = ".key.pem"
 _PEM_LIMIT = 64 * 1024
 PUB_SUFFIX = ".pub.pem"
+# the WACZ-signing key beside an Ed25519 key (archiver.trust.wacz_signing): its name
+# ends in KEY_SUFFIX too, so the store's listing must know to pass it by
+P384_KEY_SUFFIX = ".p384" + KEY_SUFFIX
 DEFAULT_FILE = "default"
 
 
@@ -148,6 +156,16 @@ def is_encrypted(path: Path) -> bool:
 
 def load_private(path: Path, passphrase: str | None) -> Ed25519PrivateKey:
     """The private key in ``path``; any problem is a :class:`KeyProblem` naming the file."""
+    key = load_private_any(path, passphrase)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyProblem(f"{path} is not an Ed25519 key ({type(key).__name__})")
+    return key
+
+
+def load_private_any(path: Path, passphrase: str | None) -> PrivateKeyTypes:
+    """The private key in ``path``, of whatever type: the one reader of key files, so
+    that every key (the Ed25519 one and the P-384 one beside it) is refused with the
+    same words.  The caller checks the type."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -166,8 +184,6 @@ def load_private(path: Path, passphrase: str | None) -> Ed25519PrivateKey:
         raise KeyProblem(f"{path} is not a PEM private key") from exc
     except UnsupportedAlgorithm as exc:
         raise KeyProblem(f"{path} holds a key of an unsupported type") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyProblem(f"{path} is not an Ed25519 key ({type(key).__name__})")
     return key
 
 
@@ -195,6 +211,8 @@ def list_keys(store: Path) -> list[KeyInfo]:
     default = _default_fingerprint(store)
     keys = []
     for path in sorted(store.glob(f"*{KEY_SUFFIX}")):
+        if path.name.endswith(P384_KEY_SUFFIX):  # a WACZ-signing key, not a capture key
+            continue
         pub = public_path_for(path)
         fp = fingerprint(load_public(pub)) if pub.exists() else path.name.removesuffix(KEY_SUFFIX)
         keys.append(KeyInfo(fp, path, is_encrypted(path), fp == default))

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +34,10 @@ _SYNC_EVERY = 64 * 1024 * 1024
 _READ_BACK_CHUNK = 1024 * 1024
 # Room in a streamed record's head for the fields filled in at the end.
 _LATE_FIELDS_MAX = 512
+JSON_METADATA = "WARC-JSON-Metadata"
+"""A record's metadata for replay tools, a JSON object on one line (pywb and wabac.js read
+``adaptive_max_resolution`` and ``adaptive_max_bandwidth`` on an HLS or DASH manifest's
+response record): not a field of WARC 1.1, which allows fields of its own to any writer."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -95,11 +99,12 @@ class StreamingRecord:
         payload: bool,
         level: int,
         pool: ThreadPoolExecutor | None,
+        late_room: int = 0,
     ) -> None:
         self._owner = owner
         self._fields = fields
         self._prefix = block_prefix
-        capacity = len(render_head(fields)) + _LATE_FIELDS_MAX + len(block_prefix)
+        capacity = len(render_head(fields)) + _LATE_FIELDS_MAX + late_room + len(block_prefix)
         self._owns_pending = owner.pending_from is None
         if self._owns_pending:
             owner.pending_from = owner.fileobj.tell()
@@ -140,7 +145,12 @@ class StreamingRecord:
             self._payload.update(chunk)
         self._member.write(chunk, crc=False)
 
-    def finish(self, truncated: str | None = None) -> WrittenRecord:
+    def finish(
+        self, truncated: str | None = None, late: Sequence[tuple[str, str]] = ()
+    ) -> WrittenRecord:
+        """End the record: its head is written now, in the room kept before the block,
+        with the digests and ``late``, fields known only once the block is whole (at most
+        the ``late_room`` :meth:`WarcFile.begin_record` was given, rendered)."""
         if self._done:
             raise RuntimeError("record already finished")
         self._done = True
@@ -156,6 +166,7 @@ class StreamingRecord:
             fields.append(("WARC-Payload-Digest", "sha256:" + payload_hex))
         if truncated:
             fields.append(("WARC-Truncated", truncated))
+        fields += late
         head = render_head(fields) + self._prefix
         length = self._member.finish(head)
         stored = self._owner.stored_sha256(self._member.prefix, self.offset, length)
@@ -384,11 +395,24 @@ class WarcFile:
         self._file_digest = None  # sha256() reads the file back once, at the end
 
     def begin_record(
-        self, fields: Fields, block_prefix: bytes, *, payload: bool = True, level: int = 0
+        self,
+        fields: Fields,
+        block_prefix: bytes,
+        *,
+        payload: bool = True,
+        level: int = 0,
+        late_room: int = 0,
     ) -> StreamingRecord:
-        """Start a record whose block is ``block_prefix`` followed by streamed data."""
+        """Start a record whose block is ``block_prefix`` followed by streamed data;
+        ``late_room`` bytes more are kept for fields given to :meth:`StreamingRecord.finish`."""
         return StreamingRecord(
-            self, fields, block_prefix, payload=payload, level=level, pool=self._pool
+            self,
+            fields,
+            block_prefix,
+            payload=payload,
+            level=level,
+            pool=self._pool,
+            late_room=late_room,
         )
 
     def seal(self) -> None:

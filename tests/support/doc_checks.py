@@ -15,6 +15,10 @@ CHECK_NAMES = (
     "records",
     "record-count",
     "timestamp",
+    "wacz-files",
+    "wacz-signature",
+    "wacz-binding",
+    "wacz-manifest",
 )
 CHECK = re.compile(r"^<!-- check: ([a-z-]+) [^\n]*-->\n```sh\n(.*?)^```$", re.M | re.S)
 

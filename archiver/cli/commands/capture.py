@@ -187,6 +187,14 @@ EXIT_INTERRUPTED = 130
     help="Let yt-dlp take playlists, channels and live streams (skipped by default).",
 )
 @click.option(
+    "--all-renditions",
+    is_flag=True,
+    help="Fetch every rendition of an HLS or DASH stream (each variant, each audio "
+    "track), not only the best. By default the best is kept whole and the manifest's "
+    "record names it (WARC-JSON-Metadata), so that replay tools that rewrite manifests "
+    "(pywb, ReplayWeb.page) show that one. Config file: [capture] all_renditions = true.",
+)
+@click.option(
     "--jobs",
     type=click.IntRange(min=1, max=32),
     default=1,

@@ -109,7 +109,8 @@ def index_rebuild(archive_dir: Path, output_format: str) -> None:
 def index_import(
     paths: tuple[Path, ...], collection: str, archive_dir: Path, output_format: str
 ) -> None:
-    """Copy WARC files made by other tools into the archive and index them.
+    """Copy WARC files (and the WARC files of WACZ files) made by other tools into the
+    archive and index them.
 
     Every record is read and every digest it declares checked; broken records are
     reported by file and offset and indexed with their problem, and the records
@@ -119,11 +120,18 @@ def index_import(
     Example:
       archiver index import crawl-2020.warc.gz --collection wget-crawls
     """
+    from archiver.cli.commands.wacz import import_waczs
+    from archiver.ops.wacz.check import is_wacz
+
+    waczs = tuple(p for p in paths if is_wacz(p))
+    bad = import_waczs(waczs, collection, archive_dir, output_format) if waczs else 0
+    paths = tuple(p for p in paths if p not in waczs)
+    if not paths:
+        sys.exit(EXIT_FAILED if bad else 0)
     archive = open_archive(archive_dir)
     with scan_progress(output_format == "text" and sys.stderr.isatty()) as progress:
         done = archive.import_(paths, collection, progress)
     say_logged(done.logged)
-    bad = 0
     for item in done.result:
         if isinstance(item, tuple):
             bad += 1

@@ -7,12 +7,15 @@ import sys
 from pathlib import Path
 
 import click
+from cryptography import x509
 
+from archiver.archive import Archive
 from archiver.cli.context import open_archive, say_logged
 from archiver.cli.options import archive_dir_option, format_option
 from archiver.cli.progress import scan_progress
 from archiver.cli.render import show_verification
-from archiver.core.errors import EXIT_FAILED
+from archiver.core.errors import EXIT_FAILED, UsageProblem
+from archiver.ops.wacz.check import is_wacz
 from archiver.trust.timestamp import tsa_roots
 
 EXIT_OK = 0
@@ -65,12 +68,13 @@ def verify_command(
     """Check that nothing captured has changed since it was signed, and say where it has.
 
     Checks every manifest's signature, every WARC file's size and SHA-256, every
-    record's head and block digest (one pass per file; --deep recomputes payload
-    digests too), and every index row against the signed manifests.  PATHS may be
-    capture ids (an imported file's import-... id too), manifests, WARC files or
-    directories; none means the whole archive.  WARC files from other tools have no
-    signature: their digests are checked, and the report says that only internal
-    consistency was; their quirks that touch no digest are notes, not failures.
+    record's head and block digest (one pass per file; --deep recomputes payload digests
+    too), and every index row against the signed manifests. PATHS may be WACZ files
+    (each checked from the file alone, see docs/verifying.md), capture ids (an imported
+    file's import-... id too), manifests, WARC files or directories; none means the
+    whole archive. WARC files from other tools have no signature: their digests are
+    checked, and the report says that only internal consistency was; their quirks that
+    touch no digest are notes, not failures.
     The report ends with every signer's fingerprint and how many captures it
     signed; captures signed by more than one key fail unless --trusted-key names
     the keys that may sign.  A revisit counts only when its original is signed by
@@ -85,6 +89,10 @@ def verify_command(
     """
     interactive = output_format == "text" and sys.stderr.isatty()
     roots = tsa_roots(tsa_ca)
+    if paths and all(is_wacz(Path(p)) for p in paths):
+        verify_waczs(paths, trusted, roots, output_format)
+    if any(is_wacz(Path(p)) for p in paths):
+        raise UsageProblem("verify WACZ files on their own, not with captures or WARC files")
     archive = open_archive(archive_dir)
     with scan_progress(interactive) as progress:
         done = archive.verify(
@@ -101,3 +109,21 @@ def verify_command(
         show_verification(done.result)
         say_logged(done.logged)
     sys.exit(EXIT_OK if done.result.ok else EXIT_FAILED)
+
+
+def verify_waczs(
+    paths: tuple[str, ...],
+    trusted: tuple[str, ...],
+    roots: list[x509.Certificate] | None,
+    output_format: str,
+) -> None:
+    """``verify FILE.wacz…``: each checked from the file alone; exit 1 unless all hold."""
+    from archiver.cli.commands.wacz import show_wacz_report
+
+    reports = [Archive.verify_wacz(path, trusted, roots) for path in paths]
+    for report in reports:
+        if output_format == "json":
+            click.echo(json.dumps(report.to_json(), ensure_ascii=False))
+        else:
+            show_wacz_report(report)
+    sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED)

@@ -1,5 +1,8 @@
 """Segments of DASH manifests: the init and media segments of the best representation
-of each adaptation set (:func:`iter_dash`, :func:`parse_dash`)."""
+of each adaptation set (:func:`iter_dash`, :func:`parse_dash`), of those replay tools
+keep too, or of all (see :data:`~archiver.web.discover.hls.Renditions`), and the
+:class:`~archiver.web.discover.hls.Rendition` a manifest's record names for replay
+(:func:`dash_rendition`)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped,unused-ig
 
 from archiver.web import discover
 from archiver.web.discover.found import MAX_SEGMENTS, Found, _resolve
+from archiver.web.discover.hls import Rendition, Renditions, _limits_pywb, _limits_wabac, _safe
 
 _DURATION_RE = re.compile(
     r"^\s*P(?:(?P<Y>\d+(?:[.,]\d+)?)Y)?(?:(?P<Mo>\d+(?:[.,]\d+)?)M)?"
@@ -255,45 +259,183 @@ def _period_durations(periods: list[Element], total: Fraction | None) -> list[Fr
     return durations
 
 
-def iter_dash(body: bytes, url: str, cut: list[str] | None = None) -> Iterator[Found]:
-    """Init and media segments of the best Representation of each AdaptationSet, lazily:
-    a 23 kB manifest can name ten million segments (periods x adaptation sets x
-    repeats), which exist here one at a time, as the caller asks for them.  What a
-    limit (MAX_SEGMENTS, MAX_DASH_IDLE) left unread is said in ``cut``."""
+def _best(reps: list[Element]) -> Element:
+    """The representation of the highest bandwidth (the first of equals)."""
+    return max(reps, key=lambda r: _int(r.get("bandwidth"), 0))
+
+
+def _pixels(rep: Element) -> int:
+    """width x height as the representation gives them (what replay tools read), or 0."""
+    return max(0, _int(rep.get("width"), 0)) * max(0, _int(rep.get("height"), 0))
+
+
+_PYWB_NS = "{urn:mpeg:dash:schema:mpd:2011}"
+
+
+def _pywb_dash(root: Element, rendition: Rendition | None) -> set[Element]:
+    """The representation pywb's ``RewriteDASH`` keeps of each adaptation set (it reads
+    elements of the MPD namespace only; a number it cannot read fails its rewriting, and
+    the player then chooses: none)."""
+    max_resolution, max_bandwidth = _limits_pywb(rendition)
+    kept: set[Element] = set()
+    try:
+        for period in root.findall(_PYWB_NS + "Period"):
+            for aset in period.findall(_PYWB_NS + "AdaptationSet"):
+                best = None
+                best_resolution = best_bandwidth = 0
+                for rep in aset.findall(_PYWB_NS + "Representation"):
+                    resolution = int(rep.get("width", "0")) * int(rep.get("height", "0"))
+                    bandwidth = int(rep.get("bandwidth", 0))
+                    if resolution and max_resolution:
+                        if best_resolution < resolution <= max_resolution:
+                            best, best_resolution, best_bandwidth = rep, resolution, bandwidth
+                    elif best_bandwidth < bandwidth <= max_bandwidth:
+                        best, best_resolution, best_bandwidth = rep, resolution, bandwidth
+                if best is not None:
+                    kept.add(best)
+    except ValueError:
+        return set()
+    return kept
+
+
+_JS_DECIMAL = re.compile(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)", re.ASCII)
+_JS_RADIX = re.compile(r"0([xXoObB])([0-9a-fA-F]+)", re.ASCII)
+
+
+def _js_number(value: str | None) -> float:
+    """``Number(value || "0")`` as JavaScript reads an attribute: NaN when not a number."""
+    text = (value or "0").strip(" \t\n\r\v\f\u00a0\ufeff\u2028\u2029")
+    if not text:
+        return 0.0
+    if _JS_DECIMAL.fullmatch(text):
+        return float(text.replace("Infinity", "inf"))
+    radix = _JS_RADIX.fullmatch(text)
+    if radix:
+        base = {"x": 16, "o": 8, "b": 2}[radix.group(1).lower()]
+        try:
+            return float(int(radix.group(2), base))
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
+def _wabac_dash(root: Element, rendition: Rendition | None) -> set[Element]:
+    """The representation wabac.js's ``rewriteDASH`` keeps of each adaptation set at
+    replay.  It reads one period only: with more, or none, or an adaptation set without
+    representations, its rewriting fails and the player chooses (none kept here)."""
+    max_resolution, max_bandwidth = _limits_wabac(rendition)
+    periods = _children(root, "Period")
+    if _local(root.tag) != "MPD" or len(periods) != 1:
+        return set()
+    asets = _children(periods[0], "AdaptationSet")
+    if not asets:
+        return set()
+    kept: set[Element] = set()
+    for aset in asets:
+        reps = _children(aset, "Representation")
+        if not reps:
+            return set()
+        best = None
+        best_resolution = best_bandwidth = 0.0
+        for rep in reps:
+            resolution = _js_number(rep.get("width")) * _js_number(rep.get("height"))
+            bandwidth = _js_number(rep.get("bandwidth"))
+            truthy = resolution == resolution and resolution != 0  # NaN and 0 are falsy
+            if truthy and max_resolution and resolution <= max_resolution:
+                if resolution > best_resolution:
+                    best, best_resolution, best_bandwidth = rep, resolution, bandwidth
+            elif best_bandwidth < bandwidth <= max_bandwidth:
+                best, best_resolution, best_bandwidth = rep, resolution, bandwidth
+        if best is not None:
+            kept.add(best)
+    return kept
+
+
+def _dash_choice(root: Element, renditions: Renditions) -> tuple[Rendition | None, set[Element]]:
+    """The rendition a manifest's record names, and the representations kept whole.
+
+    Ours are the highest bandwidth of each adaptation set; the record names the largest
+    of their resolutions and of their bandwidths (one header serves the video and the
+    audio sets: each of ours is within both limits, and an audio set, without a
+    resolution, is chosen by bandwidth); with ``replayed``, also the representations
+    pywb and wabac.js keep when the record names that."""
+    bests: list[Element] = []
+    everything: set[Element] = set()
+    for period in _children(root, "Period"):
+        for aset in _children(period, "AdaptationSet"):
+            reps = _children(aset, "Representation")
+            if reps:
+                bests.append(_best(reps))
+                everything.update(reps)
+    if not bests:
+        return None, set()
+    rendition = _safe(
+        Rendition(max(_pixels(r) for r in bests), max(_int(r.get("bandwidth"), 0) for r in bests))
+    )
+    if rendition is not None and not rendition.bandwidth:
+        rendition = None  # pywb would keep no representation of a set without a resolution
+    if renditions == "all":
+        return rendition, everything
+    kept = set(bests)
+    if renditions == "replayed":
+        kept |= _pywb_dash(root, rendition) | _wabac_dash(root, rendition)
+    return rendition, kept
+
+
+def _parsed(body: bytes) -> Element | None:
     try:
         root: Element = SafeET.fromstring(body[: discover.MAX_BODY])
     except Exception:  # invalid XML, entity bombs, external entities
+        return None
+    return root if _local(root.tag) == "MPD" else None
+
+
+def dash_rendition(body: bytes) -> Rendition | None:
+    """The rendition a DASH manifest's record names for replay (see
+    :class:`~archiver.web.discover.hls.Rendition`); None for what is no manifest."""
+    root = _parsed(body)
+    return None if root is None else _dash_choice(root, "best")[0]
+
+
+def iter_dash(
+    body: bytes, url: str, cut: list[str] | None = None, *, renditions: Renditions = "best"
+) -> Iterator[Found]:
+    """Init and media segments of the representations ``renditions`` keeps of each
+    AdaptationSet (the best alone by default), lazily: a 23 kB manifest can name ten
+    million segments (periods x adaptation sets x repeats), which exist here one at a
+    time, as the caller asks for them.  What a limit (MAX_SEGMENTS, MAX_DASH_IDLE) left
+    unread is said in ``cut``."""
+    root = _parsed(body)
+    if root is None:
         return
     seen: set[str] = set()
     idle = 0  # URLs made that gave nothing new
     try:
-        if _local(root.tag) != "MPD":
-            return
+        kept = _dash_choice(root, renditions)[1]
         mpd_base = _base_of(url, root)
         total = _iso_duration(root.get("mediaPresentationDuration"))
         periods = _children(root, "Period")
         for period, seconds in zip(periods, _period_durations(periods, total), strict=True):
             period_base = _base_of(mpd_base, period)
             for aset in _children(period, "AdaptationSet"):
-                reps = _children(aset, "Representation")
-                if not reps:
-                    continue
-                best = max(reps, key=lambda r: _int(r.get("bandwidth"), 0))
-                rep_base = _base_of(_base_of(period_base, aset), best)
-                levels = [period, aset, best]
-                made = _dash_representation(best, levels, rep_base, url, seconds, cut)
-                for base, raw, via in made:
-                    found = _resolve(base, raw)
-                    if found is not None and found not in seen:
-                        seen.add(found)
-                        yield Found(found, "video-segment", via)
-                    elif (idle := idle + 1) > MAX_DASH_IDLE:
-                        _note_cut(
-                            cut,
-                            f"more than {MAX_DASH_IDLE} of its segment URLs repeat others or"
-                            " are no http(s) URLs: the rest of it was not read",
-                        )
-                        return
+                for rep in _children(aset, "Representation"):
+                    if rep not in kept:
+                        continue
+                    rep_base = _base_of(_base_of(period_base, aset), rep)
+                    levels = [period, aset, rep]
+                    made = _dash_representation(rep, levels, rep_base, url, seconds, cut)
+                    for base, raw, via in made:
+                        found = _resolve(base, raw)
+                        if found is not None and found not in seen:
+                            seen.add(found)
+                            yield Found(found, "video-segment", via)
+                        elif (idle := idle + 1) > MAX_DASH_IDLE:
+                            _note_cut(
+                                cut,
+                                f"more than {MAX_DASH_IDLE} of its segment URLs repeat others"
+                                " or are no http(s) URLs: the rest of it was not read",
+                            )
+                            return
     except Exception:  # malformed input: keep what was found
         return
 

@@ -1,0 +1,113 @@
+"""CDXJ lines from index rows: what replay tools read to find a record.
+
+A CDXJ line is ``<SURT key> <14-digit time> <JSON>``, sorted by its bytes, as pywb,
+ReplayWeb.page (wabac.js), cdxj-indexer and py-wacz write and read it::
+
+    com,example)/news 20261206101500 {"url": "https://example.com/news", "mime": "text/html", ...}
+
+The key is the URL in SURT form computed by the ``surt`` library, the one pywb,
+cdxj-indexer and py-wacz use, so that a replay tool's lookup finds our lines.  The JSON
+follows cdxj-indexer's fields and order (``url``, ``mime``, ``status``, ``digest``,
+``length``, ``offset``, ``filename``); ``digest`` is the record's ``WARC-Payload-Digest``
+as archiver writes it, ``sha256:<hex>``.  A revisit's ``mime`` is ``warc/revisit``, as
+cdxj-indexer says it, so a replay tool looks up the original by digest.
+
+Only the records a replay tool serves are listed: ``response``, ``revisit`` and
+``resource`` (a browser capture's screenshot, PDF, DOM and text, under their
+``urn:<kind>:<url>`` names).  Requests, our metadata and warcinfo records are not.
+Everything comes from the index (``records`` table); no WARC file is read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+SERVED_TYPES = ("response", "revisit", "resource")
+"""The record types a CDXJ index lists: what a replay tool can serve."""
+
+COLUMNS = (
+    "url",
+    "warc_type",
+    "fetched_at",
+    "http_status",
+    "content_type",
+    "payload_sha256",
+    "warc_filename",
+    "warc_offset",
+    "warc_length",
+)
+"""The ``records`` columns a line is made from."""
+
+
+def surt_key(url: str) -> str:
+    """The SURT form of ``url`` that pywb and wabac.js look records up by.
+
+    ``surt`` fails on a few URLs it cannot parse; such a URL is keyed by itself, as
+    cdxj-indexer does, so that the line is still there for an exact lookup.
+    """
+    import surt  # imported when needed (tldextract behind it is slow to import)
+
+    try:
+        key: str = surt.surt(url)
+    except Exception:  # the library's own errors on odd input
+        return url
+    return key
+
+
+def timestamp14(value: datetime | str) -> str:
+    """``YYYYMMDDhhmmss`` in UTC, what CDXJ lines carry."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def line(row: Mapping[str, Any], filename: str) -> bytes:
+    """One record's CDXJ line (no newline); ``filename`` as the reader will open it."""
+    warc_type = row["warc_type"]
+    fields: dict[str, str] = {"url": row["url"]}
+    if warc_type == "revisit":
+        fields["mime"] = "warc/revisit"
+    elif row.get("content_type"):
+        fields["mime"] = str(row["content_type"]).split(";", 1)[0].strip().lower()
+    status = row.get("http_status")
+    if status is not None:
+        fields["status"] = str(status)
+    elif warc_type == "resource":
+        fields["status"] = "200"  # what cdxj-indexer gives a resource record
+    if row.get("payload_sha256"):
+        fields["digest"] = "sha256:" + str(row["payload_sha256"])
+    fields["length"] = str(row["warc_length"])
+    fields["offset"] = str(row["warc_offset"])
+    fields["filename"] = filename
+    head = f"{surt_key(row['url'])} {timestamp14(row['fetched_at'])} "
+    return (head + json.dumps(fields, ensure_ascii=False)).encode("utf-8")
+
+
+def lines(
+    rows: Iterable[Mapping[str, Any]], filename_of: Callable[[str], str] | None = None
+) -> list[bytes]:
+    """The sorted CDXJ lines of ``rows`` (``records`` rows with :data:`COLUMNS`), each
+    record's file named by ``filename_of(warc_filename)`` (default: as in the index)."""
+    name = filename_of or (lambda path: path)
+    out = [
+        line(row, name(row["warc_filename"]))
+        for row in rows
+        if row.get("warc_type") in SERVED_TYPES and row.get("url")
+    ]
+    out.sort()
+    return out
+
+
+def select_sql(capture_count: int | None) -> str:
+    """SQL over the index for :data:`COLUMNS` of the served records of the captures
+    given as parameters (``None``: every capture)."""
+    where = f"warc_type in ({', '.join(repr(t) for t in SERVED_TYPES)}) and url is not null"
+    if capture_count is not None:
+        marks = ", ".join("?" for _ in range(capture_count))
+        where += f" and capture_id in ({marks})"
+    return f"select {', '.join(COLUMNS)} from records where {where}"
