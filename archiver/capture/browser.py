@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from archiver.capture.frontier import _Frontier
 from archiver.capture.metadata import placed
@@ -248,7 +248,7 @@ class _Browse(_Frontier):
         dest = headers.get("sec-fetch-dest", "").lower()
         page_url = self.capture.final_url or self.capture.seed_url
         with self.seen_lock:
-            if browsing.expect == url and dest in ("document", ""):
+            if _same_target(browsing.expect, url) and dest in ("document", ""):
                 return browsing.seed  # the seed, or a redirect it led to
         referer = headers.get("referer") or page_url
         # one page per capture: a document the browser loads besides the seed's (a pop-up,
@@ -692,6 +692,15 @@ class _Browse(_Frontier):
         }
         block = json.dumps(body, indent=1, ensure_ascii=False).encode("utf-8")
         self._write_resource("pageinfo", block, "application/json", "pageinfo")
+
+
+def _same_target(expected: str | None, url: str) -> bool:
+    """Whether the browser's request is for the URL a redirect named: the same, or
+    spelt with other percent-escapes (a browser escapes ``'`` in a query, our URL
+    rules leave it), so that the seed's chain is followed as the browser follows it."""
+    if expected is None:
+        return False
+    return expected == url or unquote(expected) == unquote(url)
 
 
 def _listed(blocked: list[dict[str, Any]]) -> list[dict[str, Any]]:
