@@ -12,6 +12,12 @@ follows cdxj-indexer's fields and order (``url``, ``mime``, ``status``, ``digest
 as archiver writes it, ``sha256:<hex>``.  A revisit's ``mime`` is ``warc/revisit``, as
 cdxj-indexer says it, so a replay tool looks up the original by digest.
 
+A large index is written compressed (:func:`compressed`), as ZipNum: the sorted lines in
+gzip members of :data:`BLOCK_LINES` lines each (``index.cdx.gz``), and a small index of
+the members (``index.idx``: each member's first key, offset, length and SHA-256) that
+ReplayWeb.page reads first, loading a member only when a lookup falls in it; the bytes
+are those cdxj-indexer's compressed writer makes of the same lines.
+
 Only the records a replay tool serves are listed: ``response``, ``revisit`` and
 ``resource`` (a browser capture's screenshot, PDF, DOM and text, under their
 ``urn:<kind>:<url>`` names).  Requests, our metadata and warcinfo records are not.
@@ -20,8 +26,10 @@ Everything comes from the index (``records`` table); no WARC file is read.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,3 +119,31 @@ def select_sql(capture_count: int | None) -> str:
         marks = ", ".join("?" for _ in range(capture_count))
         where += f" and capture_id in ({marks})"
     return f"select {', '.join(COLUMNS)} from records where {where}"
+
+
+BLOCK_LINES = 300
+"""Lines per gzip member of a compressed index (cdxj-indexer's default)."""
+COMPRESSED_DATA = "index.cdx.gz"
+
+
+def compressed(
+    sorted_lines: Sequence[bytes], data_name: str = COMPRESSED_DATA, block: int = BLOCK_LINES
+) -> tuple[bytes, bytes]:
+    """``(index.cdx.gz, index.idx)`` of sorted CDXJ lines (no newlines), as
+    cdxj-indexer's ``CompressedWriter`` writes them with record digests."""
+    meta = json.dumps({"format": "cdxj-gzip-1.0", "filename": data_name})
+    idx = [f"!meta 0 {meta}\n".encode()]
+    data = bytearray()
+    for start in range(0, len(sorted_lines), block):
+        lines = sorted_lines[start : start + block]
+        packer = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+        member = packer.compress(b"".join(line + b"\n" for line in lines)) + packer.flush()
+        prefix = lines[0].split(b"{", 1)[0].strip()
+        where = {
+            "offset": len(data),
+            "length": len(member),
+            "digest": "sha256:" + hashlib.sha256(member).hexdigest(),
+        }
+        idx.append(prefix + b" " + json.dumps(where).encode() + b"\n")
+        data += member
+    return bytes(data), b"".join(idx)

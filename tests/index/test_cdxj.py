@@ -70,3 +70,26 @@ def test_surt_keys_of_odd_urls() -> None:
     assert cdxj.surt_key("http://www.Example.com:80/a?b=2&a=1") == "com,example)/a?a=1&b=2"
     assert cdxj.surt_key("https://127.0.0.1:8080/x") == "1,0,0,127:8080)/x"
     assert cdxj.timestamp14("2020-08-12T10:00:00.123456+00:00") == "20200812100000"
+
+
+def test_compressed_index_is_what_cdxj_indexer_writes() -> None:
+    """ZipNum: the same bytes as cdxj-indexer's CompressedWriter (with record digests)."""
+    import io
+
+    from cdxj_indexer.main import CompressedWriter
+
+    lines = sorted(
+        f"com,example)/p{n:05d} 20200812100000 {json.dumps({'url': f'https://example.com/p{n:05d}'})}".encode()
+        for n in range(1234)
+    )
+    data, idx = cdxj.compressed(lines)
+    index_out, data_out = io.StringIO(), io.BytesIO()
+    writer = CompressedWriter(
+        index_out, data_out, data_out_name="index.cdx.gz", digest_records=True
+    )
+    for line in lines:
+        writer.write(line.decode() + "\n")
+    writer.flush()
+    assert data == data_out.getvalue()
+    assert idx == index_out.getvalue().encode()
+    assert idx.count(b"\n") == 1 + 5  # the meta line, then 300 + 300 + 300 + 300 + 34

@@ -448,3 +448,43 @@ def test_the_documented_wacz_checks_with_stock_tools(exported: Exported) -> None
     package = folder / "datapackage.json"
     package.write_bytes(package.read_bytes().replace(b"1.1.1", b"1.1.2"))
     assert "Verified OK" not in sh("wacz-signature").stdout
+
+
+# -- a large index is compressed (ZipNum) -------------------------------------------------
+
+
+def test_a_large_index_is_compressed_and_still_checked(exported: Exported) -> None:
+    """Past the plain index's size (made small here), index.cdx.gz + index.idx, as
+    cdxj-indexer writes them: wacz validate accepts it, verify checks it line for line."""
+    import gzip
+
+    from archiver import Archive
+    from archiver.trust import keys
+
+    store = Path(exported.env["ARCHIVER_KEY_STORE"])
+    info = keys.find_key(store)
+    signer = keys.Signer.load(info.path, None)
+    out = exported.root / "zipnum.wacz"
+    Archive(exported.archive, signer=signer).export(
+        [exported.capture_id], out, signer, info, None, plain_lines=10
+    )
+    with zipfile.ZipFile(out) as zf:
+        names = set(zf.namelist())
+        data, idx = zf.read("indexes/index.cdx.gz"), zf.read("indexes/index.idx")
+        plain = _member(exported.wacz, "indexes/index.cdxj")
+    assert "indexes/index.cdxj" not in names
+    assert gzip.decompress(data) == plain  # the same lines, in gzip members
+    assert idx.startswith(b'!meta 0 {"format": "cdxj-gzip-1.0", "filename": "index.cdx.gz"}\n')
+    validated = subprocess.run(
+        [str(BIN / "wacz"), "validate", "-f", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert validated.returncode == 0, validated.stdout
+    code, report = _verify(exported, out)
+    assert code == 0, report["problems"]
+    changed = _rewrite(
+        out,
+        exported.root / "zipnum-changed.wacz",
+        {"indexes/index.idx": idx.replace(b'"offset": 0', b'"offset": 1', 1)},
+    )
+    code, report = _verify(exported, changed)
+    assert code == 1 and "indexes/index.idx" in " ".join(report["problems"])  # type: ignore[arg-type]

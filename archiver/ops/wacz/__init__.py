@@ -3,7 +3,8 @@
 A WACZ (Webrecorder's format, version 1.1.1) is a ZIP file::
 
     archive/<capture id>-NNNNN.warc.gz     the capture's WARC files, byte for byte (STORE)
-    indexes/index.cdxj                     where each served record is (archiver.index.cdxj)
+    indexes/index.cdxj                     where each served record is (archiver.index.cdxj);
+                                           past 5,000 lines index.cdx.gz + index.idx
     pages/pages.jsonl                      the page of each capture, its title and time
     datapackage.json                       every other file with its SHA-256 and size
     datapackage-digest.json                the SHA-256 of datapackage.json, signed (P-384)
@@ -33,6 +34,11 @@ DATAPACKAGE = "datapackage.json"
 DIGEST = "datapackage-digest.json"
 ARCHIVE_DIR = "archive/"
 INDEX = "indexes/index.cdxj"
+INDEX_DATA = "indexes/index.cdx.gz"  # a large index, compressed (ZipNum)
+INDEX_IDX = "indexes/index.idx"
+PLAIN_INDEX_LINES = 5000
+"""Up to this many lines the index is one CDXJ file; past it, compressed (ZipNum), so that
+ReplayWeb.page loads a member at a time rather than the whole index first."""
 PAGES = "pages/pages.jsonl"
 EVIDENCE_DIR = "archiver/"
 CUSTODY = EVIDENCE_DIR + "custody.jsonl"

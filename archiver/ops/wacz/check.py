@@ -513,7 +513,8 @@ def _check_accounted(names: list[str], manifests: dict[str, _Signed], report: Wa
     """Every file of a WACZ archiver exported is one it writes: a WARC file a signed
     manifest lists, the index, the pages, or evidence of those captures.  Anything else
     (a WARC file, an index, a page list added) is content nothing signed."""
-    allowed = {wacz.INDEX, wacz.PAGES, wacz.CUSTODY, wacz.DATAPACKAGE, wacz.DIGEST}
+    allowed = {wacz.INDEX, wacz.INDEX_DATA, wacz.INDEX_IDX, wacz.PAGES, wacz.CUSTODY}
+    allowed |= {wacz.DATAPACKAGE, wacz.DIGEST}
     manifest_names = set()
     for signed in manifests.values():
         allowed |= {
@@ -658,14 +659,25 @@ def _check_index(zf: zipfile.ZipFile, manifests: dict[str, _Signed], report: Wac
     rows = (
         {name: getattr(row, name) for name in cdxj.COLUMNS} for m in signed for row in m.records
     )
-    expected = b"".join(line + b"\n" for line in cdxj.lines(rows, lambda p: PurePosixPath(p).name))
-    try:
-        index = _small(zf, wacz.INDEX)
-    except KeyError:
-        report.problems.append(f"no {wacz.INDEX}")
-        index = None
-    if index is not None and index != expected:
-        report.problems.append(f"{wacz.INDEX} is not what the signed records give")
+    expected = cdxj.lines(rows, lambda p: PurePosixPath(p).name)
+    if wacz.INDEX_IDX in zf.NameToInfo or wacz.INDEX_DATA in zf.NameToInfo:
+        data, idx = cdxj.compressed(expected)
+        for name, want in ((wacz.INDEX_DATA, data), (wacz.INDEX_IDX, idx)):
+            try:
+                if _small(zf, name) != want:
+                    report.problems.append(f"{name} is not what the signed records give")
+            except KeyError:
+                report.problems.append(f"no {name} beside the other half of the index")
+        if wacz.INDEX in zf.NameToInfo:
+            report.problems.append(f"{wacz.INDEX} beside a compressed index: two indexes")
+    else:
+        try:
+            index = _small(zf, wacz.INDEX)
+        except KeyError:
+            report.problems.append(f"no {wacz.INDEX}")
+        else:
+            if index != b"".join(line + b"\n" for line in expected):
+                report.problems.append(f"{wacz.INDEX} is not what the signed records give")
     try:
         lines = _small(zf, wacz.PAGES).splitlines()
         pages = [json.loads(line) for line in lines[1:] if line.strip()]

@@ -124,6 +124,7 @@ def export(
     overwrite: bool = False,
     progress: ExportProgress | None = None,
     now: datetime | None = None,
+    plain_lines: int = wacz.PLAIN_INDEX_LINES,
 ) -> Exported:
     """Write the captures ``capture_ids`` of ``archive_dir`` to ``output`` as a WACZ,
     signed with ``key`` (the P-384 key bound to the Ed25519 key whose public key is
@@ -156,7 +157,7 @@ def export(
             with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                 writer = _Writer(zf, created)
                 _write_warcs(archive_dir, captures, writer, progress)
-                writer.add(wacz.INDEX, b"".join(line + b"\n" for line in _index(captures)))
+                _write_index(writer, _index(captures), plain_lines)
                 writer.add(wacz.PAGES, _pages(captures))
                 _write_evidence(archive_dir, captures, writer, signer, key_files)
                 package = _datapackage(writer.members, captures, created, software, signer)
@@ -346,6 +347,16 @@ def _served_rows(captures: list[_Capture]) -> Iterator[dict[str, Any]]:
 
 def _index(captures: list[_Capture]) -> list[bytes]:
     return cdxj.lines(_served_rows(captures), lambda path: Path(path).name)
+
+
+def _write_index(writer: _Writer, lines: list[bytes], plain_lines: int) -> None:
+    """One CDXJ file, or past ``plain_lines`` lines the compressed pair (ZipNum)."""
+    if len(lines) <= plain_lines:
+        writer.add(wacz.INDEX, b"".join(line + b"\n" for line in lines))
+        return
+    data, idx = cdxj.compressed(lines)
+    writer.add(wacz.INDEX_DATA, data)
+    writer.add(wacz.INDEX_IDX, idx)
 
 
 def page_record(manifest: Manifest) -> RecordRow | None:
