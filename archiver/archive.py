@@ -450,8 +450,10 @@ class Archive:
     def replay(
         self, capture_ids: Sequence[str] = (), *, host: str = "127.0.0.1", port: int = 8080
     ) -> replaying.ReplayServer:
-        """pywb serving the captures named (default: all), not yet started: ``with
-        archive.replay() as server:``.  Not logged: like show, it only reads."""
+        """pywb serving the captures named (default: all), each in its own collection, not
+        yet started: ``with archive.replay() as server:``; captures whose files fail the
+        checks are left out (``server.plan.notes``).  Not logged: like show, it only reads
+        (and does not verify)."""
         replaying.require_pywb()
         self.require_index()
         return replaying.ReplayServer(replaying.plan(self.path, capture_ids), host=host, port=port)
@@ -469,7 +471,9 @@ class Archive:
         return Done(result, logged)
 
     def report(self, capture_id: str, outputs: Any, **how: Any) -> Done[reporting.ReportResult]:
-        """A capture's report (FILE.html, FILE.pdf), verified now (:mod:`archiver.ops.report`)."""
+        """A capture's report (FILE.html, FILE.pdf), verified now (:mod:`archiver.ops.report`);
+        on a copy that cannot be written, the report says its making is not logged."""
+        how.setdefault("not_logged", self.read_only())
         result = reporting.make(self.path, capture_id, outputs, made_by=self.operator, **how)
         return Done(result, self.log("report", **result.event(self.path)))
 

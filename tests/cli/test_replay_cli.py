@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.ops.replay import COLLECTION, EXTRA, TEMP_PREFIX
+from archiver.ops.replay import COLLECTION, EXTRA, NOT_VERIFIED, TEMP_PREFIX
 from archiver.web.browser import Browser, LaunchSettings, Page
 from tests.support.replay_site import (
     FIRST,
@@ -111,10 +111,10 @@ def test_the_urls_printed_open_the_article_in_chromium_and_ctrl_c_stops_pywb(
     with replaying("--archive-dir", str(replayable.archive), "--port", "0") as proc:
         urls = lines(proc, 2)
         port = int(urls[0].split("/")[2].rpartition(":")[2])
-        base = f"http://127.0.0.1:{port}/{COLLECTION}"
+        base = f"http://127.0.0.1:{port}"
         assert urls == [
-            f"{base}/20200812100000/{replayable.article_url}",
-            f"{base}/20200813100000/{replayable.other_url}",
+            f"{base}/{FIRST}/20200812100000/{replayable.article_url}",
+            f"{base}/{SECOND}/20200813100000/{replayable.other_url}",
         ]
         child, temp_dir = pywb_of(proc.pid)
         assert temp_dir.name.startswith(TEMP_PREFIX) and temp_dir.is_dir()
@@ -128,6 +128,9 @@ def test_the_urls_printed_open_the_article_in_chromium_and_ctrl_c_stops_pywb(
         assert proc.stderr is not None
         said = proc.stderr.read()
     assert "Ctrl-C stops it" in said and said.rstrip().endswith("interrupted"), said
+    assert f"all of them in http://127.0.0.1:{port}/{COLLECTION}/" in said, said
+    assert said.startswith(f"note: {NOT_VERIFIED}\n"), said
+    assert "id_/" not in said  # the raw URLs reach the live web: never printed
     assert "Traceback" not in said and "gevent" not in said, said
     assert gone(child) and not temp_dir.exists()
 
@@ -145,6 +148,7 @@ def test_json_names_the_port_and_the_pages_of_the_capture_named_and_sigterm_stop
         assert [(p["capture_id"], p["url"], p["timestamp"]) for p in doc["pages"]] == [
             (SECOND, replayable.other_url, "20200813100000")
         ]
+        assert "live web" in doc["raw_url_note"] and doc["notice"] == NOT_VERIFIED
         status, body = fetch(doc["pages"][0]["raw_url"])
         assert status == 200 and body == OTHER.encode()
         status, body = fetch(doc["pages"][0]["replay_url"])
@@ -219,6 +223,7 @@ def test_bad_requests_exit_2_and_a_busy_port_exits_1(replayable: Captured) -> No
         done = run("replay", *where, "--port", str(port))
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == (
+        f"note: {NOT_VERIFIED}\n"
         f"error: port {port} on 127.0.0.1 is in use: choose another with --port "
         "(0: any free port)\n"
     )

@@ -121,14 +121,19 @@ def test_each_capture_is_listed_by_its_page_at_the_time_it_was_recorded(
         ReplayPage(FIRST, captured.article_url, "20200812100000"),
         ReplayPage(SECOND, captured.other_url, "20200813100000"),
     ]
+    # each capture in a collection of its own, named by its id
     assert server.urls == [
-        f"{server.base_url}/{COLLECTION}/20200812100000/{captured.article_url}",
-        f"{server.base_url}/{COLLECTION}/20200813100000/{captured.other_url}",
+        f"{server.base_url}/{FIRST}/20200812100000/{captured.article_url}",
+        f"{server.base_url}/{SECOND}/20200813100000/{captured.other_url}",
     ]
     doc = json.loads(json.dumps(server.to_json()))
     assert doc["port"] == server.port and doc["captures"] == [FIRST, SECOND]
     assert [p["replay_url"] for p in doc["pages"]] == server.urls
-    assert doc["pages"][0]["raw_url"].endswith(f"/20200812100000id_/{captured.article_url}")
+    assert [p["collection"] for p in doc["pages"]] == [FIRST, SECOND]
+    assert doc["pages"][0]["raw_url"].endswith(f"/{FIRST}/20200812100000id_/{captured.article_url}")
+    assert "live web" in doc["raw_url_note"] and "archiver verify" in doc["notice"]
+    assert doc["all_captures"] == {"collection": COLLECTION, "url": f"{server.base_url}/archive/"}
+    assert doc["left_out"] == [] and doc["notes"] == []
     assert 0 < server.startup_seconds < 30
     assert server.temp_dir.name.startswith(TEMP_PREFIX) and server.running()
 
@@ -141,15 +146,17 @@ def test_the_page_is_served_as_captured_and_none_of_our_records_shadows_it(
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert body == ARTICLE.encode()
     status, headers, video = get(
-        server, f"/{COLLECTION}/{page.timestamp}id_/{captured.base}/media/clip.mp4"
+        server, f"/{FIRST}/{page.timestamp}id_/{captured.base}/media/clip.mp4"
     )
     assert status == 200 and headers["content-type"] == "video/mp4"
     assert hashlib.sha256(video).hexdigest() == hashlib.sha256(captured.video).hexdigest()
-    # pywb's own index holds the page's URL for the page's response alone
-    status, _, listing = get(server, f"/{COLLECTION}/cdx?url={quote(page.url)}&output=json")
-    entries = [json.loads(line) for line in listing.splitlines() if line.strip()]
-    assert status == 200
-    assert [(e["mime"], e["status"]) for e in entries] == [("text/html", "200")], entries
+    # pywb's own index holds the page's URL for the page's response alone, in the
+    # capture's collection and in the one of every capture
+    for collection in (FIRST, COLLECTION):
+        status, _, listing = get(server, f"/{collection}/cdx?url={quote(page.url)}&output=json")
+        entries = [json.loads(line) for line in listing.splitlines() if line.strip()]
+        assert status == 200
+        assert [(e["mime"], e["status"]) for e in entries] == [("text/html", "200")], entries
     # our own records are in the archive, and not in what pywb is given
     ours = query.run(
         captured.archive, "select url from records where warc_type = 'metadata'", None
@@ -172,14 +179,23 @@ def test_a_capture_named_alone_replays_whole_with_the_records_its_revisits_stand
     ]
     with Archive(captured.archive).replay([SECOND], port=0) as alone:
         assert alone.plan.capture_ids == [SECOND]
-        assert alone.urls == [f"{alone.base_url}/{COLLECTION}/20200813100000/{captured.other_url}"]
-        urls = {json.loads(line.split(b" ", 2)[2])["url"] for line in alone.plan.lines}
-        assert captured.article_url not in urls  # the first capture's page is not served
+        assert alone.urls == [f"{alone.base_url}/{SECOND}/20200813100000/{captured.other_url}"]
+        docs = [json.loads(line.split(b" ", 2)[2]) for line in alone.plan.lines]
+        # the first capture's records are not listed: the revisits name their originals
+        assert {doc["url"] for doc in docs} == {
+            captured.other_url,
+            captured.base + "/img/photo.png",
+            captured.base + "/media/clip.mp4",
+        }
+        revisits = [doc for doc in docs if "orig.filename" in doc]
+        assert sorted(doc["mime"] for doc in revisits) == ["image/png", "video/mp4"]
+        assert all(doc["orig.filename"].startswith(f"default/{FIRST}") for doc in revisits)
         state = shown(page, alone.urls[0])
         assert_shown(state)
         assert "The same video, elsewhere" in str(state["text"])
-        status, _, _ = get(alone, f"/{COLLECTION}/20200812100000id_/{captured.article_url}")
-        assert status == 404
+        for collection in (SECOND, COLLECTION):
+            status, _, _ = get(alone, f"/{collection}/20200812100000id_/{captured.article_url}")
+            assert status == 404
         status, _, body = get(alone, alone.plan.pages[0].raw_path)
         assert status == 200 and body == OTHER.encode()
 
@@ -198,7 +214,7 @@ def test_an_imported_warc_replays(tmp_path: Path) -> None:
         assert status == 200 and headers["content-type"] == "text/html"
         assert b"<title>Example Domain</title>" in body
         # its revisit, of another date, is resolved by pywb to the same page
-        status, _, again = get(server, f"/{COLLECTION}/20170306040348id_/http://example.com/")
+        status, _, again = get(server, f"/{capture_id}/20170306040348id_/http://example.com/")
         assert status == 200 and again == body
 
 
@@ -206,14 +222,16 @@ def test_closing_stops_pywb_and_removes_its_files(captured: Captured) -> None:
     server = Archive(captured.archive).replay([FIRST], port=0)
     with server:
         pid, temp_dir = server.pid, server.temp_dir
-        assert (temp_dir / "config.yaml").is_file() and (temp_dir / "index.cdxj").is_file()
         config = json.loads((temp_dir / "config.yaml").read_text("utf-8"))
-        collection = config["collections"][COLLECTION]
-        # the archive's own WARC files, read in place
-        assert collection["archive_paths"] == f"{captured.archive.resolve()}/warc/"
-        assert (temp_dir / "index.cdxj").read_bytes() == b"".join(
-            line + b"\n" for line in server.plan.lines
-        )
+        root = temp_dir / "collections"
+        assert config["collections_root"] == str(root)
+        assert sorted(p.name for p in root.iterdir()) == sorted([FIRST, COLLECTION])
+        for name in (FIRST, COLLECTION):
+            # the archive's own WARC files, read in place
+            assert (root / name / "archive").readlink() == captured.archive.resolve() / "warc"
+            assert (root / name / "indexes" / "index.cdxj").read_bytes() == b"".join(
+                line + b"\n" for line in server.plan.lines
+            )
     assert not server.running()
     assert gone(pid, seconds=0)
     assert not temp_dir.exists()
@@ -329,23 +347,24 @@ def test_the_fixture_article_reached_through_redirects_replays_at_its_final_url(
         assert body == site.decoded_body(site.ARTICLE)
         for path in ("/img/lead.jpg", "/media/direct.mp4", "/media/large.mp4"):
             url = site.url(path)
-            status, _, got = get(server, f"/{COLLECTION}/20200812100000id_/{url}")
+            status, _, got = get(server, f"/{capture.capture_id}/20200812100000id_/{url}")
             assert status == 200, path
             assert hashlib.sha256(got).hexdigest() == site.served[url], path
         # Chromium's player asks for an HLS master with Range: bytes=0-; pywb would serve
         # that range as captured, every rendition listed: it is asked for it whole, and
         # rewrites it to the one captured (a video's range is still a range)
-        master = f"/{COLLECTION}/20200812100000oe_/{site.url('/hls/master.m3u8')}"
+        master = f"/{capture.capture_id}/20200812100000oe_/{site.url('/hls/master.m3u8')}"
         status, _, listed = get(server, master.replace("oe_/", "id_/"))
         assert status == 200 and listed.count(b"#EXT-X-STREAM-INF") == 2
         status, headers, rewritten = get(server, master, {"Range": "bytes=0-"})
         assert status == 200 and rewritten.count(b"#EXT-X-STREAM-INF") == 1
         assert headers["content-type"] == "application/vnd.apple.mpegurl"
-        video = f"/{COLLECTION}/20200812100000oe_/{site.url('/media/large.mp4')}"
+        video = f"/{capture.capture_id}/20200812100000oe_/{site.url('/media/large.mp4')}"
         status, headers, got = get(server, video, {"Range": "bytes=0-99"})
         assert status == 206 and len(got) == 100
         # the entry URL replays as the redirect it was
-        status, headers, _ = get(server, f"/{COLLECTION}/20200812100000id_/{site.url(site.ENTRY)}")
+        entry = site.url(site.ENTRY)
+        status, headers, _ = get(server, f"/{capture.capture_id}/20200812100000id_/{entry}")
         assert status == 301 and headers["location"].endswith(site.REDIRECT_HOP)
 
 

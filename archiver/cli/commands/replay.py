@@ -10,7 +10,7 @@ import click
 from archiver.cli.context import open_archive, say_read_only
 from archiver.cli.options import archive_dir_option, format_option
 from archiver.core.text import printable
-from archiver.ops.replay import DEFAULT_HOST, DEFAULT_PORT
+from archiver.ops.replay import DEFAULT_HOST, DEFAULT_PORT, NOT_VERIFIED
 
 
 @click.command("replay")
@@ -38,11 +38,19 @@ def replay_command(
     """Open the archive in a browser: pywb serves it until Ctrl-C.
 
     Prints the replay URL of each captured page, one per line (with --format json, one
-    line of JSON with the URLs and the port), then serves until Ctrl-C or SIGTERM
+    line of JSON with the URLs, the port, and each page's raw_url: its bytes as captured,
+    for scripts; a browser opening it fetches from the live web), then serves until
+    Ctrl-C or SIGTERM
     (exit status 130 or 143, as for every command). All captures, or the CAPTURE ids
-    named. The WARC files are read where they are (nothing is copied) from an index
-    made from the archive's own; pywb's messages go to a log file shown only if it
-    fails. Needs the optional extra: pip install 'archiver[replay]'
+    named. Each capture is a pywb collection of its own, named by its id: a URL shows
+    that capture and no other; /archive/ holds every capture replayed together. The
+    WARC files are read where they are (nothing is copied) from an index made from the
+    archive's own; a capture whose files are missing, outside warc/, or of another size
+    than its index or signed manifest says is left out, with a note; responses to other
+    requests than GET (a page's beacons) are not served. Replay does not verify: it shows
+    what the files hold now; `archiver verify` says whether that is what was signed.
+    pywb's messages go to a log file shown only if it fails. Needs the optional extra:
+    pip install 'archiver[replay]'
 
     \b
     Examples:
@@ -53,6 +61,7 @@ def replay_command(
     archive = open_archive(archive_dir)
     server = archive.replay(capture_ids, host=bind, port=port)
     say_read_only(archive, "replay")
+    click.echo(f"note: {NOT_VERIFIED}", err=True)
     for note in server.plan.notes:
         click.echo(f"note: {printable(note)}", err=True)
     with server:
@@ -64,12 +73,13 @@ def replay_command(
             )
         if output_format == "json":
             click.echo(json.dumps(server.to_json(), ensure_ascii=False))
-        else:
+        else:  # never the raw URLs: opened in a browser, they reach the live web
             for url in server.urls:
                 click.echo(printable(url))
         click.echo(
             f"pywb serves {archive_dir} on {server.base_url}/ (started in "
-            f"{server.startup_seconds:.1f} s); Ctrl-C stops it",
+            f"{server.startup_seconds:.1f} s), each capture in its own collection as "
+            f"printed, all of them in {server.all_url}; Ctrl-C stops it",
             err=True,
         )
         server.wait()

@@ -10,11 +10,22 @@ import click
 
 from archiver.cli.context import open_archive, say_logged
 from archiver.cli.options import archive_dir_option, format_option
-from archiver.core.errors import EXIT_FAILED
+from archiver.core.errors import EXIT_FAILED, EXIT_USAGE, UsageProblem
 from archiver.core.text import counted, printable
 from archiver.trust.timestamp import tsa_roots
 
 EXIT_OK = 0
+
+
+class Refused(click.ClickException):
+    """A request that cannot be done (an unknown capture, an output that exists, a PDF
+    without Chromium), said as ``error: …`` as a failure is, with exit status 2: one
+    plain line, not click's "Invalid value for …" (the message names what is wrong)."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
 
 
 @click.command("report")
@@ -25,7 +36,7 @@ EXIT_OK = 0
     "outputs",
     multiple=True,
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="FILE.html or FILE.pdf (a PDF needs Chromium); give both, -o r.html -o r.pdf, for "
     "two documents of one verification. Each appears only once complete.",
 )
@@ -74,8 +85,12 @@ def report_command(
     (<pre id="archiver-facts">). Making a report is logged in the custody log.
 
     Exit status: 0 when the verification found everything holding, 1 when it did not
-    (the report is written all the same, and says so on its first page), 2 for a
-    usage error (an unknown capture, an output that exists, a PDF without Chromium).
+    (the report is written all the same, and says so on its first page) or when a
+    PDF could not be printed (the HTML asked for with it is written), 2 for a usage
+    error (an unknown capture, an output that exists or cannot be written, a PDF
+    without Chromium). A document that cannot be written leaves none written (but a
+    PDF that Chromium cannot print leaves the HTML of the same run); never inside the
+    archive.
 
     \b
     Examples:
@@ -83,16 +98,19 @@ def report_command(
       archiver report 20200812100000-0123456789 -o report.html -o report.pdf \\
           --trusted-key archivist.pub.pem --tsa-ca freetsa-root.pem
     """
-    roots = tsa_roots(tsa_ca)
-    archive = open_archive(archive_dir)
-    done = archive.report(
-        capture_id,
-        list(outputs),
-        trusted=trusted,
-        tsa_roots=roots,
-        overwrite=force,
-        browser_path=browser_path,
-    )
+    try:
+        roots = tsa_roots(tsa_ca)
+        archive = open_archive(archive_dir)
+        done = archive.report(
+            capture_id,
+            list(outputs),
+            trusted=trusted,
+            tsa_roots=roots,
+            overwrite=force,
+            browser_path=browser_path,
+        )
+    except UsageProblem as exc:
+        raise Refused(printable(str(exc))) from exc
     result = done.result
     say_logged(done.logged)
     if output_format == "json":
@@ -106,15 +124,39 @@ def report_command(
                 f"wrote {printable(str(written.path))}: {written.format.upper()}, "
                 f"{counted(written.bytes, 'byte')}, sha256 {written.sha256}"
             )
-        if result.verified:
-            click.echo(f"capture {capture_id}: verified when the report was made, everything holds")
-        else:
+        _say_verdict(capture_id, result.verified, result.imported, result.problems)
+        if not done.logged.written and not done.logged.warning:
             click.echo(
-                f"capture {capture_id}: verification FAILED when the report was made "
-                f"({counted(result.problems, 'problem')}, stated in the report); "
-                "run `archiver verify` for details",
+                "note: the making of this report is not in the archive's custody log "
+                "(the report says so)",
                 err=True,
             )
+    for path, why in result.not_written.items():
+        click.echo(
+            f"error: {printable(str(path))} was not written: {printable(why)}; the HTML report "
+            "was (it needs no browser: try -o FILE.html alone)",
+            err=True,
+        )
     for note in result.notes:
         click.echo(f"note: {printable(note)}", err=True)
-    sys.exit(EXIT_OK if result.verified else EXIT_FAILED)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _say_verdict(capture_id: str, verified: bool, imported: bool, problems: int) -> None:
+    """The verification made for the report, in one line (stderr when it failed)."""
+    if imported:
+        said = "an imported file, not signed by archiver: its own digests " + (
+            "hold" if verified else f"do NOT hold ({counted(problems, 'problem')})"
+        )
+        click.echo(
+            f"capture {capture_id}: {said}, checked when the report was made", err=not verified
+        )
+    elif verified:
+        click.echo(f"capture {capture_id}: verified when the report was made, everything holds")
+    else:
+        click.echo(
+            f"capture {capture_id}: verification FAILED when the report was made "
+            f"({counted(problems, 'problem')}, stated in the report); "
+            "run `archiver verify` for details",
+            err=True,
+        )

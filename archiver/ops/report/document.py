@@ -171,16 +171,29 @@ def _verdict(facts: dict[str, Any]) -> tuple[bool, str]:
     return ok, text + "."
 
 
+HEADER_TITLE = 200  # characters of the page's title in the header (all of it below)
+HEADER_URL = 300
+
+
+def short(value: Any, limit: int) -> str:
+    """``value`` as text, cut to ``limit`` characters (saying so): what a site chose
+    (a title of a megabyte) must not push the verdict off the first page."""
+    text = "" if value is None else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters, in full below)"
+
+
 def _header(facts: dict[str, Any]) -> str:
     capture, made = facts["capture"], facts["report"]
     ok, verdict = _verdict(facts)
     title = capture.get("title")
-    named = f", titled “{e(title)}”" if title else ""
+    named = f", titled “{e(short(title, HEADER_TITLE))}”" if title else ""
     return (
         "<header><h1>Capture report</h1>"
-        f'<p>Capture <code data-fact="capture_id">{e(capture["capture_id"])}</code> of '
-        f'<span class="url">{e(capture.get("seed_url"))}</span>{named}</p>'
         f'<div class="verdict {"ok" if ok else "failed"}">{verdict}</div>'
+        f'<p>Capture <code data-fact="capture_id">{e(capture["capture_id"])}</code> of '
+        f'<span class="url">{e(short(capture.get("seed_url"), HEADER_URL))}</span>{named}</p>'
         f'<p class="small muted">Made at {e(made["made_at"])} (UTC) by '
         f"{e(made.get('made_by') or 'an unnamed operator')} on {e(made['host'])} with "
         f"archiver {e(made['tool']['version'])}. It states what the archive holds; every "
@@ -198,21 +211,31 @@ def _facts_table(rows: Iterable[str], **data: Any) -> str:
     return f'<table class="facts"{attributes}>{"".join(rows)}</table>'
 
 
+def _hops(hops: list[dict[str, Any]]) -> str:
+    """Redirects, each with where it led, as an ordered list (HTML), or ""."""
+    items = "".join(
+        f'<li><span class="url">{e(r["url"])}</span> '
+        f'<span class="muted">(HTTP {e(r["http_status"])})</span> → '
+        + (
+            f'<span class="url">{e(r["location"])}</span>'
+            if r.get("location")
+            else '<span class="muted">its target could not be read</span>'
+        )
+        + "</li>"
+        for r in hops
+    )
+    return f"<ol>{items}</ol>" if items else ""
+
+
 def _captured(facts: dict[str, Any]) -> str:
     c = facts["capture"]
-    redirects = "".join(
-        f'<li><span class="url">{e(r["url"])}</span> '
-        f'<span class="muted">(HTTP {e(r["http_status"])})</span></li>'
-        for r in facts.get("redirects") or []
-    )
+    redirects = _hops(facts.get("redirects") or [])
     rows = [
         _row("Capture id", "capture_id", c["capture_id"], cls="hex"),
         _row("URL asked for", "seed_url", c.get("seed_url"), cls="url"),
         _row("Final URL", "final_url", c.get("final_url"), cls="url"),
         _row("HTTP status of the page", "http_status", c.get("http_status")),
-        _row(
-            "Redirects", "redirects", None, shown=f"<ol>{redirects}</ol>" if redirects else "none"
-        ),
+        _row("Redirects of the page", "redirects", None, shown=redirects or "none"),
         _row("Page title", "title", c.get("title")),
         _row("Author, as the page states", "author", c.get("author")),
         _row("Published, as the page states", "published_at", c.get("published_at")),
@@ -326,6 +349,8 @@ def _video(number: int, v: dict[str, Any]) -> str:
         _row("How it was found", "found_via", v.get("found_via")),
         _row("Found on", "found_on", v.get("found_on"), cls="url"),
     ]
+    if v.get("redirects"):
+        rows.append(_row("Reached through", "redirects", None, shown=_hops(v["redirects"])))
     if v.get("error"):
         rows.append(_row("Not captured", "error", v["error"]))
     rows += [
@@ -540,11 +565,18 @@ def _event_row(ev: dict[str, Any]) -> list[str]:
 
 def _custody(facts: dict[str, Any]) -> str:
     log = facts["custody"]
+    not_logged = facts["report"].get("not_logged")
+    if not_logged:
+        this = (
+            '<strong data-fact="report.not_logged">The making of this report is not in the '
+            f"custody log</strong>: the archive could not be written ({e(not_logged)})."
+        )
+    else:
+        this = "The making of this report is logged as the next event (action <code>report</code>)."
     intro = (
         "<p>Every action on the archive is an event of its custody log, chained to the one "
         "before by its SHA-256 and signed by whoever acted. These are the events about this "
-        "capture. The making of this report is logged as the next event (action "
-        "<code>report</code>).</p>"
+        f"capture. {this}</p>"
     )
     if not log.get("exists"):
         return _section(

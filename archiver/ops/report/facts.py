@@ -10,7 +10,10 @@ sees and what a program compares are the same facts (the document itself is in t
 report, in a ``<pre id="archiver-facts">``).
 
 A video is listed once per URL the page referenced (the metadata record's ``videos``),
-then once per other URL the index gives the role ``video`` (media a browser played):
+its redirects followed (:mod:`.redirects`: a referenced URL that redirected is listed
+with the media it led to, and each hop), then once per other URL the index gives the
+role ``video`` (media a browser played; in a file imported from another tool, whose
+records have no role, each ``video/`` response, as the index counts ``video_count``):
 each with every record holding it, its size and SHA-256 as indexed, its duration as
 ffmpeg reads the stored file's header (:mod:`.media`), and how it was found.  An HLS or
 DASH stream is listed with its manifest, the segments of the track ``archiver extract
@@ -23,6 +26,7 @@ and the duration and title the platform stated.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import re
 from collections.abc import Iterable
@@ -40,6 +44,7 @@ from archiver.index.query import jsonable, run
 from archiver.index.store import RecordRow
 from archiver.ops import extract as extraction
 from archiver.ops.report import media
+from archiver.ops.report.redirects import Redirects, inside, is_redirect
 from archiver.ops.verify import MANIFEST_LIMIT, CaptureResult, FileResult, Report, read_regular
 from archiver.trust import custody
 from archiver.trust.manifest import Manifest, ManifestError, public_key_name
@@ -48,8 +53,18 @@ from archiver.warc.reader import Unreadable, read_stored
 SCHEMA = "archiver/report-facts/1"
 IMPORT_ID = re.compile(r"^import-[0-9a-f]{16}$")
 HOLDING = ("response", "revisit", "resource", "conversion")  # records that hold a payload
-_REDIRECTED = re.compile(r" \(redirected from (.+)\)$")
+_ERRNO = re.compile(r"\[Errno (\d+)\] ([^:\]]+)(?:: (?:'[^']*'|\"[^\"]*\"))?")
 _RECORD_COLUMNS = tuple(f.name for f in fields(RecordRow))
+
+
+def plain(text: object) -> str:
+    """A reason for people: Python's ``[Errno 2] No such file or directory: '/…'`` said
+    as "missing", any other ``[Errno N] …: '/…'`` as its message alone."""
+
+    def said(found: re.Match[str]) -> str:
+        return "missing" if int(found.group(1)) == errno.ENOENT else found.group(2)
+
+    return _ERRNO.sub(said, str(text))
 
 
 def check_id(capture_id: str) -> None:
@@ -144,7 +159,7 @@ class _Work:
                 extraction.extract_payload(self.archive_dir, row, out)
             except extraction.ExtractError as exc:
                 return _duration(
-                    None, f"not read: it could not be written out of the archive ({exc})"
+                    None, f"not read: it could not be written out of the archive ({plain(exc)})"
                 )
             return _probed(media.probe(out, self.tool))
         finally:
@@ -157,7 +172,7 @@ class _Work:
             try:
                 written = extraction.extract_stream(self.archive_dir, row, out)
             except extraction.ExtractError as exc:
-                return None, _duration(None, f"not read: {exc}")
+                return None, _duration(None, f"not read: {plain(exc)}")
             track = {
                 "track": written.track,
                 "segments": [
@@ -200,11 +215,15 @@ def gather(
     host: str,
     work_dir: Path,
     tsa_roots_given: bool,
+    not_logged: str | None = None,
 ) -> Gathered:
     """The facts of the capture whose index row is ``row``, with ``verification`` (made
-    for this report at ``made_at``); payloads are written out under ``work_dir``."""
+    for this report at ``made_at``); payloads are written out under ``work_dir``.
+    ``not_logged``: why the making of the report cannot be in the custody log (a
+    read-only archive), or None."""
     capture_id = str(row["capture_id"])
     rows = record_rows(archive_dir, capture_id)
+    redirects = Redirects(archive_dir, rows)
     work = _Work(archive_dir, work_dir, media.ffmpeg_tool())
     gathered = Gathered({})
     metadata = _metadata(archive_dir, rows, gathered.notes)
@@ -218,17 +237,14 @@ def gather(
             "host": host,
             "tool": {"name": "archiver", "version": __version__},
             "ffmpeg": work.tool[1] if work.tool else None,
+            "not_logged": not_logged,
         },
         "capture": jsonable(row),
-        "redirects": [
-            {"url": r.url, "http_status": r.http_status, "record_id": r.record_id}
-            for r in rows
-            if r.role == "redirect" and r.warc_type == "response"
-        ],
+        "redirects": _page_chain(row, redirects),
         "metadata_record": metadata.get("record_id") if metadata else None,
         "browser": _browser(metadata),
         "screenshot": None,
-        "videos": _videos(rows, metadata, work),
+        "videos": _videos(rows, metadata, work, redirects, imported=bool(row.get("imported"))),
         "signature": _signature(archive_dir, row, ours),
         "timestamps": [t.to_json() for t in ours.timestamps] if ours else [],
         "trusted_time": isoformat(ours.trusted_time) if ours and ours.trusted_time else None,
@@ -272,13 +288,16 @@ def _imported_of(report: Report, capture_id: str) -> FileResult | None:
     return next((f for f in report.unsigned if f.imported_as == capture_id), None)
 
 
-def _inside(archive_dir: Path, relative: str) -> Path | None:
-    """``relative`` (a path the index gives) inside the archive, or None."""
-    path = archive_dir / relative
-    with contextlib.suppress(OSError, ValueError):
-        if path.resolve().is_relative_to(archive_dir.resolve()):
-            return path
-    return None
+_inside = inside
+
+
+def _page_chain(row: dict[str, Any], redirects: Redirects) -> list[dict[str, Any]]:
+    """The page's own redirects: from the URL asked for, hop by hop, to the final URL
+    (each with where it led); the redirects of what the page loaded are not in it."""
+    seed, final = row.get("seed_url"), row.get("final_url")
+    if not isinstance(seed, str):
+        return []
+    return redirects.chain(seed, lambda url: url == final)
 
 
 def _json_block(archive_dir: Path, row: RecordRow) -> Any:
@@ -290,7 +309,7 @@ def _json_block(archive_dir: Path, row: RecordRow) -> Any:
     try:
         stored = read_stored(path, row.warc_offset, row.warc_length, keep_block=True)
     except (OSError, Unreadable) as exc:
-        raise ValueError(f"it cannot be read ({exc})") from exc
+        raise ValueError(f"it cannot be read ({plain(exc)})") from exc
     if stored.record_sha256 != row.record_sha256 or stored.problems:
         raise ValueError("its stored bytes are not those the index and manifest give")
     if stored.block is None:
@@ -333,7 +352,7 @@ def _screenshot(
     try:
         png = work.payload(row)
     except extraction.ExtractError as exc:
-        fact["error"] = f"not shown: it could not be written out of the archive ({exc})"
+        fact["error"] = f"not shown: it could not be written out of the archive ({plain(exc)})"
         notes.append(fact["error"])
         return fact, None
     size = media.png_size(png)
@@ -362,16 +381,27 @@ def _whole(records: list[RecordRow]) -> RecordRow | None:
     return whole[-1] if whole else None
 
 
-def _videos(rows: list[RecordRow], metadata: dict[str, Any], work: _Work) -> list[dict[str, Any]]:
+def _videos(
+    rows: list[RecordRow],
+    metadata: dict[str, Any],
+    work: _Work,
+    redirects: Redirects,
+    *,
+    imported: bool,
+) -> list[dict[str, Any]]:
     """Every video of the capture; see the module's docstring."""
     holding = _holding(rows)
     by_url: dict[str, list[RecordRow]] = {}
     for r in holding:
-        if r.url is not None:
+        if r.url is not None and not is_redirect(r):
             by_url.setdefault(r.url, []).append(r)
-            redirected = _REDIRECTED.search(r.discovered_via or "")
-            if redirected and r.role != "redirect":  # where the referenced URL led
-                by_url.setdefault(redirected.group(1), []).append(r)
+
+    def reached(url: str) -> tuple[list[RecordRow], list[dict[str, Any]]]:
+        """The records of what ``url`` led to (its redirects followed), and the hops."""
+        hops = redirects.chain(url, lambda at: at in by_url)
+        end = hops[-1]["location"] if hops else url
+        return list(by_url.get(end or "", [])), hops
+
     listed = metadata.get("videos") if isinstance(metadata.get("videos"), list) else []
     out: list[dict[str, Any]] = []
     covered: set[str] = set()
@@ -389,11 +419,12 @@ def _videos(rows: list[RecordRow], metadata: dict[str, Any], work: _Work) -> lis
             "found_via": entry.get("via"),
             "found_on": entry.get("found_on"),
             "error": entry.get("error"),
+            "redirects": [],
         }
         if role == "platform":
             found.update(_platform(url, rows, work, covered))
         else:
-            records = [r for r in by_url.get(url, []) if r.role != "redirect"]
+            records, found["redirects"] = reached(url)
             covered.update(r.record_id for r in records)
             if role == "video-manifest":
                 found.update(_stream(records, work, covered))
@@ -402,7 +433,7 @@ def _videos(rows: list[RecordRow], metadata: dict[str, Any], work: _Work) -> lis
         out.append(found)
     others: dict[str, list[RecordRow]] = {}
     for r in holding:  # media the index holds that the page did not reference itself
-        if r.role == "video" and r.record_id not in covered and r.url is not None:
+        if r.record_id not in covered and r.url is not None and _a_video(r, imported):
             others.setdefault(r.url, []).append(r)
     for url, records in others.items():
         first = records[0]
@@ -412,10 +443,20 @@ def _videos(rows: list[RecordRow], metadata: dict[str, Any], work: _Work) -> lis
             "found_via": first.discovered_via,
             "found_on": first.discovered_from,
             "error": None,
+            "redirects": [],
         }
         found.update(_file(records, work))
         out.append(found)
     return out
+
+
+def _a_video(row: RecordRow, imported: bool) -> bool:
+    """A video the index holds: media a browser played (role ``video``), or in a file
+    imported from another tool (whose records have no role) a response of a ``video/``
+    type: the rule by which the index counts an imported file's ``video_count``."""
+    if imported:
+        return row.warc_type == "response" and (row.content_type or "").startswith("video/")
+    return row.role == "video"
 
 
 def _file(records: list[RecordRow], work: _Work) -> dict[str, Any]:
@@ -627,7 +668,7 @@ def _verification(
             capture_ok=ours.ok,
         )
     if imported is not None:
-        what["imported"] = imported.to_json()
+        what["imported"] = {**imported.to_json(), "sha256": imported.sha256}
         what["records"] = imported.records
     what["index"] = [c.to_json() for c in report.index_checks]
     return what

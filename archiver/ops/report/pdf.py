@@ -20,7 +20,8 @@ from pathlib import Path
 
 from archiver.core.errors import Failure
 
-PRINT_TIMEOUT = 120.0
+PRINT_TIMEOUT = 120.0  # seconds to load and print a small report
+PRINT_SECONDS_PER_MB = 60.0  # and more per MB of HTML (a page of 1000 videos: 3 MB)
 BLOCKED = ["http:*", "https:*", "ws:*", "wss:*", "ftp:*"]
 FOOTER = (
     "<div style=\"font: 7pt 'DejaVu Sans', sans-serif; color: #444; width: 100%; "
@@ -34,10 +35,23 @@ class PrintFailed(Failure):
     """Chromium could not print the report (it would not start, or the page failed)."""
 
 
-def print_pdf(page_file: Path, *, executable: Path, label: str) -> bytes:
+def print_timeout(size: int) -> float:
+    """The seconds Chromium is given to load, then to print, an HTML report of ``size``
+    bytes: printing takes time in proportion to the pages (thousands for a page of
+    thousands of videos), and a fixed limit would fail just the reports that took
+    longest to gather."""
+    return PRINT_TIMEOUT + PRINT_SECONDS_PER_MB * size / 1_000_000
+
+
+def print_pdf(
+    page_file: Path, *, executable: Path, label: str, timeout: float | None = None
+) -> bytes:
     """The PDF of the HTML file ``page_file``, printed by the Chromium ``executable``;
-    ``label`` is the footer's text (escaped here)."""
-    from archiver.web.browser.cdp import CDPError
+    ``label`` is the footer's text (escaped here); ``timeout``: seconds to load the
+    page, and again to print it (default: :func:`print_timeout` of its size)."""
+    if timeout is None:
+        timeout = print_timeout(page_file.stat().st_size)
+    from archiver.web.browser.cdp import CDPError, CDPTimeout
     from archiver.web.browser.chromium import Browser, LaunchSettings
     from archiver.web.browser.page import Page
 
@@ -52,7 +66,7 @@ def print_pdf(page_file: Path, *, executable: Path, label: str) -> bytes:
             browser.cdp.send(
                 "Emulation.setScriptExecutionDisabled", {"value": True}, session_id=session
             )
-            loaded = page.navigate(page_file.as_uri(), timeout=PRINT_TIMEOUT)
+            loaded = page.navigate(page_file.as_uri(), timeout=timeout)
             if loaded.error or not loaded.loaded:
                 why = loaded.error or "no load event"
                 raise PrintFailed(f"Chromium did not load the report to print it ({why})")
@@ -68,8 +82,10 @@ def print_pdf(page_file: Path, *, executable: Path, label: str) -> bytes:
                     "generateTaggedPDF": True,
                 },
                 session_id=session,
-                timeout=PRINT_TIMEOUT,
+                timeout=timeout,
             )
+    except CDPTimeout as exc:
+        raise PrintFailed(f"Chromium did not print the report within {timeout:.0f} s") from exc
     except CDPError as exc:  # BrowserFailed is a Failure already, said as it is
         raise PrintFailed(f"Chromium could not print the report: {exc}") from exc
     finally:

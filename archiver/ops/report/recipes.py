@@ -11,6 +11,7 @@ lines into a terminal.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from shlex import quote
 from typing import Any
 
@@ -23,11 +24,10 @@ FILES = (
     'sed -n \'s/^  {"path": "\\([^"]*\\)", "sha256": "\\([0-9a-f]\\{64\\}\\)", '
     '"size": [0-9]*}.*/\\2  \\1/p\' "$M" | sha256sum -c'
 )
-TOKENS = """for T in "$M".sig.*.tsr; do
-  echo "$T"
-  openssl ts -verify -in "$T" -data "$M.sig" -CAfile "$TSA_CA" || echo "$T: FAILED"
-  openssl ts -reply -in "$T" -text | grep '^Time stamp:'
-done"""
+TOKEN = """openssl ts -verify -in "$T" -data "$M.sig" -CAfile "$TSA_CA"
+openssl ts -reply -in "$T" -text | grep '^Time stamp:'"""
+# the records whose header states their payload's digest (WARC-Payload-Digest)
+PAYLOAD_DIGESTED = ("response", "request", "revisit")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,14 @@ class Step:
     expect: tuple[str, ...]
 
 
+def digest_field(warc_type: str) -> str:
+    """The header in which a record of ``warc_type`` states the SHA-256 of what it holds:
+    an HTTP message (and a revisit of one) states its payload's; a record whose block
+    is the payload itself (a screenshot's ``resource``, a ``conversion``, a
+    ``metadata`` record) states only its block's, which is the same bytes."""
+    return "WARC-Payload-Digest" if warc_type in PAYLOAD_DIGESTED else "WARC-Block-Digest"
+
+
 def _record(label: str, record: dict[str, Any]) -> Step:
     file = quote(str(record["warc_filename"]))
     cut = (
@@ -49,8 +57,9 @@ def _record(label: str, record: dict[str, Any]) -> Step:
     sha = str(record["record_sha256"])
     unpack = "gunzip" if str(record["warc_filename"]).endswith(".gz") else "cat"
     expect: tuple[str, ...] = (f"{sha}  -", "1")
+    header = digest_field(str(record.get("warc_type") or ""))
     if record.get("sha256"):
-        expect += (f"WARC-Payload-Digest: sha256:{record['sha256']}",)
+        expect += (f"{header}: sha256:{record['sha256']}",)
     return Step(
         f"{label}: its record",
         "The bytes of the record that holds it, cut out of the WARC file, hash to the "
@@ -58,7 +67,7 @@ def _record(label: str, record: dict[str, Any]) -> Step:
         "commands); the record's own header states the SHA-256 of what it holds (the "
         "third), which archiver checked against the payload when it verified.",
         f'{cut} | sha256sum\ngrep -c {quote(sha)} "$M"\n'
-        f"{cut} | {unpack} | grep -a -m 1 '^WARC-Payload-Digest'",
+        f"{cut} | {unpack} | grep -a -m 1 '^{header}:'",
         expect,
     )
 
@@ -68,7 +77,7 @@ def steps(facts: dict[str, Any]) -> list[Step]:
     signature = facts.get("signature")
     capture = facts["capture"]
     if signature is None:
-        return _imported(capture)
+        return _imported(facts)
     if not signature.get("manifest") or not signature.get("key_fingerprint"):
         return []  # no signed manifest left to check: the report says so
     out = [
@@ -110,32 +119,78 @@ def steps(facts: dict[str, Any]) -> list[Step]:
             out.append(_record(f"Video {number}", whole))
     if facts.get("screenshot"):
         out.append(_record("The screenshot", facts["screenshot"]))
-    if facts.get("timestamps"):
-        out.append(
-            Step(
-                "The trusted times",
-                "Each authority's token is over the signature file. TSA_CA is a file of "
-                "the authorities' root certificates, obtained from the authorities "
-                "themselves; once a certificate has expired, add -attime (see "
-                "docs/verifying.md, step 5).",
-                "TSA_CA=/path/to/authority-root.pem\n" + TOKENS,
-                ("Verification: OK",),
-            )
-        )
+    stamps = facts.get("timestamps") or []
+    for number, stamp in enumerate(stamps, 1):
+        out.append(_token(number if len(stamps) > 1 else None, stamp))
     return out
 
 
-def _imported(capture: dict[str, Any]) -> list[Step]:
-    """An imported file has no signature of ours: its SHA-256 is all there is to check."""
+def _token(number: int | None, stamp: dict[str, Any]) -> Step:
+    """One time-stamp token's check, on its own: of several, one that fails cannot hide
+    behind another's "Verification: OK"."""
+    expect: tuple[str, ...] = ("Verification: OK",)
+    said = openssl_time(stamp.get("time"))
+    if said:
+        expect += (f"Time stamp: {said}",)
+    which = f" {number}" if number else ""
+    return Step(
+        f"The trusted time{which}: {stamp.get('authority') or 'a time-stamping authority'}",
+        "The authority's token is over the signature file, and states the time shown. "
+        "TSA_CA is a file of the authorities' root certificates, obtained from the "
+        "authorities themselves; once a certificate has expired, add -attime (see "
+        "docs/verifying.md, step 5).",
+        f"TSA_CA=/path/to/authority-root.pem\nT={quote(str(stamp.get('file') or ''))}\n" + TOKEN,
+        expect,
+    )
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def openssl_time(value: Any) -> str | None:
+    """A time as ``openssl ts -reply -text`` prints a token's (``Dec  6 11:33:50 2026
+    GMT``, the fraction of a second as the token has it: DER omits trailing zeros), or
+    None for a value that is not a time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    fraction = f".{when.microsecond:06d}".rstrip("0") if when.microsecond else ""
+    return f"{MONTHS[when.month - 1]} {when.day:2d} {when:%H:%M:%S}{fraction} {when.year} GMT"
+
+
+def _imported(facts: dict[str, Any]) -> list[Step]:
+    """An imported file has no signature of ours: its SHA-256 is all there is to check,
+    against the one the custody log recorded when it was imported."""
+    capture = facts["capture"]
     files = [str(f) for f in capture.get("warc_files") or []]
+    logged: dict[str, str] = {}
+    for event in (facts.get("custody") or {}).get("events") or []:
+        if event.get("action") == "index import":
+            for ref in event.get("files") or []:
+                if ref.get("sha256"):
+                    logged.setdefault(str(ref.get("path")), str(ref["sha256"]))
+    imported = (facts.get("verification") or {}).get("imported") or {}
+    read = imported.get("sha256")
     prefix = str(capture["capture_id"]).removeprefix("import-")
+    commands, expect = [], []
+    for name in files:
+        full = logged.get(name) or (read if len(files) == 1 else None)
+        if full:
+            commands.append(f"sha256sum {quote(name)}")
+            expect.append(f"{full}  {name}")
+        else:  # no whole SHA-256 known: the id is its first 16 hex digits
+            commands.append(f"sha256sum {quote(name)} | cut -c1-{len(prefix)}")
+            expect.append(prefix)
     return [
         Step(
             "The imported file",
             "The file was written by another tool and carries no signature of "
-            "archiver's: its id is the start of its SHA-256, which the custody log's "
-            "'index import' event recorded when it was imported.",
-            "cd /path/to/archive\n" + "\n".join(f"sha256sum {quote(f)}" for f in files),
-            tuple(f"{prefix}… {f}" for f in files),
+            "archiver's: its SHA-256 is the one the custody log's 'index import' event "
+            "recorded when it was imported (the capture's id is its start).",
+            "cd /path/to/archive\n" + "\n".join(commands),
+            tuple(expect),
         )
     ]

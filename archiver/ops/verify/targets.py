@@ -4,6 +4,7 @@ paths name, what of them cannot be read, and the ``--trusted-key`` values."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,6 +46,17 @@ class _Plan:
     imported_ids: dict[Path, str] = field(default_factory=dict)
     # files the index names, gone; folders and files that cannot be read
     missing: list[Problem] = field(default_factory=list)
+    # every file taken, by its real path: the same file reached under two spellings
+    # (``archives/...`` and ``/home/.../archives/...``) is one file, taken once
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def first(self, kind: str, path: Path) -> bool:
+        """Whether ``path`` is new among the files of ``kind`` (and now known)."""
+        key = (kind, os.path.realpath(path))
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
 
     @property
     def unsigned_ours(self) -> dict[str, list[Path]]:
@@ -92,7 +104,9 @@ def plan(archive_dir: Path, paths: Iterable[str]) -> _Plan:
             _unreadable(result, Path(text), exc.strerror or str(exc))
     homes = {archive_of(found[0]) for found in result.manifests.values()}
     if not result.whole_archive and len(homes) == 1:  # manifests of another archive: its
-        result.archive = homes.pop()  # index and custody log are theirs
+        home = homes.pop()  # index and custody log are theirs (the archive itself,
+        if home != _real(archive_dir):  # however it was spelt, keeps its spelling)
+            result.archive = home
     if not result.whole_archive:  # every file that claims one of these captures by name
         unreadable: list[tuple[Path, str]] = []
         for capture_id in list(result.manifests):
@@ -257,18 +271,18 @@ def _add_file(result: _Plan, path: Path) -> bool:
         name = path.name
     if name.endswith(MANIFEST_SUFFIX):
         found = result.manifests.setdefault(capture_id_of(path), [])
-        if path not in found:
+        if result.first("manifest", path):
             found.append(path)
         return True
     if name.endswith(OPEN_SUFFIX) and ingest.is_warc(path.with_name(name[: -len(OPEN_SUFFIX)])):
-        if path not in result.interrupted:
+        if result.first("open", path):
             result.interrupted.append(path)
         return True
     if not ingest.is_warc(path):
         return False
     match = _OUR_WARC.match(name)
     if match is None or path.parent.name == ingest.IMPORTED_DIR:
-        if path not in result.foreign:
+        if result.first("foreign", path):
             result.foreign.append(path)
         return True
     capture_id = match.group(1)
@@ -276,6 +290,14 @@ def _add_file(result: _Plan, path: Path) -> bool:
     if manifest.exists():
         _add_file(result, manifest)
     named = result.named.setdefault(capture_id, [])
-    if path not in named:
+    if result.first("warc", path):
         named.append(path)
     return True
+
+
+def _real(path: Path) -> Path:
+    """``path`` resolved (as :func:`archive_of` gives an archive), or as it is."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path

@@ -1,34 +1,11 @@
-"""Replay: the archive shown in a browser by pywb, read from our index and our WARC files.
-
-pywb (``pip install 'archiver[replay]'``) is the reference replay system; archiver does
-not copy anything into a pywb collection.  A temporary directory of our own (in the
-system's, so that a read-only copy of an archive replays too) holds pywb's
-``config.yaml``, one collection whose index is a CDXJ file written from our index
-(:mod:`archiver.index.cdxj`, the lines cdxj-indexer would write) and whose
-``archive_paths`` is the archive's own ``warc/`` directory: the WARC files are read in
-place.  Only ``response``, ``revisit`` and ``resource`` records are listed, so our own
-records (``urn:archiver-…``, metadata) never stand in for a page.  Captures named: their
-records, and the records their revisits refer to (possibly in other captures), so that
-each replays whole.
-
-pywb runs as a child process (``python -c`` with :data:`CHILD`, the interpreter we run
-in): it imports gevent, which patches the standard library, and it prints a great deal,
-so it gets a process, a session and a log file of its own (shown, its tail, only when
-it fails).  The listening socket is bound here and handed to it, so that a busy port is
-said at once and ``port=0`` means a free port without a race.  HLS and DASH manifests
-reach pywb whole even when a player asks for a range (see :data:`CHILD`), so that pywb
-rewrites them to the rendition captured.  The child never outlives
-us: it stops when its stdin (a pipe only we hold) ends, which the kernel does when we
-die even by SIGKILL, and it gets SIGTERM (``PR_SET_PDEATHSIG``) when the thread that
-started it ends; either way it removes the temporary directory before it exits.
-:meth:`ReplayServer.close` ends it that way, then by signals, and removes the directory.
-"""
+"""The pywb process that serves a replay plan (:mod:`archiver.ops.replay.plan`): its
+program (:data:`CHILD`), the socket bound here and handed to it, its start, its log,
+and its end, which never leaves it running after us."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
-import importlib.util
 import ipaddress
 import json
 import os
@@ -40,37 +17,37 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from archiver.core.errors import Failure, UsageProblem
-from archiver.index import cdxj
-from archiver.index import query as querying
+from archiver.core.errors import UsageProblem
+from archiver.ops.replay.plan import (
+    COLLECTION,
+    COLLECTIONS_DIR,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    LOG_NAME,
+    MANIFESTS_NAME,
+    NOT_VERIFIED,
+    PROXY_VARIABLES,
+    RAW_NOTE,
+    STARTUP_SECONDS,
+    STOP_SECONDS,
+    TEMP_PREFIX,
+    ReplayFailed,
+    ReplayPage,
+    ReplayPlan,
+)
 from archiver.web.browser import reaper
 from archiver.web.browser.chromium import PR_SET_PDEATHSIG, _libc_prctl
-
-COLLECTION = "archive"
-"""The name of the one pywb collection: the first part of every replay URL's path."""
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
-"""pywb's own default: a fixed port keeps the URLs a person bookmarked; 0 picks a free one."""
-STARTUP_SECONDS = 60.0  # pywb imports gevent, jinja2 and its templates: ~1 s, more on CI
-STOP_SECONDS = 5.0
-TEMP_PREFIX = "archiver-replay-"
-EXTRA = "pip install 'archiver[replay]'"
-LOG_NAME = "pywb.log"
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 CHILD = r"""
 import sys
 from gevent import monkey
 
 monkey.patch_all()
-import os, shutil, signal, socket
+import json, os, re, shutil, signal, socket
 import gevent, gevent.os
 from gevent.pywsgi import WSGIServer
 
@@ -86,14 +63,25 @@ def gone(*_):
 signal.signal(signal.SIGTERM, gone)
 os.chdir(here)
 from pywb.apps.frontendapp import FrontEndApp
+from pywb.utils.canonicalize import canonicalize
 from pywb.utils.geventserver import RequestURIWSGIHandler
 
 pywb = FrontEndApp(config_file=os.path.join(here, "config.yaml"))
+with open(os.path.join(here, sys.argv[4]), encoding="utf-8") as f:
+    manifests = frozenset(json.load(f))
+replayed = re.compile(r"/[^/?]+/(?:[0-9]{0,14}(?:[a-z]{2}_)?/)?(.+)")
+
+
+def manifest(environ):
+    match = replayed.fullmatch(environ.get("REQUEST_URI") or environ.get("PATH_INFO", ""))
+    try:
+        return match is not None and canonicalize(match.group(1)) in manifests
+    except Exception:
+        return False
 
 
 def app(environ, start_response):
-    path = environ.get("PATH_INFO", "")
-    if path.startswith(sys.argv[4]) and path.lower().endswith((".m3u8", ".mpd")):
+    if "HTTP_RANGE" in environ and manifest(environ):
         environ.pop("HTTP_RANGE", None)  # see MANIFESTS_WHOLE
     return pywb(environ, start_response)
 
@@ -115,211 +103,52 @@ os.dup2(2, 1)
 server.serve_forever()
 """
 """The child's program: pywb's app, served on the socket it inherits (fd ``argv[1]``),
-its files in ``argv[2]`` (removed only if named ``argv[3]``…), the collection's path
-``argv[4]``; it says ``ready`` on stdout once the app is loaded.
+its files in ``argv[2]`` (removed only if named ``argv[3]``…), the SURT keys of the HLS
+and DASH manifests in the JSON file ``argv[4]``; it says ``ready`` on stdout once the
+app is loaded.
 
-MANIFESTS_WHOLE: an HLS or DASH manifest (a path ending ``.m3u8`` or ``.mpd``) reaches
-pywb without its ``Range`` header.  Chromium's player asks for one with ``Range:
-bytes=0-``, and pywb serves a range of a record as it was captured, unrewritten: the
-player would then see every rendition the master lists, start with the first, whose
-segments a capture does not hold (it keeps the one a replay tool chooses), and stay
-empty.  Asked whole, pywb rewrites the master to the rendition captured (an answer of
-200 to ``bytes=0-`` is what a server that ignores ranges gives: allowed by HTTP)."""
-
-
-class ReplayUnavailable(UsageProblem):
-    """pywb, the optional extra replay needs, is not installed (exit 2)."""
-
-
-class ReplayFailed(Failure):
-    """pywb could not be started, or stopped by itself."""
-
-
-@dataclass(frozen=True)
-class ReplayPage:
-    """A captured page: what a person opens, at the time its response was recorded."""
-
-    capture_id: str
-    url: str
-    timestamp: str  # 14 digits, UTC: the page record's WARC-Date
-
-    @property
-    def path(self) -> str:
-        """The replay path (pywb's framed replay: its banner above the page)."""
-        return f"/{COLLECTION}/{self.timestamp}/{self.url}"
-
-    @property
-    def raw_path(self) -> str:
-        """The page exactly as it was served (``id_``: no rewriting, no banner)."""
-        return f"/{COLLECTION}/{self.timestamp}id_/{self.url}"
-
-
-@dataclass
-class ReplayPlan:
-    """What a replay serves: the captures, their pages, the CDXJ lines of their records."""
-
-    archive_dir: Path
-    capture_ids: list[str]
-    pages: list[ReplayPage]
-    lines: list[bytes]
-    notes: list[str] = field(default_factory=list)
-
-
-def missing_extra() -> str | None:
-    """The module replay needs that cannot be imported (``pywb``, ``gevent``), or None."""
-    for name in ("pywb", "gevent"):
-        try:
-            if importlib.util.find_spec(name) is None:
-                return name
-        except (ImportError, ValueError):  # ValueError: sys.modules[name] is None
-            return name
-    return None
-
-
-def require_pywb() -> None:
-    """A clear :class:`ReplayUnavailable` when the extra is not installed."""
-    name = missing_extra()
-    if name is not None:
-        raise ReplayUnavailable(
-            f"replay needs pywb, an optional extra ({name} cannot be imported): {EXTRA}"
-        )
-
-
-def plan(archive_dir: Path, capture_ids: Sequence[str] = ()) -> ReplayPlan:
-    """The records and pages of the captures named (default: every capture).
-
-    An unknown capture is a :class:`UsageProblem`; captures with nothing a browser can be
-    shown are said in ``notes``, and a plan with nothing at all is a :class:`Failure`."""
-    named = list(dict.fromkeys(capture_ids))
-    if named:
-        marks = ", ".join("?" for _ in named)
-        found = querying.run(
-            archive_dir,
-            f"select capture_id from captures where capture_id in ({marks})",
-            named,
-        ).rows
-        known = {row["capture_id"] for row in found}
-        for capture_id in named:
-            if capture_id not in known:
-                raise UsageProblem(
-                    f"no capture {capture_id!r} in the index of {archive_dir}", hint="CAPTURE"
-                )
-    rows = querying.run(archive_dir, cdxj.select_sql(len(named) if named else None), named).rows
-    if named:  # the records holding what the captures' revisits stand for
-        marks = ", ".join("?" for _ in named)
-        served = ", ".join(repr(t) for t in cdxj.SERVED_TYPES)
-        rows += querying.run(
-            archive_dir,
-            f"select {', '.join(cdxj.COLUMNS)} from records where warc_type in ({served}) "
-            "and url is not null and record_id in (select refers_to from records where "
-            f"warc_type = 'revisit' and capture_id in ({marks}))",
-            named,
-        ).rows
-    notes: list[str] = []
-    kept: dict[tuple[str, int], dict[str, Any]] = {}
-    outside = 0
-    for row in rows:
-        if not str(row["warc_filename"]).startswith("warc/"):
-            outside += 1  # pywb reads under warc/ alone (never seen: import copies there)
-            continue
-        kept[(row["warc_filename"], row["warc_offset"])] = row
-    if outside:
-        notes.append(f"{outside} records outside the archive's warc/ directory left out")
-    lines = cdxj.lines(kept.values(), lambda name: name.removeprefix("warc/"))
-    pages, captures = _pages(archive_dir, named)
-    for capture_id in captures:
-        if not any(p.capture_id == capture_id for p in pages):
-            notes.append(f"capture {capture_id} has no page to open (no response for it)")
-    if not lines:
-        where = f"captures {', '.join(named)}" if named else f"the archive {archive_dir}"
-        raise Failure(f"nothing to replay: {where} holds no record a browser can be shown")
-    return ReplayPlan(archive_dir, captures, pages, lines, notes)
-
-
-def _pages(archive_dir: Path, named: list[str]) -> tuple[list[ReplayPage], list[str]]:
-    """The page of each capture (ours: its ``page`` response; an imported file's: each
-    HTML response, else its first record), and the captures in the order replayed."""
-    where, params = "", list(named)
-    if named:
-        where = f"where c.capture_id in ({', '.join('?' for _ in named)})"
-    served = ", ".join(repr(t) for t in cdxj.SERVED_TYPES)
-    html = " or ".join(f"lower(r.content_type) like '{t}%'" for t in HTML_TYPES)
-    rows = querying.run(
-        archive_dir,
-        "select c.capture_id, c.imported, c.seed_url, c.final_url, r.url, r.role, "
-        "r.warc_type, r.http_status, r.content_type, r.fetched_at "
-        "from captures c left join records r on r.capture_id = c.capture_id "
-        f"and r.warc_type in ({served}) and r.url is not null and (r.role = 'page' "
-        f"or r.url in (c.final_url, c.seed_url) or (c.imported and ({html}))) {where} "
-        "order by c.started_at nulls last, c.capture_id, r.fetched_at, r.warc_filename, "
-        "r.warc_offset",
-        params,
-    ).rows
-    imported = {row["capture_id"] for row in rows if row["imported"]}
-    by_capture: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_capture.setdefault(row["capture_id"], [])
-        if row["url"] is not None:
-            by_capture[row["capture_id"]].append(row)
-    pages: list[ReplayPage] = []
-    for capture_id, records in by_capture.items():
-        chosen = _imported_pages(records) if capture_id in imported else _page(records)
-        seen = set()
-        for row in chosen:
-            page = ReplayPage(capture_id, row["url"], cdxj.timestamp14(row["fetched_at"]))
-            if (page.url, page.timestamp) not in seen:
-                seen.add((page.url, page.timestamp))
-                pages.append(page)
-    return pages, list(by_capture)
-
-
-def _is_redirect(row: dict[str, Any]) -> bool:
-    status = row["http_status"]
-    return status is not None and 300 <= status < 400
-
-
-def _page(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Our capture's page: the ``page`` response at its final URL (after redirects)."""
-    if not records:
-        return []
-    final = records[0]["final_url"]
-    pages = [
-        r
-        for r in records
-        if r["role"] == "page" and r["warc_type"] in ("response", "revisit") and not _is_redirect(r)
-    ]
-    at_final = [r for r in pages if r["url"] == final]
-    if at_final or pages:
-        return (at_final or pages)[-1:]
-    return [r for r in records if r["url"] == final][-1:]
-
-
-def _imported_pages(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An imported file's pages: its HTML responses (no roles were recorded), else the
-    record its capture row names as the seed."""
-    html = [
-        r
-        for r in records
-        if r["warc_type"] in ("response", "revisit", "resource")
-        and str(r["content_type"] or "").split(";")[0].strip().lower() in HTML_TYPES
-        and (r["http_status"] is None or 200 <= r["http_status"] < 300)
-    ]
-    if html:
-        return html
-    seed = records[0]["seed_url"] if records else None
-    return [r for r in records if r["url"] == seed][:1]
+MANIFESTS_WHOLE: an HLS or DASH manifest (a record whose media type is one, or whose URL
+ends ``.m3u8`` or ``.mpd``: :attr:`ReplayPlan.manifests`) reaches pywb without its
+``Range`` header.  Chromium's player asks for one with ``Range: bytes=0-``, and pywb
+serves a range of a record as it was captured, unrewritten: the player would then see
+every rendition the master lists, start with the first, whose segments a capture does
+not hold (it keeps the one a replay tool chooses), and stay empty.  Asked whole, pywb
+rewrites the master to the rendition captured (an answer of 200 to ``bytes=0-`` is what
+a server that ignores ranges gives: allowed by HTTP).  The request's URL is keyed as
+pywb keys it (``canonicalize``: SURT), so that the decision is the record's, not the
+path's."""
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address to listen on: one a server can be bound to and a browser reach by the
+    URL printed (no multicast, broadcast, scoped or IPv4-mapped form)."""
     if host == "localhost":
         host = DEFAULT_HOST
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         raise UsageProblem(
             f"{host!r} is not an IP address to listen on (127.0.0.1, ::1, 0.0.0.0, …)",
             hint="--bind",
         ) from None
+    why = None
+    if address.is_multicast:
+        why = "a multicast address"
+    elif address == ipaddress.IPv4Address("255.255.255.255"):
+        why = "the broadcast address"
+    elif address.version == 6 and address.ipv4_mapped is not None:
+        why = f"an IPv4-mapped address (give {address.ipv4_mapped} itself)"
+    elif address.version == 6 and (address.scope_id or address.is_link_local):
+        why = "an IPv6 link-local address, which needs a scope (an interface) a URL cannot carry"
+    elif address.version == 4 and address.is_reserved:
+        why = "a reserved address (240.0.0.0/4)"
+    if why:
+        raise UsageProblem(
+            f"cannot listen on {host}: {why}; use 127.0.0.1, ::1, an address of this machine, "
+            "0.0.0.0 or ::",
+            hint="--bind",
+        )
+    return address
 
 
 class ReplayServer:
@@ -371,30 +200,44 @@ class ReplayServer:
         return f"http://{shown}:{self.port}"
 
     def url(self, page: ReplayPage, *, raw: bool = False) -> str:
-        """The replay URL of ``page`` (``raw``: the page as served, not rewritten)."""
+        """The replay URL of ``page`` (``raw``: the page as served, not rewritten: for
+        scripts, see :data:`RAW_NOTE`)."""
         return self.base_url + (page.raw_path if raw else page.path)
 
     @property
     def urls(self) -> list[str]:
+        """The replay URL of each page, in its capture's own collection."""
         return [self.url(page) for page in self.plan.pages]
+
+    @property
+    def all_url(self) -> str:
+        """pywb's page of the collection of every capture replayed (:data:`COLLECTION`)."""
+        return f"{self.base_url}/{COLLECTION}/"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "base_url": self.base_url,
             "host": self.host,
             "port": self.port,
-            "collection": COLLECTION,
+            "notice": NOT_VERIFIED,
             "captures": self.plan.capture_ids,
+            "left_out": [
+                {"capture_id": capture_id, "reason": why}
+                for capture_id, why in self.plan.left_out.items()
+            ],
             "pages": [
                 {
                     "capture_id": p.capture_id,
                     "url": p.url,
                     "timestamp": p.timestamp,
+                    "collection": p.collection,
                     "replay_url": self.url(p),
                     "raw_url": self.url(p, raw=True),
                 }
                 for p in self.plan.pages
             ],
+            "raw_url_note": RAW_NOTE,
+            "all_captures": {"collection": COLLECTION, "url": self.all_url},
             "records": len(self.plan.lines),
             "notes": self.plan.notes,
         }
@@ -451,20 +294,30 @@ class ReplayServer:
                 raise UsageProblem(
                     f"{address} is not an address of this machine", hint="--bind"
                 ) from exc
+            if exc.errno == errno.EINVAL:
+                raise UsageProblem(
+                    f"cannot listen on {address}: the system refuses it ({exc.strerror})",
+                    hint="--bind",
+                ) from exc
             raise ReplayFailed(f"cannot listen on {address} port {self.port}: {exc}") from exc
 
     def _write_files(self) -> None:
-        """The CDXJ index and the config naming it and the archive's warc/ directory
-        (JSON is YAML: every path quoted as it must be)."""
-        index = self.temp_dir / "index.cdxj"
-        with index.open("wb") as f:
-            for line in self.plan.lines:
-                f.write(line + b"\n")
+        """pywb's collections, in its own layout (``collections/<name>/indexes/`` and
+        ``archive``, a link to the archive's ``warc/``): one per capture, and
+        :data:`COLLECTION`; the SURT keys of the manifests; the config naming the
+        collections' directory (JSON is YAML: every path quoted as it must be)."""
+        root = self.temp_dir / COLLECTIONS_DIR
         warc_dir = self.plan.archive_dir.resolve() / "warc"
+        named = {**self.plan.collections, COLLECTION: self.plan.lines}
+        for name, lines in named.items():
+            (root / name / "indexes").mkdir(parents=True)
+            (root / name / "archive").symlink_to(warc_dir, target_is_directory=True)
+            with (root / name / "indexes" / "index.cdxj").open("wb") as f:
+                for line in lines:
+                    f.write(line + b"\n")
+        (self.temp_dir / MANIFESTS_NAME).write_text(json.dumps(self.plan.manifests), "utf-8")
         config = {
-            "collections": {
-                COLLECTION: {"index_paths": str(index), "archive_paths": f"{warc_dir}/"}
-            },
+            "collections_root": str(root),
             "framed_replay": True,
             "enable_memento": True,
         }
@@ -488,7 +341,7 @@ class ReplayServer:
             self._proc = subprocess.Popen(
                 [
                     *(sys.executable, "-c", CHILD, str(fd), str(self.temp_dir)),
-                    *(TEMP_PREFIX, f"/{COLLECTION}/"),
+                    *(TEMP_PREFIX, MANIFESTS_NAME),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
