@@ -220,6 +220,8 @@ class _Browse(_Frontier):
         fetched.charset_header = response.content_type
         role = _role_of(task.role, url, response.media_type)
         relay = _relay(client)
+        if task is browsing.seed:  # before the browser has the head, and asks for the next hop
+            self._seed_answered(browsing, url, response, fetched)
         with contextlib.suppress(Abandoned):  # the browser gave up: recorded all the same
             relay(memoryview(response.head))
         websocket = request.websocket and response.status == 101
@@ -260,6 +262,27 @@ class _Browse(_Frontier):
         parse = dest in ("document", "iframe", "frame", "style", "") or _manifest_like(url)
         return Task(url, role, via, referer, expand=parse)
 
+    def _seed_answered(
+        self, browsing: _Browsing, url: str, response: Any, fetched: Fetched
+    ) -> None:
+        """The seed's chain: a redirect names the next hop the browser will ask for (said
+        before the browser has the head: it asks at once), anything else is the page."""
+        status = response.status
+        location = response.header("Location") if 300 <= status < 400 else None
+        with self.seen_lock:
+            if location:
+                self.capture.redirects.append(url)
+                try:
+                    browsing.expect = check_url(urljoin(url, location.strip()))
+                except (InvalidURL, ValueError):
+                    browsing.expect = None
+            else:
+                browsing.expect = None
+                browsing.page = fetched
+                self.capture.final_url = url
+                self.capture.http_status = status
+                fetched.final_url = url
+
     def _browsed(
         self,
         browsing: _Browsing,
@@ -269,29 +292,15 @@ class _Browse(_Frontier):
         response: Any,
         fetched: Fetched,
     ) -> None:
-        """After a relayed exchange: the seed's redirect chain, what is fetched whole,
-        media to fetch whole, bodies to read."""
+        """After a relayed exchange: what is fetched whole, media to fetch whole, bodies to
+        read (the seed's chain is followed as its head arrives: :meth:`_seed_answered`)."""
         status = response.status
         whole = status == 200 and not response.truncated and not response.error
-        location = response.header("Location") if 300 <= status < 400 else None
         media = response.media_type or ""
         manifest = is_hls(url, media) or is_dash(url, media)
         is_media = manifest or (media.startswith(("video/", "audio/")) and not _segment(url, media))
         ranged = any(k.lower() == "range" for k, _ in request.headers) or status == 206
         with self.seen_lock:
-            if task is browsing.seed:
-                if location:
-                    self.capture.redirects.append(url)
-                    try:
-                        browsing.expect = check_url(urljoin(url, location.strip()))
-                    except (InvalidURL, ValueError):
-                        browsing.expect = None
-                else:
-                    browsing.expect = None
-                    browsing.page = fetched
-                    self.capture.final_url = url
-                    self.capture.http_status = status
-                    fetched.final_url = url
             if whole and not ranged:
                 self.seen.add(url)  # fetched whole: static discovery need not fetch it again
             if fetched.body is not None and task is not browsing.seed:

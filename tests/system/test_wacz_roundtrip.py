@@ -46,7 +46,7 @@ def test_export_validate_check_import_and_replay(
             serialization.NoEncryption(),
         )
     )
-    out = tmp_path / "shared" / "article.wacz"
+    out = tmp_path / "given" / "article.wacz"
     done = run(
         "export", FIRST, "-o", str(out), "--archive-dir", str(captured.archive), "--key", str(key)
     )
