@@ -78,7 +78,7 @@ def rename_no_replace(source: Path, target: Path) -> None:
     os.rename(source, target)
 
 
-ARCHIVE_PARTS = ("warc", "index", "keys")  # where no exported file may land
+ARCHIVE_PARTS = ("warc", "index", "keys", "custody", "tsa")  # where no exported file may land
 
 
 def output_problem(archive_dir: Path, output: Path, overwrite: bool) -> str | None:

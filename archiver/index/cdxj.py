@@ -147,3 +147,49 @@ def compressed(
         idx.append(prefix + b" " + json.dumps(where).encode() + b"\n")
         data += member
     return bytes(data), b"".join(idx)
+
+
+def read_compressed(
+    data: bytes, idx: bytes, limit: int = 256 * 1024 * 1024
+) -> tuple[list[bytes], list[str]]:
+    """The lines of a compressed index, and what is wrong with it: each member where
+    ``index.idx`` says (one after the other, the whole file), of the SHA-256 it says,
+    starting with the key it says.  The lines are compared, never the compressed bytes:
+    another zlib compresses the same lines otherwise."""
+    lines: list[bytes] = []
+    problems: list[str] = []
+    entries = idx.splitlines()
+    if not entries or not entries[0].startswith(b"!meta"):
+        return lines, ["index.idx does not start with its !meta line"]
+    at = 0
+    for number, entry in enumerate(entries[1:], 2):
+        prefix, _, doc = entry.partition(b" {")
+        try:
+            where = json.loads(b"{" + doc)
+            offset, length = int(where["offset"]), int(where["length"])
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"index.idx line {number} is not a block's place")
+            continue
+        if offset != at or length <= 0 or offset + length > len(data):
+            problems.append(f"index.idx line {number}: a block at {offset} (+{length}), not {at}")
+        member = data[offset : offset + length]
+        at = offset + length
+        digest = where.get("digest")
+        if digest is not None and digest != "sha256:" + hashlib.sha256(member).hexdigest():
+            problems.append(f"index.idx line {number}: the block's SHA-256 is not its digest")
+        unpacker = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            text = unpacker.decompress(member, max(limit - sum(map(len, lines)), 1))
+        except zlib.error as exc:
+            problems.append(f"index.cdx.gz at {offset}: not a gzip member ({exc})")
+            continue
+        if unpacker.unconsumed_tail or not unpacker.eof or unpacker.unused_data:
+            problems.append(f"index.cdx.gz at {offset}: not one whole gzip member (or too large)")
+            continue
+        block = text.splitlines()
+        if not block or block[0].split(b"{", 1)[0].strip() != prefix.strip():
+            problems.append(f"index.idx line {number}: its key is not its block's first")
+        lines += block
+    if at != len(data):
+        problems.append("index.cdx.gz holds bytes no index.idx line points to")
+    return lines, problems

@@ -346,3 +346,151 @@ def test_export_and_verify_name_the_same_p384_key(two: Two) -> None:
         code == 0
         and json.loads(done.stdout)["p384_public_key_sha256"] == report["p384_public_key_sha256"]
     )
+
+
+# -- the second review ---------------------------------------------------------------------
+
+
+def _raw_zip(path: Path, items: Items, *, gap: bytes = b"", extra: bytes = b"") -> Path:
+    """A ZIP written by hand: bytes ``gap`` after the first entry that the directory never
+    points to, or ``extra`` in the first entry's local header."""
+    import struct
+    import zlib
+
+    out = bytearray()
+    central = bytearray()
+    for number, (name, data) in enumerate(items):
+        crc = zlib.crc32(data)
+        raw = name.encode()
+        local_extra = extra if number == 0 else b""
+        offset = len(out)
+        out += struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            20,
+            0,
+            0,
+            0,
+            0,
+            crc,
+            len(data),
+            len(data),
+            len(raw),
+            len(local_extra),
+        )
+        out += raw + local_extra + data
+        if number == 0:
+            out += gap
+        central += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            0,
+            0,
+            0,
+            crc,
+            len(data),
+            len(data),
+            len(raw),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
+        central += raw
+    start = len(out)
+    out += central
+    out += struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, len(items), len(items), len(central), start, 0
+    )
+    path.write_bytes(bytes(out))
+    return path
+
+
+def test_hidden_bytes_and_folder_entries_fail(two: Two) -> None:
+    items = members(two.one)
+    cases = {
+        "gap": _raw_zip(two.root / "t-gap.wacz", items, gap=planted_warc()),
+        "extra": _raw_zip(
+            two.root / "t-extra.wacz",
+            items,
+            extra=b"\x99\x99" + (4000).to_bytes(2, "little") + b"x" * 4000,
+        ),
+        "folder": write(
+            two.root / "t-folder.wacz", [*items, ("archive/planted.warc.gz/", planted_warc())]
+        ),
+    }
+    for label, path in cases.items():
+        code, report = verified(two, path, "--trusted-key", str(two.victim_pub))
+        assert code == 1, (label, report)
+    imported = run(
+        "import",
+        str(cases["folder"]),
+        "--archive-dir",
+        str(two.root / "folder-import"),
+        env=two.env,
+    )
+    assert imported.returncode == 1
+    assert not list((two.root / "folder-import").rglob("planted*"))
+
+
+def test_an_encrypted_entry_is_one_failed_file_among_others(two: Two) -> None:
+    data = bytearray(two.one.read_bytes())
+    with zipfile.ZipFile(two.one) as zf:
+        first = zf.infolist()[0]
+    # the general-purpose flag's bit 0 (encrypted), in the local header and the directory
+    data[first.header_offset + 6] |= 1
+    at = bytes(data).find(b"PK\x01\x02")
+    data[at + 8] |= 1
+    path = two.root / "t-encrypted.wacz"
+    path.write_bytes(bytes(data))
+    done = run("verify", str(path), str(two.one), env=two.env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "t-encrypted.wacz: FAILED" in done.stdout and done.stdout.count(": OK") == 1
+
+
+def test_a_compressed_index_from_another_zlib_still_verifies(two: Two, tmp_path: Path) -> None:
+    """Another zlib (zlib-ng, a platform's) compresses the same lines to other bytes: the
+    lines are what verify compares."""
+    import gzip
+
+    from archiver.index import cdxj
+
+    index = dict(members(two.one))["indexes/index.cdxj"].splitlines()
+    blocks = [index[i : i + 7] for i in range(0, len(index), 7)]
+    data, idx_lines = b"", [b'!meta 0 {"format": "cdxj-gzip-1.0", "filename": "index.cdx.gz"}']
+    for block in blocks:
+        member = gzip.compress(b"".join(line + b"\n" for line in block), compresslevel=1, mtime=0)
+        where = {
+            "offset": len(data),
+            "length": len(member),
+            "digest": "sha256:" + hashlib.sha256(member).hexdigest(),
+        }
+        idx_lines.append(block[0].split(b"{", 1)[0].strip() + b" " + json.dumps(where).encode())
+        data += member
+    idx = b"\n".join(idx_lines) + b"\n"
+    lines, problems = cdxj.read_compressed(data, idx)
+    assert problems == [] and lines == index
+    lines, problems = cdxj.read_compressed(data + b"x", idx)
+    assert problems and "no index.idx line" in problems[-1]
+
+
+def test_export_never_writes_into_the_custody_log_or_tsa(two: Two) -> None:
+    log = two.archive / "custody" / "events.jsonl"
+    before = log.read_bytes()
+    done = run(
+        "export",
+        two.first,
+        "-o",
+        str(log),
+        "--force",
+        "--archive-dir",
+        str(two.archive),
+        env=two.env,
+    )
+    assert done.returncode == 2 and "inside the archive" in done.stderr
+    assert log.read_bytes() == before

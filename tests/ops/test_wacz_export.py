@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from warcio.archiveiterator import ArchiveIterator
 
 from archiver.index import query
+from archiver.trust import keys
 from tests.support.runner import run
 from tests.support.site import FixtureSite
 from tests.support.tsa import LocalTSA, make_pki
@@ -429,11 +431,12 @@ def test_the_documented_wacz_checks_with_stock_tools(exported: Exported) -> None
     assert files.returncode == 0, files.stdout + files.stderr
     ok = [line for line in files.stdout.splitlines() if line.endswith(": OK")]
     assert len(ok) == len(names) - 2  # all but datapackage.json and its digest
+    assert files.stdout.endswith("no file beside those listed\n")
     signature = sh("wacz-signature")
     assert signature.returncode == 0 and signature.stdout == "2\nVerified OK\n", signature
     binding = sh("wacz-binding")
     assert binding.returncode == 0, binding.stdout + binding.stderr
-    assert "Signature Verified Successfully" in binding.stdout
+    assert binding.stdout.startswith(f"{env['FP']}  -\n1\nSignature Verified Successfully")
     assert "the bound key signed this WACZ" in binding.stdout
     manifest = sh("wacz-manifest")
     assert manifest.returncode == 0, manifest.stdout + manifest.stderr
@@ -445,6 +448,22 @@ def test_the_documented_wacz_checks_with_stock_tools(exported: Exported) -> None
     data[100] ^= 1
     warc.write_bytes(bytes(data))
     assert sh("wacz-files").returncode == 1 and sh("wacz-manifest").returncode == 1
+    data[100] ^= 1
+    warc.write_bytes(bytes(data))
+    (folder / "archive" / "planted.warc.gz").write_bytes(b"not listed")
+    planted = sh("wacz-files")
+    assert planted.returncode == 1 and "no file beside" not in planted.stdout
+    # someone else's key under the archivist's name: the first line of the binding check
+    # prints another fingerprint (and the block stops there)
+    (folder / "archiver" / f"{env['FP']}.pub.pem").write_bytes(
+        (folder / "archiver" / f"{env['FP']}.pub.pem").read_bytes()
+    )
+    other = keys.Signer.of(Ed25519PrivateKey.generate())
+    (folder / "archiver" / f"{env['FP']}.pub.pem").write_bytes(
+        keys.public_pem(other.key.public_key())
+    )
+    swapped = sh("wacz-binding")
+    assert not swapped.stdout.startswith(env["FP"]) and swapped.returncode != 0
     package = folder / "datapackage.json"
     package.write_bytes(package.read_bytes().replace(b"1.1.1", b"1.1.2"))
     assert "Verified OK" not in sh("wacz-signature").stdout

@@ -197,7 +197,12 @@ def show_wacz_report(report: WaczReport) -> None:
     for capture in report.captures:
         state = "ok" if not capture.problems else counted(len(capture.problems), "problem")
         stamps = [t for t in capture.timestamps if t.ok and t.time]
-        times = ", ".join(f"{t.authority} {t.time:%Y-%m-%d %H:%M:%S} UTC" for t in stamps if t.time)
+        times = ", ".join(
+            f"{t.authority} {t.time:%Y-%m-%d %H:%M:%S} UTC"
+            + ("" if t.anchored else " (its root came with the WACZ: give --tsa-ca to trust it)")
+            for t in stamps
+            if t.time
+        )
         click.echo(
             f"  capture {capture.capture_id}: {state}, signed by {capture.signer}, "
             f"{counted(capture.files, 'WARC file')}, {counted(capture.records, 'record')}"

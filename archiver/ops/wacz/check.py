@@ -152,7 +152,14 @@ def check(
     with zf:
         try:
             _check(zf, report, trusted, tsa_roots, now)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RecursionError) as exc:
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            ValueError,
+            RecursionError,
+            RuntimeError,  # an encrypted entry; NotImplementedError: an unknown method
+        ) as exc:
             # a damaged member, a JSON too deep: this file fails, the others are checked
             report.problems.append(f"{path} cannot be read whole: {type(exc).__name__}: {exc}")
     return report
@@ -200,14 +207,50 @@ def _check(
         )
 
 
+LOCAL_HEADER = 30  # a ZIP local file header's fixed part
+EXTRA_LIMIT = 64  # a ZIP64 extra field and a little: archiver writes no more
+
+
 def _check_framing(zf: zipfile.ZipFile, report: WaczReport) -> None:
-    """Bytes before the first file or after the directory (an HTML page and a ZIP in
-    one file, say) are not part of any WACZ archiver writes, nor of what was signed."""
-    infos = zf.infolist()
-    if infos and min(info.header_offset for info in infos) != 0:
-        report.problems.append("the file holds bytes before its first ZIP entry")
+    """Every byte of the file belongs to an entry or the directory: nothing before the
+    first entry, between entries (data the directory never points to), in an oversized
+    header field, or after the directory (an HTML page and a ZIP in one file, say).  None
+    of it is in any WACZ archiver writes, nor in what was signed; and no entry is
+    encrypted, compressed by a method we cannot read, or a folder holding data."""
+    infos = sorted(zf.infolist(), key=lambda info: info.header_offset)
     if zf.comment:
         report.problems.append("the file holds bytes after its ZIP directory (a comment)")
+    at = 0
+    handle = zf.fp
+    for info in infos:
+        if info.header_offset != at:
+            where = "before its first ZIP entry" if at == 0 else f"before {info.filename}"
+            report.problems.append(f"the file holds bytes {where} that no entry accounts for")
+        if info.flag_bits & 0x1:
+            report.problems.append(f"{info.filename} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            report.problems.append(f"{info.filename} is compressed by method {info.compress_type}")
+        if info.filename.endswith("/") and info.file_size:
+            report.problems.append(f"{info.filename} is named as a folder but holds data")
+        if handle is None:
+            return
+        handle.seek(info.header_offset)
+        head = handle.read(LOCAL_HEADER)
+        if len(head) < LOCAL_HEADER or head[:4] != b"PK\x03\x04":
+            report.problems.append(f"{info.filename} has no local header where the directory says")
+            return
+        name_length = int.from_bytes(head[26:28], "little")
+        extra_length = int.from_bytes(head[28:30], "little")
+        if extra_length > EXTRA_LIMIT or len(info.extra) > EXTRA_LIMIT:
+            report.problems.append(f"{info.filename} carries {extra_length} bytes in its header")
+        at = info.header_offset + LOCAL_HEADER + name_length + extra_length + info.compress_size
+        if info.flag_bits & 0x8:  # a data descriptor after the data
+            handle.seek(at)
+            descriptor = handle.read(4)
+            zip64 = info.compress_size >= 0xFFFFFFFF or info.file_size >= 0xFFFFFFFF
+            at += (4 if descriptor == b"PK\x07\x08" else 0) + (20 if zip64 else 12)
+    if infos and at != zf.start_dir:
+        report.problems.append("the file holds bytes between its last entry and its directory")
 
 
 def _check_names(names: list[str], report: WaczReport) -> None:
@@ -313,7 +356,9 @@ def _manifests(
     if not isinstance(ids, list) or not ids:
         report.problems.append(f"{wacz.DATAPACKAGE} names no captures")
         return out
-    for capture_id in ids:
+    if len(set(map(str, ids))) != len(ids):
+        report.problems.append(f"{wacz.DATAPACKAGE} names a capture twice")
+    for capture_id in dict.fromkeys(map(str, ids)):
         check = CaptureCheck(str(capture_id))
         report.captures.append(check)
         name = f"{wacz.EVIDENCE_DIR}{capture_id}.manifest.json"
@@ -426,7 +471,7 @@ def _stream_members(
                     digest.update(chunk)
                     slices.feed(chunk)
                     read += len(chunk)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:  # a CRC error, a cut file
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:  # a CRC error…
             report.problems.append(f"{name} cannot be read whole: {exc}")
             continue
         hashes[name] = digest.hexdigest()
@@ -618,8 +663,12 @@ def _check_custody(
         holds[wacz.EVIDENCE_DIR + PurePosixPath(signed.name).name] = hashlib.sha256(
             signed.data
         ).hexdigest()
+    seqs: list[int] = []
     for event in _events(zf, report):
         report.custody_events += 1
+        if seqs and event.seq <= seqs[-1]:
+            report.problems.append(f"custody event {event.seq} comes after event {seqs[-1]}")
+        seqs.append(event.seq)
         where = f"custody event {event.seq} ({event.action})"
         if not event.key_fingerprint or not event.signature:
             report.notes.append(f"{where} is unsigned")
@@ -647,7 +696,7 @@ def _check_custody(
                 report.problems.append(f"{where} logged {ref.path} with another SHA-256")
     if report.custody_events:
         report.notes.append(
-            f"{counted(report.custody_events, 'custody event')} travel with it, each "
+            f"{counted(report.custody_events, 'custody event')} come with it, each "
             "signature checked; "
             "the chain between them is in the archive's full log, not here"
         )
@@ -661,13 +710,18 @@ def _check_index(zf: zipfile.ZipFile, manifests: dict[str, _Signed], report: Wac
     )
     expected = cdxj.lines(rows, lambda p: PurePosixPath(p).name)
     if wacz.INDEX_IDX in zf.NameToInfo or wacz.INDEX_DATA in zf.NameToInfo:
-        data, idx = cdxj.compressed(expected)
-        for name, want in ((wacz.INDEX_DATA, data), (wacz.INDEX_IDX, idx)):
-            try:
-                if _small(zf, name) != want:
-                    report.problems.append(f"{name} is not what the signed records give")
-            except KeyError:
-                report.problems.append(f"no {name} beside the other half of the index")
+        try:
+            found, problems = cdxj.read_compressed(
+                _small(zf, wacz.INDEX_DATA), _small(zf, wacz.INDEX_IDX)
+            )
+        except KeyError:
+            report.problems.append(
+                f"{wacz.INDEX_DATA} and {wacz.INDEX_IDX} go together: one is missing"
+            )
+        else:
+            report.problems.extend(f"indexes/{p}" for p in problems)
+            if found != expected:
+                report.problems.append(f"{wacz.INDEX_DATA} is not what the signed records give")
         if wacz.INDEX in zf.NameToInfo:
             report.problems.append(f"{wacz.INDEX} beside a compressed index: two indexes")
     else:

@@ -39,6 +39,15 @@ class WaczImport:
     def signature_said(self) -> str:
         """The signature, as much as it says and no more."""
         report = self.report
+        if report.archiver_made:
+            return self._said() + (
+                "; made by archiver: its manifests, tokens and custody events were checked, "
+                "and its WARC files are indexed as imported files (not adopted as our captures)"
+            )
+        return self._said()
+
+    def _said(self) -> str:
+        report = self.report
         if report.signature == "valid":
             return "signature valid, by an anonymous P-384 key (it names no one)" + (
                 f", bound to archiver key {report.signer}" if report.signer else ""
@@ -77,12 +86,17 @@ class WaczImport:
         }
 
 
-def warc_members(zf: zipfile.ZipFile) -> list[str]:
-    return [
-        name
-        for name in zf.namelist()
-        if name.startswith(wacz.ARCHIVE_DIR) and ingest.is_warc(Path(PurePosixPath(name).name))
-    ]
+def warc_members(zf: zipfile.ZipFile) -> tuple[list[str], list[str]]:
+    """The WARC files under ``archive/`` (what WACZ readers read), and those elsewhere
+    (named, never imported: no reader would replay them)."""
+    inside: list[str] = []
+    outside: list[str] = []
+    for name in zf.namelist():
+        if name.endswith("/") or not ingest.is_warc(Path(PurePosixPath(name).name)):
+            continue
+        plain = name.startswith(wacz.ARCHIVE_DIR) and name.count("/") == 1
+        (inside if plain else outside).append(name)
+    return inside, outside
 
 
 def import_wacz(
@@ -99,7 +113,9 @@ def import_wacz(
     except (OSError, zipfile.BadZipFile) as exc:
         raise WaczUnreadable(f"{source} is not a WACZ: {exc}") from exc
     with zf:
-        members = warc_members(zf)
+        members, elsewhere = warc_members(zf)
+        for name in elsewhere:
+            report.problems.append(f"{name} is a WARC file outside archive/: not imported")
         if not members:
             report.problems.append(f"{source} holds no WARC file under archive/")
         for name in members:
@@ -115,7 +131,7 @@ def import_wacz(
                 result.results.append(imported)
             except ingest.IngestError as exc:
                 result.results.append((label, str(exc)))
-            except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            except (OSError, zipfile.BadZipFile, EOFError, RuntimeError) as exc:
                 result.results.append((label, f"{label}: {exc}"))
     return result
 
